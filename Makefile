@@ -1,0 +1,29 @@
+# Every target installs what it needs into .venv first; nothing has to be done by hand.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The CPU build installs quickly here; override for a CUDA machine, e.g. TORCH_SPEC="torch>=2.2".
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install test train bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev,data,bench]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest
+
+train: install
+	$(PY) -m openclaw_rl.train $(ARGS)
+
+bench: install
+	$(PY) bench/env_throughput.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,43 @@
+"""Helpers shared by the benchmark scripts: timing loops and results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def rate(step, units_per_call: int, min_seconds: float, repeats: int = 3) -> float:
+    """Median units/second of ``step()`` over ``repeats`` windows of at least ``min_seconds``."""
+    rates = []
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < min_seconds:
+            step()
+            calls += 1
+        rates.append(calls * units_per_call / elapsed)
+    return sorted(rates)[len(rates) // 2]
+
+
+def machine() -> dict:
+    import numpy
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": platform.processor() or platform.machine(), "cores": cores, "python": platform.python_version(),
+            "numpy": numpy.__version__, "torch": torch.__version__}
+
+
+def write_results(name: str, payload: dict, markdown: str) -> Path:
+    """Write ``bench/results/NAME.json`` and ``NAME.md`` atomically."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(payload, indent=2)), (".md", markdown)):
+        path = RESULTS / f"{name}{suffix}"
+        tmp = path.with_suffix(suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return RESULTS / f"{name}.md"

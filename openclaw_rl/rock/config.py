@@ -1,0 +1,181 @@
+"""The market env's configuration: one dataclass, validated before anything runs.
+
+``EnvConfig.from_mapping`` turns the ``env`` node of the Hydra config (or plain keyword
+arguments) into a checked ``EnvConfig``; every error names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
+from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
+
+REWARDS = ("log_return", "dsr", "terminal_excess")
+MARKETS = (*SYNTHETIC_MODELS, "historical")
+SAMPLINGS = ("random", "first")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything that defines a market env. Money is in units of ``initial_equity``."""
+
+    n_envs: int = 64
+    window: int = 32  # bars of log returns in the observation
+    episode_bars: int = 252  # steps per episode (truncation)
+    actions: tuple[float, ...] = (-1.0, 0.0, 1.0)  # discrete target positions, fraction of equity
+    continuous: bool = False  # Box action: target position in [-max_position, max_position]
+    max_position: float = 1.0
+    trade_threshold: float = 0.0  # continuous: |target - position| above which an order is sent
+    reward: str = "log_return"
+    dsr_eta: float = 0.01  # EMA rate of the differential Sharpe ratio
+    fee_bps: float = 1.0  # of traded notional
+    slippage_bps: float = 1.0  # fill price moves against the order by this much
+    borrow_bps_per_year: float = 50.0  # on short notional, charged every bar
+    bars_per_year: float = 252.0
+    initial_equity: float = 100_000.0
+    ruin_fraction: float = 0.05  # terminate when equity <= this fraction of the initial equity
+    regime: str | None = None  # regime_switching: fix this regime instead of switching
+    market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def bars_per_episode(self) -> int:
+        """Bars an episode needs: the observation window, the steps, and the first fill bar."""
+        return self.window + self.episode_bars + 1
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, prefix: str = "env", **overrides) -> "EnvConfig":
+        values = {**dict(values or {}), **overrides}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
+        data = values.pop("data", None)
+        if isinstance(data, Mapping):
+            data = _data_config(data, prefix)
+        if "actions" in values:
+            values["actions"] = tuple(float(a) for a in values["actions"])
+        if "market" in values:
+            values["market"] = dict(values["market"])
+        config = cls(**values, **({"data": data} if data is not None else {}))
+        config.validate(prefix)
+        return config
+
+    def validate(self, prefix: str = "env") -> None:
+        def fail(key: str, message: str):
+            raise ConfigError(f"{prefix}.{key}: {message}")
+
+        for key in ("n_envs", "window", "episode_bars"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(key, f"must be a positive integer, got {value!r}")
+        for key in ("fee_bps", "slippage_bps", "borrow_bps_per_year", "trade_threshold", "ruin_fraction"):
+            if not getattr(self, key) >= 0:
+                fail(key, f"must be >= 0, got {getattr(self, key)!r}")
+        for key in ("bars_per_year", "initial_equity", "max_position"):
+            if not getattr(self, key) > 0:
+                fail(key, f"must be > 0, got {getattr(self, key)!r}")
+        if not 0 < self.dsr_eta < 1:
+            fail("dsr_eta", f"must be in (0, 1), got {self.dsr_eta!r}")
+        if self.ruin_fraction >= 1:
+            fail("ruin_fraction", f"must be < 1, got {self.ruin_fraction!r}")
+        if self.reward not in REWARDS:
+            fail("reward", f"unknown reward {self.reward!r}; allowed: {', '.join(REWARDS)}")
+        if not self.continuous and len(self.actions) < 2:
+            fail("actions", f"needs at least 2 target positions, got {list(self.actions)}")
+        if self.regime is not None and self.regime not in REGIME_NAMES:
+            fail("regime", f"unknown regime {self.regime!r}; allowed: {', '.join(REGIME_NAMES)} (or null to switch)")
+        kind = self.market.get("kind")
+        if kind not in MARKETS:
+            fail("market.kind", f"unknown market model {kind!r}; allowed: {', '.join(MARKETS)}")
+        if self.regime is not None and kind != "regime_switching":
+            fail("regime", f"a fixed regime needs env.market.kind=regime_switching, not {kind}")
+        if kind == "historical":
+            if (self.data.path is None) == (self.data.builtin is None):
+                fail("data", "historical replay needs exactly one of env.data.path=FILE or env.data.builtin=NAME")
+            if self.data.builtin is not None and self.data.builtin not in BUILTIN_DATASETS:
+                fail("data.builtin", f"unknown dataset {self.data.builtin!r}; allowed: {', '.join(BUILTIN_DATASETS)}")
+            if self.data.sampling not in SAMPLINGS:
+                fail("data.sampling", f"unknown sampling {self.data.sampling!r}; allowed: {', '.join(SAMPLINGS)}")
+        else:
+            self.make_market(prefix)  # checks the model's parameters
+
+    def make_market(self, prefix: str = "env"):
+        """The market source: a synthetic model or a historical replay (loads and validates data)."""
+        params = {k: v for k, v in self.market.items() if k != "kind"}
+        kind = self.market["kind"]
+        if kind == "historical":
+            if params:
+                raise ConfigError(f"{prefix}.market: historical takes no parameters (got {sorted(params)}); use env.data")
+            return HistoricalReplay(load_series(self.data), self.data.sampling)
+        model_cls = SYNTHETIC_MODELS[kind]
+        fields = [f.name for f in dataclasses.fields(model_cls)]
+        allowed = [name for name in fields if name not in ("bars_per_year", "regime")]  # from env.*
+        for key in params:
+            if key not in allowed:
+                raise ConfigError(f"{prefix}.market.{key}: unknown parameter of {kind}; allowed: {', '.join(allowed)}")
+        if model_cls is RegimeSwitching:
+            params = _regime_params(params, self.regime, prefix)
+        elif "bars_per_year" in fields:
+            params["bars_per_year"] = self.bars_per_year
+        try:
+            model = model_cls(**params)
+        except TypeError as err:
+            raise ConfigError(f"{prefix}.market: {err}") from None
+        _check_model(model, prefix)
+        return model
+
+
+def _data_config(values: Mapping[str, Any], prefix: str) -> DataConfig:
+    names = {f.name for f in dataclasses.fields(DataConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{prefix}.data.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
+    values = dict(values)
+    if "columns" in values:
+        values["columns"] = dict(values["columns"])
+    return DataConfig(**values)
+
+
+def _regime_params(params: dict, regime: str | None, prefix: str) -> dict:
+    regimes = dict(DEFAULT_REGIMES)
+    for name, spec in dict(params.pop("regimes", None) or {}).items():
+        if name not in REGIME_NAMES:
+            raise ConfigError(f"{prefix}.market.regimes.{name}: unknown regime; allowed: {', '.join(REGIME_NAMES)}")
+        regimes[name] = Regime(**{**dataclasses.asdict(regimes[name]), **dict(spec)})
+    switching = tuple(params.pop("switching", RegimeSwitching.switching))
+    for name in switching:
+        if name not in REGIME_NAMES:
+            raise ConfigError(f"{prefix}.market.switching: unknown regime {name!r}; allowed: {', '.join(REGIME_NAMES)}")
+    if not switching:
+        raise ConfigError(f"{prefix}.market.switching: needs at least one regime")
+    return {**params, "regimes": regimes, "switching": switching, "regime": regime}
+
+
+def _check_model(model, prefix: str) -> None:
+    """Parameter ranges that would make a model produce NaN or nonsense."""
+    def need(ok: bool, key: str, rule: str):
+        if not ok:
+            raise ConfigError(f"{prefix}.market.{key}: must be {rule}, got {getattr(model, key, None)!r}")
+
+    need(model.start_price > 0, "start_price", "> 0")
+    need(0 < model.overnight_frac < 1, "overnight_frac", "in (0, 1)")
+    for key in ("sigma", "jump_intensity", "jump_std", "kappa", "theta", "xi", "v0", "omega", "alpha", "beta"):
+        if hasattr(model, key):
+            need(getattr(model, key) >= 0, key, ">= 0")
+    if hasattr(model, "rho"):
+        need(-1 <= model.rho <= 1, "rho", "in [-1, 1]")
+    if hasattr(model, "nu"):
+        need(model.nu > 2, "nu", "> 2 (finite variance)")
+        need(model.alpha + model.beta < 1, "alpha", "such that alpha + beta < 1 (stationary)")
+    if hasattr(model, "regimes"):
+        for name, spec in model.regimes.items():
+            if not (spec.vol_pct >= 0 and spec.duration_bars >= 1):
+                raise ConfigError(f"{prefix}.market.regimes.{name}: vol_pct must be >= 0 and duration_bars >= 1, got {spec}")

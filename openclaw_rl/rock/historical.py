@@ -1,0 +1,203 @@
+"""Historical replay: OHLCV bars from a user's CSV/Parquet file or a built-in dataset.
+
+Data is validated in full when loaded, before any env exists: every problem is reported with
+the file, the column and the first bad row. Episodes are windows of the series, each starting
+at a seeded offset, so replay shares the interface (and the seeding) of the synthetic models.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from openclaw_rl.rock import rng
+from openclaw_rl.rock.markets import NO_REGIME, Bars
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+
+# Real data that ships inside the gym-anytrading package (install extra: openclaw_rl[data]).
+BUILTIN_DATASETS = {
+    "googl_daily": ("datasets/data/STOCKS_GOOGL.csv", "Date", "%Y-%m-%d"),
+    "eurusd_hourly": ("datasets/data/FOREX_EURUSD_1H_ASK.csv", "Time", "%d.%m.%Y %H:%M:%S.%f"),
+}
+_DEFAULT_COLUMNS = {"time": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume"}
+
+
+class DataError(ValueError):
+    """Historical data that cannot be used, with the file, column and row at fault."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where historical bars come from and how their columns are named.
+
+    ``columns`` maps our field (time, open, high, low, close, volume) to the file's column;
+    ``volume`` may map to null. ``start`` / ``end`` keep only bars in that time range.
+    ``sampling``: ``random`` episode start offsets (seeded), or ``first`` (always bar 0).
+    """
+
+    path: str | None = None
+    builtin: str | None = None
+    columns: dict[str, str | None] = field(default_factory=lambda: dict(_DEFAULT_COLUMNS))
+    time_format: str | None = None
+    start: str | None = None
+    end: str | None = None
+    sampling: str = "random"
+
+
+def builtin_path(name: str) -> tuple[Path, str, str]:
+    """The CSV path, time column and time format of a built-in dataset."""
+    if name not in BUILTIN_DATASETS:
+        raise DataError(f"env.data.builtin: unknown dataset {name!r}; allowed: {', '.join(BUILTIN_DATASETS)}")
+    rel, time_col, fmt = BUILTIN_DATASETS[name]
+    try:
+        root = importlib.resources.files("gym_anytrading")
+    except ModuleNotFoundError:
+        raise DataError(
+            f"env.data.builtin={name} needs the gym-anytrading package, which ships the CSV: "
+            "pip install 'openclaw_rl[data]' (or: pip install gym-anytrading)"
+        ) from None
+    return Path(str(root / rel)), time_col, fmt
+
+
+@dataclass(frozen=True)
+class PriceSeries:
+    """A validated OHLCV series (float64 arrays) with its timestamps; logs precomputed for replay."""
+
+    source: str
+    time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+    def log_prices(self) -> dict[str, np.ndarray]:
+        return {f: np.log(getattr(self, f)) for f in PRICE_FIELDS}
+
+
+def load_series(config: DataConfig) -> PriceSeries:
+    """Read and validate the bars named by ``config``."""
+    import pandas as pd
+
+    columns = dict(config.columns)
+    time_format = config.time_format
+    if config.builtin is not None:
+        path, time_col, time_format = builtin_path(config.builtin)
+        columns = {**_DEFAULT_COLUMNS, "time": time_col}
+    elif config.path is not None:
+        path = Path(config.path).expanduser()
+    else:
+        raise DataError("historical data needs env.data.path=FILE (CSV or Parquet) or env.data.builtin=NAME")
+    unknown = set(columns) - {"time", "volume", *PRICE_FIELDS}
+    if unknown:
+        raise DataError(f"env.data.columns: unknown field(s) {sorted(unknown)}; allowed: time, open, high, low, close, volume")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (env.data.path)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = pd.read_csv(path)
+    elif suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as err:
+            raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'openclaw_rl[data]' ({err})") from None
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
+    return validate_frame(frame, str(path), columns, time_format, config.start, config.end)
+
+
+def _row(frame, position: int) -> str:
+    """A human row reference: the data row number (1 = first data row) and its index label."""
+    return f"row {position + 1} (index {frame.index[position]!r})"
+
+
+def validate_frame(frame, source: str, columns: dict, time_format: str | None, start=None, end=None) -> PriceSeries:
+    """Check every column and row; raise ``DataError`` naming the first problem."""
+    import pandas as pd
+
+    required = {f: columns.get(f) for f in ("time", *PRICE_FIELDS)}
+    missing = [f"{name} (field {f})" for f, name in required.items() if name is None or name not in frame.columns]
+    vol_col = columns.get("volume")
+    if vol_col is not None and vol_col not in frame.columns:
+        missing.append(f"{vol_col} (field volume; map it to null if the file has none)")
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; the file has {list(frame.columns)}")
+    if len(frame) < 2:
+        raise DataError(f"{source}: needs at least 2 rows, has {len(frame)}")
+    time = pd.to_datetime(frame[required["time"]], format=time_format, errors="coerce")
+    bad = time.isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{source}: column {required['time']!r}: missing or unparseable time at {_row(frame, i)}")
+    values = {}
+    for f in (*PRICE_FIELDS, "volume"):
+        col = columns.get(f)
+        if col is None:
+            continue
+        numbers = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{source}: column {col!r}: missing or non-numeric value {frame[col].iloc[i]} at {_row(frame, i)}")
+        bad = numbers <= 0 if f != "volume" else numbers < 0
+        if bad.any():
+            i = int(np.argmax(bad))
+            kind = "non-positive price" if f != "volume" else "negative volume"
+            raise DataError(f"{source}: column {col!r}: {kind} {numbers[i]} at {_row(frame, i)}")
+        values[f] = numbers
+    stamps = time.to_numpy()
+    order = np.diff(stamps.astype("datetime64[ns]").astype(np.int64))
+    for test, what in ((order == 0, "duplicate timestamp"), (order < 0, "timestamps not sorted ascending")):
+        if test.any():
+            i = int(np.argmax(test)) + 1
+            raise DataError(f"{source}: column {required['time']!r}: {what} {time.iloc[i]} at {_row(frame, i)}")
+    hi, lo = values["high"], values["low"]
+    bad = (hi < np.maximum(values["open"], values["close"])) | (lo > np.minimum(values["open"], values["close"]))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{source}: columns {columns['high']!r}/{columns['low']!r}: high/low do not bracket open/close at {_row(frame, i)}")
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= stamps >= np.datetime64(pd.Timestamp(start))
+    if end is not None:
+        keep &= stamps <= np.datetime64(pd.Timestamp(end))
+    if keep.sum() < 2:
+        raise DataError(f"{source}: fewer than 2 bars between env.data.start={start} and env.data.end={end}")
+    return PriceSeries(
+        source, stamps[keep], *(values[f][keep] for f in PRICE_FIELDS), values["volume"][keep] if "volume" in values else None
+    )
+
+
+class HistoricalReplay:
+    """Episodes are windows of a real series; ``random`` picks a seeded start per episode."""
+
+    def __init__(self, series: PriceSeries, sampling: str = "random"):
+        self.series = series
+        self.sampling = sampling
+        self._logs = series.log_prices()
+
+    def check_fits(self, n_bars: int) -> None:
+        if n_bars > len(self.series):
+            raise DataError(
+                f"{self.series.source}: an episode needs {n_bars} bars (env.window + env.episode_bars + 1) "
+                f"but the data has {len(self.series)}; shorten env.window or env.episode_bars"
+            )
+
+    def sample(self, keys: np.ndarray, n_bars: int) -> Bars:
+        self.check_fits(n_bars)
+        n_starts = len(self.series) - n_bars + 1
+        if self.sampling == "first":
+            starts = np.zeros(len(keys), dtype=np.int64)
+        else:
+            u = rng.uniform(rng.substream(keys, 0), 1)[0]
+            starts = np.minimum((u * n_starts).astype(np.int64), n_starts - 1)
+        index = np.arange(n_bars)[:, None] + starts[None, :]
+        regime = np.full(index.shape, NO_REGIME, dtype=np.int8)
+        return Bars(*(self._logs[f][index] for f in PRICE_FIELDS), regime)

@@ -1,0 +1,1 @@
+"""ROLL: torch policies, rollout collection, the learner, checkpoints, training runs."""

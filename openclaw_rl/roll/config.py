@@ -1,0 +1,150 @@
+"""Configuration of a training run, validated in full before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from openclaw_rl.ipa.chunks import CHUNKERS
+from openclaw_rl.rock.config import ConfigError, EnvConfig
+from openclaw_rl.roll.policy import ACTIVATIONS, PolicyConfig
+
+ALGOS = ("ipa", "ppo", "grpo", "reinforce")
+BASELINES = ("none", "value", "group")
+OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
+DEVICES = ("auto", "cpu", "cuda")
+PROGRESS = ("auto", "bar", "log")
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    name: str = "ipa"
+    lr: float = 3e-4
+    anneal_lr: bool = True  # linear decay to 0 over the run
+    update_epochs: int = 4
+    num_minibatches: int = 4  # minibatches are groups of env columns (whole chunks, whole sequences)
+    gamma: float = 0.99  # per step (ppo, grpo, reinforce) or per chunk (ipa)
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    norm_adv: bool = False
+    target_kl: float | None = None  # stop the epochs of an update once approx_kl exceeds it
+
+
+@dataclass(frozen=True)
+class IPAConfig:
+    chunker: str = "trade"
+    fixed_k: int = 8  # chunk length of the ``fixed`` chunker
+    mismatch_h: float = 2.0  # drop chunks whose geometric-mean pi_old / mu exceeds this
+    baseline: str = "none"  # none (the paper) | value (learned) | group (mean over same-seed markets)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    total_steps: int = 500_000  # env steps over all envs
+    rollout_steps: int = 128  # steps per env per update
+    group_size: int = 1  # envs that share a market seed (grpo, ipa.baseline=group)
+    device: str = "auto"
+    checkpoint_every: int = 10  # updates; the last checkpoint is replaced atomically
+    log_every: int = 1  # updates between TensorBoard points
+    progress: str = "auto"  # auto: a bar on a terminal, log lines otherwise
+    resume: str | None = None  # "auto" (this run dir's last checkpoint) or a checkpoint/run dir
+    init_from: str | None = None  # start from these policy weights (e.g. an SFT checkpoint)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n_envs: int = 64  # held-out markets, one episode each
+    objective: str = "log_return"
+    deterministic: bool = True
+    every: int = 0  # updates between evaluations during training (0: only at the end)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    ipa: IPAConfig = field(default_factory=IPAConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+
+    @property
+    def batch_steps(self) -> int:
+        return self.trainer.rollout_steps * self.env.n_envs
+
+    @property
+    def num_updates(self) -> int:
+        return self.trainer.total_steps // self.batch_steps
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "RunConfig":
+        values = dict(values)
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(sections))
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(sorted(sections))}")
+        built = {"env": EnvConfig.from_mapping(values.pop("env", {}) or {})}
+        for name, section in (("algo", AlgoConfig), ("ipa", IPAConfig), ("policy", PolicyConfig),
+                              ("trainer", TrainerConfig), ("eval", EvalConfig)):
+            built[name] = _section(section, values.pop(name, {}) or {}, name)
+        config = cls(**built, **values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        a, t, e = self.algo, self.trainer, self.eval
+
+        def need(ok: bool, key: str, message: str):
+            if not ok:
+                raise ConfigError(f"{key}: {message}")
+
+        need(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
+        need(a.name in ALGOS, "algo.name", f"unknown algo {a.name!r}; allowed: {', '.join(ALGOS)}")
+        need(self.ipa.chunker in CHUNKERS, "ipa.chunker", f"unknown chunker {self.ipa.chunker!r}; allowed: {', '.join(CHUNKERS)}")
+        need(self.ipa.baseline in BASELINES, "ipa.baseline", f"unknown baseline {self.ipa.baseline!r}; allowed: {', '.join(BASELINES)}")
+        need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
+        need(self.ipa.mismatch_h > 0, "ipa.mismatch_h", f"must be > 0, got {self.ipa.mismatch_h}")
+        need(a.lr > 0, "algo.lr", f"must be > 0, got {a.lr}")
+        need(0 < a.gamma <= 1, "algo.gamma", f"must be in (0, 1], got {a.gamma}")
+        need(0 <= a.gae_lambda <= 1, "algo.gae_lambda", f"must be in [0, 1], got {a.gae_lambda}")
+        for key in ("clip_coef", "max_grad_norm"):
+            need(getattr(a, key) > 0, f"algo.{key}", f"must be > 0, got {getattr(a, key)}")
+        for key in ("vf_coef", "ent_coef"):
+            need(getattr(a, key) >= 0, f"algo.{key}", f"must be >= 0, got {getattr(a, key)}")
+        need(a.update_epochs >= 1, "algo.update_epochs", f"must be >= 1, got {a.update_epochs}")
+        need(a.target_kl is None or a.target_kl > 0, "algo.target_kl", f"must be > 0 or null, got {a.target_kl}")
+        need(a.num_minibatches >= 1 and self.env.n_envs % a.num_minibatches == 0, "algo.num_minibatches",
+             f"must divide env.n_envs={self.env.n_envs} (minibatches are groups of envs), got {a.num_minibatches}")
+        need(t.rollout_steps >= 1, "trainer.rollout_steps", f"must be >= 1, got {t.rollout_steps}")
+        need(t.total_steps >= self.batch_steps, "trainer.total_steps",
+             f"must be at least one rollout (trainer.rollout_steps * env.n_envs = {self.batch_steps}), got {t.total_steps}")
+        need(t.group_size >= 1 and self.env.n_envs % t.group_size == 0, "trainer.group_size",
+             f"must divide env.n_envs={self.env.n_envs}, got {t.group_size}")
+        grouped = a.name == "grpo" or (a.name == "ipa" and self.ipa.baseline == "group")
+        need(not grouped or t.group_size >= 2, "trainer.group_size",
+             f"{a.name} with a group baseline needs trainer.group_size >= 2 (envs sharing a market seed)")
+        need(t.device in DEVICES, "trainer.device", f"unknown device {t.device!r}; allowed: {', '.join(DEVICES)}")
+        need(t.progress in PROGRESS, "trainer.progress", f"unknown mode {t.progress!r}; allowed: {', '.join(PROGRESS)}")
+        need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")
+        need(t.log_every >= 1, "trainer.log_every", f"must be >= 1, got {t.log_every}")
+        need(e.n_envs >= 1, "eval.n_envs", f"must be >= 1, got {e.n_envs}")
+        need(e.objective in OBJECTIVES, "eval.objective", f"unknown objective {e.objective!r}; allowed: {', '.join(OBJECTIVES)}")
+        need(self.policy.activation in ACTIVATIONS, "policy.activation",
+             f"unknown activation {self.policy.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+        need(len(self.policy.hidden) >= 1 and all(h >= 1 for h in self.policy.hidden), "policy.hidden",
+             f"needs at least one positive layer width, got {list(self.policy.hidden)}")
+
+
+def _section(section, values: Mapping[str, Any], prefix: str):
+    names = {f.name for f in dataclasses.fields(section)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return section(**values)

@@ -1,0 +1,130 @@
+"""Torch actor-critic policies: MLP or GRU trunk, discrete or Gaussian head, and an
+observation normalizer whose statistics travel with the checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"  # tanh | relu
+    shared_trunk: bool = False  # one trunk for actor and critic, or two
+    recurrent: bool = False  # a GRU after the MLP trunk, shared by actor and critic
+    gru_hidden: int = 64
+    init_log_std: float = -0.5  # continuous actions: state-independent log std
+    normalize_obs: bool = True
+
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def layer(n_in: int, n_out: int, gain: float) -> nn.Linear:
+    """A linear layer with orthogonal weights and zero bias (the PPO implementation detail)."""
+    linear = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(linear.weight, gain)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+def mlp(n_in: int, hidden: tuple[int, ...], activation: str) -> tuple[nn.Sequential, int]:
+    layers, width = [], n_in
+    for size in hidden:
+        layers += [layer(width, size, np.sqrt(2)), ACTIVATIONS[activation]()]
+        width = size
+    return nn.Sequential(*layers), width
+
+
+class RunningNorm(nn.Module):
+    """Running mean/variance of observations (parallel-variance update), clipped to +-10 std."""
+
+    def __init__(self, dim: int, clip: float = 10.0):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+        self.clip = clip
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).to(torch.float64)
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + 1e-8)
+        return z.clamp(-self.clip, self.clip)
+
+
+class ActorCritic(nn.Module):
+    """pi(a|s) and V(s). ``forward_sequence`` runs ``[T, N, obs]`` with GRU resets at episode starts."""
+
+    def __init__(self, obs_dim: int, action_dim: int, continuous: bool, config: PolicyConfig):
+        super().__init__()
+        self.config, self.continuous, self.action_dim = config, continuous, action_dim
+        self.norm = RunningNorm(obs_dim) if config.normalize_obs else nn.Identity()
+        self.actor_trunk, width = mlp(obs_dim, config.hidden, config.activation)
+        separate = not (config.shared_trunk or config.recurrent)  # recurrent: one core for both heads
+        self.critic_trunk = mlp(obs_dim, config.hidden, config.activation)[0] if separate else None
+        self.gru = nn.GRU(width, config.gru_hidden) if config.recurrent else None
+        if self.gru is not None:
+            for name, param in self.gru.named_parameters():
+                (nn.init.orthogonal_ if "weight" in name else nn.init.zeros_)(param)
+            width = config.gru_hidden
+        self.actor_head = layer(width, action_dim, 0.01)
+        self.critic_head = layer(width, 1, 1.0)
+        self.log_std = nn.Parameter(torch.full((action_dim,), config.init_log_std)) if continuous else None
+
+    def initial_state(self, n: int, device=None) -> torch.Tensor:
+        """The recurrent state of ``n`` fresh episodes (empty for an MLP)."""
+        size = self.config.gru_hidden if self.gru is not None else 0
+        return torch.zeros(1, n, size, device=device)
+
+    def forward_sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):
+        """``obs [T, N, d]``, ``starts [T, N]`` (1 where an episode begins) -> logits/means, values, state."""
+        x = self.norm(obs)
+        actor = self.actor_trunk(x)
+        critic = actor if self.critic_trunk is None else self.critic_trunk(x)
+        if self.gru is not None:
+            outputs = []
+            for t in range(obs.shape[0]):  # reset the hidden state where an episode starts
+                state = state * (1.0 - starts[t]).view(1, -1, 1)
+                out, state = self.gru(actor[t : t + 1], state)
+                outputs.append(out)
+            actor = critic = torch.cat(outputs)
+        return self.actor_head(actor), self.critic_head(critic).squeeze(-1), state
+
+    def distribution(self, head: torch.Tensor):
+        if self.continuous:
+            return Normal(head, self.log_std.exp().expand_as(head))
+        return Categorical(logits=head)
+
+    def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
+        return dist.log_prob(actions).sum(-1) if self.continuous else dist.log_prob(actions)
+
+    def entropy(self, dist) -> torch.Tensor:
+        return dist.entropy().sum(-1) if self.continuous else dist.entropy()
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False):
+        """One step for ``N`` envs: action, its log-prob, the value, the next recurrent state."""
+        head, value, state = self.forward_sequence(obs[None], state, starts[None])
+        dist = self.distribution(head[0])
+        if deterministic:
+            action = head[0] if self.continuous else head[0].argmax(-1)
+        else:
+            action = dist.sample()
+        return action, self.log_prob(dist, action), value[0], state
+
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        return self.forward_sequence(obs[None], state, starts[None])[1][0]

@@ -1,0 +1,176 @@
+"""A training run: rollouts, updates, TensorBoard, checkpoints, exact resume, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from openclaw_rl.rock import MarketVecEnv
+from openclaw_rl.roll.checkpoint import CheckpointError, load_checkpoint, load_policy_weights, save_checkpoint
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate
+from openclaw_rl.roll.learner import Learner
+from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.rollout import Collector
+
+log = logging.getLogger("openclaw_rl.train")
+TRAIN_SEED_STRIDE = 100_000  # run seed s seeds its training markets s * stride + i // group_size
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("trainer.device=cuda but no CUDA device is available; use trainer.device=auto or cpu")
+    return torch.device(name)
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
+def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
+    """The checkpoint to resume from and the run dir to continue writing in."""
+    if resume is None:
+        return None, run_dir
+    if resume == "auto":
+        path = checkpoint_path(run_dir)
+        return (path if path.is_file() else None), run_dir
+    path = Path(resume)
+    if path.is_dir():
+        path = checkpoint_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"trainer.resume={resume}: no checkpoint at {path}")
+    return path, path.parent.parent
+
+
+def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorCritic, Collector, Learner]:
+    envs = MarketVecEnv(config=config.env)
+    continuous = config.env.continuous
+    action_dim = 1 if continuous else len(config.env.actions)
+    policy = ActorCritic(envs.engine.obs_dim, action_dim, continuous, config.policy).to(device)
+    n, group_size = config.env.n_envs, config.trainer.group_size
+    group = np.arange(n) // group_size
+    seeds = config.seed * TRAIN_SEED_STRIDE + group
+    assert seeds.max() < EVAL_SEED_BASE, "training seeds must stay below the held-out range"
+    collector = Collector(envs, policy, device, seeds, group)
+    learner = Learner(policy, config.algo, config.ipa, config.seed)
+    return envs, policy, collector, learner
+
+
+def train(config: RunConfig, run_dir: Path) -> float:
+    """Train with ``config``; write TensorBoard events and checkpoints under ``run_dir``;
+    return the objective (``config.eval.objective`` on held-out markets)."""
+    device = resolve_device(config.trainer.device)
+    resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
+    torch.manual_seed(config.seed)
+    envs, policy, collector, learner = build(config, device)
+    update, global_step = 0, 0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        if state["config"] != _plain(config, ignore_trainer=True):
+            raise CheckpointError(f"{resume_from}: was written by a run with a different configuration; "
+                                  "resume with the same overrides (trainer.* may differ)")
+        load_policy_weights(policy, state["policy"], resume_from)
+        learner.load_state_dict(state["learner"])
+        collector.load_state_dict(state["collector"])
+        torch.set_rng_state(state["torch_rng"])
+        update, global_step = state["update"], state["global_step"]
+        log.info("resumed from %s at update %d (step %d)", resume_from, update, global_step)
+    elif config.trainer.init_from is not None:
+        source = Path(config.trainer.init_from)
+        state = load_checkpoint(checkpoint_path(source) if source.is_dir() else source)
+        load_policy_weights(policy, state["policy"], source)
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=global_step if resume_from is not None else None)
+    num_updates = config.num_updates
+    progress = _progress(config.trainer.progress, num_updates, update)
+    try:
+        while update < num_updates:
+            start = time.perf_counter()
+            batch, episodes = collector.collect(config.trainer.rollout_steps, version=update)
+            stats = learner.update(batch, update, num_updates)
+            update += 1
+            global_step += config.batch_steps
+            stats["charts/SPS"] = config.batch_steps / (time.perf_counter() - start)
+            for key, values in episodes.items():
+                if values:
+                    stats[f"charts/{key}"] = float(np.mean(values))
+            if config.eval.every and update % config.eval.every == 0:
+                for key, value in evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic).items():
+                    stats[f"eval/{key}"] = value
+            if update % config.trainer.log_every == 0 or update == num_updates:
+                for key, value in stats.items():
+                    writer.add_scalar(key, value, global_step)
+            _report(progress, update, num_updates, global_step, stats)
+            if update % config.trainer.checkpoint_every == 0 or update == num_updates:
+                save_checkpoint(checkpoint_path(run_dir), {
+                    "config": _plain(config, ignore_trainer=True), "policy": policy.state_dict(),
+                    "learner": learner.state_dict(), "collector": collector.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "update": update, "global_step": global_step,
+                })
+        metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
+        for key, value in metrics.items():
+            writer.add_scalar(f"eval/{key}", value, global_step)
+        objective = metrics[config.eval.objective]
+        writer.add_hparams(_hparams(config), {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}},
+                           run_name="hparams", global_step=global_step)
+        log.info("eval on %d held-out markets: %s -> objective %s = %.6f", config.eval.n_envs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
+        return objective
+    finally:
+        writer.close()
+        if progress is not None:
+            progress.close()
+        envs.close()
+
+
+def _plain(config: RunConfig, ignore_trainer: bool) -> dict:
+    values = dataclasses.asdict(config)
+    if ignore_trainer:  # resume may change how long / how the run goes on, not what it is
+        values.pop("trainer")
+        values.pop("eval")
+    return _lists(values)
+
+
+def _lists(obj):
+    if isinstance(obj, dict):
+        return {k: _lists(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_lists(v) for v in obj]
+    return obj
+
+
+def _hparams(config: RunConfig) -> dict:
+    flat = {}
+    for section in ("algo", "ipa", "trainer"):
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            if isinstance(value, (int, float, str, bool)):
+                flat[f"{section}.{key}"] = value
+    flat.update({"env.regime": str(config.env.regime), "env.reward": config.env.reward,
+                 "env.market": config.env.market["kind"], "env.n_envs": config.env.n_envs, "seed": config.seed})
+    return flat
+
+
+def _progress(mode: str, total: int, initial: int):
+    if mode == "log" or (mode == "auto" and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="update", dynamic_ncols=True)
+
+
+def _report(progress, update: int, total: int, step: int, stats: dict) -> None:
+    ret = stats.get("charts/episodic_log_return")
+    summary = f"SPS {stats['charts/SPS']:,.0f}" + (f", episode log return {ret:+.4f}" if ret is not None else "")
+    if progress is not None:
+        progress.set_postfix_str(summary)
+        progress.update(1)
+    else:
+        log.info("update %d/%d, step %d, %s", update, total, step, summary)

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from openclaw_rl.rock.config import EnvConfig
+from openclaw_rl.rock.markets import Bars
+
+
+class ScriptedMarket:
+    """A market whose every episode is the same hand-written bar path (for exact checks)."""
+
+    def __init__(self, opens, closes, regime=0):
+        self.opens = np.asarray(opens, dtype=np.float64)
+        self.closes = np.asarray(closes, dtype=np.float64)
+        self.regime = regime
+
+    def sample(self, keys, n_bars):
+        assert n_bars == len(self.closes), (n_bars, len(self.closes))
+        def column(x):
+            return np.repeat(np.log(x)[:, None], len(keys), axis=1)
+        log_open, log_close = column(self.opens), column(self.closes)
+        return Bars(
+            log_open,
+            np.maximum(log_open, log_close) + 0.01,
+            np.minimum(log_open, log_close) - 0.01,
+            log_close,
+            np.full((n_bars, len(keys)), self.regime, dtype=np.int8),
+        )
+
+
+@pytest.fixture
+def scripted():
+    """Build a single-market engine over a scripted path: window=2, zero costs unless given."""
+    from openclaw_rl.rock.engine import MarketEngine
+
+    def build(opens, closes, n=1, **overrides):
+        values = dict(window=2, episode_bars=len(closes) - 3, fee_bps=0.0, slippage_bps=0.0,
+                      borrow_bps_per_year=0.0, initial_equity=100_000.0)
+        values.update(overrides)
+        engine = MarketEngine(EnvConfig.from_mapping(values), n, market=ScriptedMarket(opens, closes))
+        engine.reset(np.arange(n), seeds=np.arange(n))
+        return engine
+
+    return build
