@@ -1,5 +1,6 @@
 """The YAML config tree and the dataclass defaults describe the same run."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,10 @@ def composed(*overrides):
 
 
 def test_default_yaml_equals_dataclass_defaults():
-    assert RunConfig.from_mapping(composed()) == RunConfig()
+    from_yaml, defaults = RunConfig.from_mapping(composed()), RunConfig()
+    assert from_yaml.env.make_market() == defaults.env.make_market()
+    same_market = dataclasses.replace(from_yaml.env, market=defaults.env.market)
+    assert dataclasses.replace(from_yaml, env=same_market) == defaults
 
 
 @pytest.mark.parametrize("kind", sorted(SYNTHETIC_MODELS))
