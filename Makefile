@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# The CPU build installs quickly here; override for a CUDA machine, e.g. TORCH_SPEC="torch>=2.2".
+# The CPU build installs quickly here; on a CUDA machine: make train TORCH_SPEC="torch>=2.2"
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install test train bench clean
@@ -11,6 +11,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev,data]"
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[dev,data,bench]"
 	touch $@
 
@@ -22,8 +26,9 @@ test: install
 train: install
 	$(PY) -m openclaw_rl.train $(ARGS)
 
-bench: install
-	$(PY) bench/env_throughput.py $(ARGS)
+# All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~15 minutes on 2 cores.
+bench: $(VENV)/.bench-installed
+	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) learning.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -20,6 +20,7 @@ PROGRESS = ("auto", "bar", "log")
 @dataclass(frozen=True)
 class AlgoConfig:
     name: str = "ipa"
+    reward_scale: float = 100.0  # rewards are log returns (~1e-3 a bar); x100 puts them in percent
     lr: float = 3e-4
     anneal_lr: bool = True  # linear decay to 0 over the run
     update_epochs: int = 4
@@ -111,6 +112,7 @@ class RunConfig:
         need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
         need(self.ipa.mismatch_h > 0, "ipa.mismatch_h", f"must be > 0, got {self.ipa.mismatch_h}")
         need(a.lr > 0, "algo.lr", f"must be > 0, got {a.lr}")
+        need(a.reward_scale > 0, "algo.reward_scale", f"must be > 0, got {a.reward_scale}")
         need(0 < a.gamma <= 1, "algo.gamma", f"must be in (0, 1], got {a.gamma}")
         need(0 <= a.gae_lambda <= 1, "algo.gae_lambda", f"must be in [0, 1], got {a.gae_lambda}")
         for key in ("clip_coef", "max_grad_norm"):

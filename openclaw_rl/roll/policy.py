@@ -104,9 +104,10 @@ class ActorCritic(nn.Module):
         return self.actor_head(actor), self.critic_head(critic).squeeze(-1), state
 
     def distribution(self, head: torch.Tensor):
+        # Argument validation costs more than the tiny networks here; inputs are ours.
         if self.continuous:
-            return Normal(head, self.log_std.exp().expand_as(head))
-        return Categorical(logits=head)
+            return Normal(head, self.log_std.exp().expand_as(head), validate_args=False)
+        return Categorical(logits=head, validate_args=False)
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         return dist.log_prob(actions).sum(-1) if self.continuous else dist.log_prob(actions)
@@ -114,7 +115,7 @@ class ActorCritic(nn.Module):
     def entropy(self, dist) -> torch.Tensor:
         return dist.entropy().sum(-1) if self.continuous else dist.entropy()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False):
         """One step for ``N`` envs: action, its log-prob, the value, the next recurrent state."""
         head, value, state = self.forward_sequence(obs[None], state, starts[None])
@@ -125,6 +126,6 @@ class ActorCritic(nn.Module):
             action = dist.sample()
         return action, self.log_prob(dist, action), value[0], state
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def value(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         return self.forward_sequence(obs[None], state, starts[None])[1][0]

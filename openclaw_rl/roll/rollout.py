@@ -19,7 +19,7 @@ class Batch:
     actions: torch.Tensor  # [T, N] indices, or [T, N, 1] continuous targets
     logp: torch.Tensor  # behaviour log-prob (mu: the policy that acted)
     values: torch.Tensor  # critic at collection time
-    rewards: torch.Tensor
+    rewards: torch.Tensor  # times algo.reward_scale: the learner's units
     terminated: torch.Tensor  # bool
     truncated: torch.Tensor  # bool (time limit)
     final_values: torch.Tensor  # critic at the final observation where truncated, else 0
@@ -47,8 +47,9 @@ class Batch:
 class Collector:
     """Steps a policy in a ``MarketVecEnv`` and keeps the state that spans rollouts."""
 
-    def __init__(self, envs: MarketVecEnv, policy: ActorCritic, device: torch.device, seeds: np.ndarray, group: np.ndarray):
-        self.envs, self.policy, self.device = envs, policy, device
+    def __init__(self, envs: MarketVecEnv, policy: ActorCritic, device: torch.device, seeds: np.ndarray,
+                 group: np.ndarray, reward_scale: float = 1.0):
+        self.envs, self.policy, self.device, self.reward_scale = envs, policy, device, reward_scale
         self.group = torch.as_tensor(group, device=device)
         n = envs.num_envs
         obs, _ = envs.reset(seed=[int(s) for s in seeds])
@@ -89,12 +90,12 @@ class Collector:
             buf["prev_targets"][t] = self.prev_targets
             buf["step_in_episode"][t] = self.step_in_episode
             self.obs, reward, terminated, truncated, info = self.envs.step(action_np)
-            buf["rewards"][t] = reward
+            buf["rewards"][t] = reward * self.reward_scale
             buf["terminated"][t] = terminated
             buf["truncated"][t] = truncated
             buf["env_chunk_end"][t] = info["chunk_end"]
             done = terminated | truncated
-            self.episode_return += reward
+            self.episode_return += reward  # logged in the env's own units
             self.episode_length += 1
             if truncated.any():  # bootstrap from the true last observation, not the reset one
                 final = torch.as_tensor(info["final_obs"], device=dev)

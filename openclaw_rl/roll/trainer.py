@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,14 +61,26 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorC
     group = np.arange(n) // group_size
     seeds = config.seed * TRAIN_SEED_STRIDE + group
     assert seeds.max() < EVAL_SEED_BASE, "training seeds must stay below the held-out range"
-    collector = Collector(envs, policy, device, seeds, group)
+    collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale)
     learner = Learner(policy, config.algo, config.ipa, config.seed)
     return envs, policy, collector, learner
 
 
+@dataclass
+class TrainResult:
+    objective: float  # config.eval.objective on the held-out markets
+    metrics: dict[str, float]  # every held-out metric
+    history: list[dict[str, float]]  # the logged scalars of each update of this process
+    run_dir: Path
+
+
 def train(config: RunConfig, run_dir: Path) -> float:
-    """Train with ``config``; write TensorBoard events and checkpoints under ``run_dir``;
-    return the objective (``config.eval.objective`` on held-out markets)."""
+    """Train with ``config`` under ``run_dir``; return the objective (for Hydra sweepers)."""
+    return run_training(config, run_dir).objective
+
+
+def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
+    """Train with ``config``; write TensorBoard events and checkpoints under ``run_dir``."""
     device = resolve_device(config.trainer.device)
     resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
     torch.manual_seed(config.seed)
@@ -91,6 +104,7 @@ def train(config: RunConfig, run_dir: Path) -> float:
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=global_step if resume_from is not None else None)
     num_updates = config.num_updates
     progress = _progress(config.trainer.progress, num_updates, update)
+    history = []
     try:
         while update < num_updates:
             start = time.perf_counter()
@@ -108,6 +122,7 @@ def train(config: RunConfig, run_dir: Path) -> float:
             if update % config.trainer.log_every == 0 or update == num_updates:
                 for key, value in stats.items():
                     writer.add_scalar(key, value, global_step)
+            history.append(stats)
             _report(progress, update, num_updates, global_step, stats)
             if update % config.trainer.checkpoint_every == 0 or update == num_updates:
                 save_checkpoint(checkpoint_path(run_dir), {
@@ -123,7 +138,7 @@ def train(config: RunConfig, run_dir: Path) -> float:
                            run_name="hparams", global_step=global_step)
         log.info("eval on %d held-out markets: %s -> objective %s = %.6f", config.eval.n_envs,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
-        return objective
+        return TrainResult(objective, metrics, history, run_dir)
     finally:
         writer.close()
         if progress is not None:
