@@ -9,7 +9,7 @@
 All runs share env, network, rollout, epochs, minibatches and trainer.group_size=4 (GRPO
 needs groups); only ``algo`` changes.
 
-    python bench/learning.py [--steps 300000] [--seeds 5]
+    python bench/learning.py [--steps 1000000] [--seeds 5]
 
 Writes bench/results/learning.{json,md}.
 """
@@ -62,7 +62,7 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300_000, help="env steps per training run")
+    parser.add_argument("--steps", type=int, default=1_000_000, help="env steps per training run")
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     seeds = list(range(args.seeds))

@@ -16,6 +16,7 @@ from openclaw_rl.rock.config import ConfigError
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
 from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.learner import TrainingDiverged
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("openclaw_rl.train")
@@ -35,6 +36,9 @@ def main(cfg: DictConfig) -> float:
         return train(config, Path(HydraConfig.get().runtime.output_dir))
     except CheckpointError as err:
         raise SystemExit(f"checkpoint error: {err}") from None
+    except TrainingDiverged as err:
+        log.error("%s", err)
+        raise SystemExit(f"training diverged: {err}") from None
 
 
 if __name__ == "__main__":

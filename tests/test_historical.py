@@ -101,3 +101,14 @@ def test_missing_file_and_builtin_without_package_hint(tmp_path):
         MarketEnv(**historical(tmp_path / "nope.csv"))
     with pytest.raises(Exception, match="allowed: googl_daily, eurusd_hourly"):
         EnvConfig.from_mapping(market={"kind": "historical"}, data={"builtin": "spx"})
+
+
+def test_builtin_dataset_without_the_package_says_how_to_get_it(monkeypatch):
+    import importlib.resources
+
+    def missing(name):
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(importlib.resources, "files", missing)
+    with pytest.raises(DataError, match=r"pip install 'openclaw_rl\[data\]'"):
+        load_series(DataConfig(builtin="googl_daily"))

@@ -102,3 +102,23 @@ def test_bad_run_config_names_the_key(values, message):
 
 def test_defaults_are_valid():
     assert dataclasses.asdict(RunConfig.from_mapping({}))["algo"]["name"] == "ipa"
+
+
+def test_divergence_mid_run_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from openclaw_rl.roll import trainer
+    from openclaw_rl.roll.checkpoint import load_checkpoint
+    from openclaw_rl.roll.learner import Learner
+
+    config = small(trainer={"total_steps": 128 * 6, "checkpoint_every": 1, "progress": "log"})
+    real_update = Learner.update
+
+    def update(self, batch, update, num_updates):
+        if update == 3:
+            batch.rewards[0, 0] = float("inf")
+        return real_update(self, batch, update, num_updates)
+
+    monkeypatch.setattr(Learner, "update", update)
+    with pytest.raises(TrainingDiverged, match="non-finite loss at update 3"):
+        trainer.run_training(config, tmp_path)
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["update"] == 3 and state["global_step"] == 3 * 128

@@ -46,16 +46,20 @@ class Learner:
         stats: dict[str, list[float]] = {}
         stop = False
         for epoch in range(algo.update_epochs):
+            # Shuffle env columns once per epoch; minibatches are then contiguous views.
             order = torch.as_tensor(self.rng.permutation(n_envs), device=batch.rewards.device)
+            shuffled = batch.columns(order)
+            old = {name: x[:, order] for name, x in (("logp", logp_old), ("values", values_old),
+                   ("adv", targets.advantages), ("ret", targets.value_targets), ("ids", targets.chunk_ids))}
             for start in range(0, n_envs, per_minibatch):
-                cols = order[start : start + per_minibatch]
-                mb = batch.columns(cols)
+                cols = slice(start, start + per_minibatch)
+                mb = shuffled.columns(cols)
                 logp, entropy, values = self.evaluate(mb)
                 pg_loss, pg_stats = policy_loss(
-                    algo, self.ipa, logp, logp_old[:, cols], mb.logp, targets.advantages[:, cols],
-                    targets.chunk_ids[:, cols], targets.n_chunks,
+                    algo, self.ipa, logp, old["logp"][:, cols], mb.logp, old["adv"][:, cols], old["ids"][:, cols],
+                    targets.n_chunks,
                 )
-                v_loss = self._value_loss(values, values_old[:, cols], targets.value_targets[:, cols])
+                v_loss = self._value_loss(values, old["values"][:, cols], old["ret"][:, cols])
                 loss = pg_loss + algo.vf_coef * v_loss - algo.ent_coef * entropy.mean()
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
@@ -70,7 +74,7 @@ class Learner:
                                            "the last checkpoint is intact")
                 self.optimizer.step()
                 with torch.no_grad():
-                    log_ratio = logp - logp_old[:, cols]
+                    log_ratio = logp - old["logp"][:, cols]
                     approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()
                 for key, value in {"losses/policy_loss": pg_loss.item(), "losses/value_loss": v_loss.item(),
                                    "losses/entropy": entropy.mean().item(), "losses/approx_kl": approx_kl,

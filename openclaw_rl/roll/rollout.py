@@ -34,8 +34,8 @@ class Batch:
     initial_state: torch.Tensor  # [1, N, h]: recurrent state at the first step
     group: torch.Tensor  # [N] long: envs of a group share a market seed
 
-    def columns(self, cols: torch.Tensor) -> "Batch":
-        """The sub-batch of env columns ``cols`` (whole sequences, whole chunks)."""
+    def columns(self, cols: torch.Tensor | slice) -> "Batch":
+        """The sub-batch of env columns ``cols`` (whole sequences, whole chunks; a slice gives views)."""
         picked = {}
         for f in fields(self):
             value = getattr(self, f.name)
