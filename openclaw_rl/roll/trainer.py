@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -117,8 +118,12 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
                 if values:
                     stats[f"charts/{key}"] = float(np.mean(values))
             if config.eval.every and update % config.eval.every == 0:
-                for key, value in evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic).items():
-                    stats[f"eval/{key}"] = value
+                metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
+                stats.update({f"eval/{key}": value for key, value in metrics.items()})
+                # Intermediate reports for sweepers (pruning), one JSON line per evaluation.
+                with open(run_dir / "reports.jsonl", "a") as reports:
+                    reports.write(json.dumps({"update": update, "step": global_step,
+                                              "objective": metrics[config.eval.objective]}) + "\n")
             if update % config.trainer.log_every == 0 or update == num_updates:
                 for key, value in stats.items():
                     writer.add_scalar(key, value, global_step)

@@ -1,0 +1,1 @@
+"""ALMA: the design-level outer loop (archive, selection, mutation) as a Hydra sweeper."""

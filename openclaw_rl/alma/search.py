@@ -1,0 +1,112 @@
+"""ALMA's proposal rule (arXiv 2602.07755) over Hydra designs.
+
+Parent selection: ``normalized = sigmoid((score - baseline_score) / score_scale)``,
+``final = normalized - 0.5 * log1p(times_expanded)``, parents sampled by
+``softmax(final / tau)``. Children come from mutation operators, and the operators themselves
+are credited by how often their children beat their parents and chosen in proportion
+(Laplace-smoothed success rates).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from openclaw_rl.alma.archive import Trial
+from openclaw_rl.alma.space import Choice, SearchSpace
+
+OPERATORS = ("perturb", "resample", "crossover")
+
+
+def selection_probabilities(scores: np.ndarray, times_expanded: np.ndarray, baseline_score: float,
+                            score_scale: float, tau: float) -> np.ndarray:
+    normalized = 1.0 / (1.0 + np.exp(-(scores - baseline_score) / score_scale))
+    final = normalized - 0.5 * np.log1p(times_expanded)
+    logits = final / tau
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
+
+
+def score_scale(scores: np.ndarray, configured: float | None) -> float:
+    """The configured scale, or the spread of the archive's scores (1.0 until there is one)."""
+    if configured is not None:
+        return configured
+    spread = float(np.std(scores)) if len(scores) > 1 else 0.0
+    return spread if spread > 1e-12 else 1.0
+
+
+def operator_credit(parents: list[Trial], children: list[Trial]) -> dict[str, float]:
+    """Laplace-smoothed success rate of each operator: (children better than parent + 1) / (children + 2)."""
+    by_id = {p.id: p for p in parents}
+    wins = {op: 0 for op in OPERATORS}
+    tries = {op: 0 for op in OPERATORS}
+    for child in children:
+        parent = by_id.get(child.parent)
+        if child.mutation not in OPERATORS or parent is None or parent.score is None:
+            continue
+        tries[child.mutation] += 1
+        wins[child.mutation] += int(child.score is not None and child.score > parent.score)
+    return {op: (wins[op] + 1) / (tries[op] + 2) for op in OPERATORS}
+
+
+class Proposer:
+    """Turns the archive into the next design to evaluate."""
+
+    def __init__(self, space: SearchSpace, tau: float = 0.5, mutation_scale: float = 0.2,
+                 configured_scale: float | None = None):
+        self.space, self.tau, self.mutation_scale, self.configured_scale = space, tau, mutation_scale, configured_scale
+
+    def select(self, evaluated: list[Trial], baseline_score: float, rng: np.random.Generator) -> Trial:
+        scores = np.array([t.score for t in evaluated])
+        expanded = np.array([t.times_expanded for t in evaluated], dtype=float)
+        p = selection_probabilities(scores, expanded, baseline_score, score_scale(scores, self.configured_scale), self.tau)
+        return evaluated[rng.choice(len(evaluated), p=p)]
+
+    def propose(self, evaluated: list[Trial], baseline_score: float, credit: dict[str, float], known: list[dict],
+                rng: np.random.Generator) -> tuple[dict, str, Trial, Trial | None]:
+        """A new design: (design, operator, parent, second parent for crossover)."""
+        names = list(OPERATORS if len(evaluated) > 1 else OPERATORS[:2])
+        weights = np.array([credit[n] for n in names])
+        for _ in range(50):  # retry until the child is new
+            operator = names[rng.choice(len(names), p=weights / weights.sum())]
+            parent = self.select(evaluated, baseline_score, rng)
+            other = None
+            if operator == "crossover":
+                others = [t for t in evaluated if t.id != parent.id]
+                other = self.select(others, baseline_score, rng)
+                child = {k: (parent.design if rng.random() < 0.5 else other.design)[k] for k in parent.design}
+            elif operator == "resample":
+                child = dict(parent.design)
+                dim = self.space.dims[rng.integers(len(self.space.dims))]
+                child[dim.key] = dim.from_unit(float(rng.random()))
+            else:
+                child = self.perturb(parent.design, rng)
+            if child not in known:
+                return child, operator, parent, other
+        return self.perturb(parent.design, rng), "perturb", parent, None
+
+    def perturb(self, design: dict, rng: np.random.Generator) -> dict:
+        """Each dimension moves with probability 1/d (at least one does): numbers by a Gaussian
+        step in their own scale, categories to another option."""
+        dims = self.space.dims
+        moving = rng.random(len(dims)) < 1.0 / len(dims)
+        if not moving.any():
+            moving[rng.integers(len(dims))] = True
+        child = dict(design)
+        for dim, move in zip(dims, moving):
+            if move:
+                scale = 1.0 if isinstance(dim, Choice) else self.mutation_scale
+                child[dim.key] = dim.perturb(design[dim.key], rng, scale)
+        return child
+
+
+def aggregate(task_scores: list[float], how: str) -> float:
+    values = np.asarray(task_scores, dtype=float)
+    if how == "min":
+        return float(values.min())
+    return float(values.mean())
+
+
+def is_finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

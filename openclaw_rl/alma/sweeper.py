@@ -1,0 +1,301 @@
+"""The ALMA sweeper: a steady-state outer loop over Hydra designs.
+
+``n_workers`` forked worker processes are kept busy: as soon as a trial ends, its result goes
+into the archive and the next design is proposed and started (no batches). A trial runs the
+task function once per task (``tasks``) through Hydra's own ``run_job``, in the job dir
+``<sweep dir>/trial_NNNN/task_K``, and hands its scores back through a file. Running the same
+command on the same sweep dir resumes: finished trials stay, trials in flight are run again
+under new ids (job dirs never collide).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from hydra.core.utils import run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from openclaw_rl.alma.archive import Archive, Trial
+from openclaw_rl.alma.results import write_results
+from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_credit
+from openclaw_rl.alma.space import SearchSpace, SpaceError
+
+log = logging.getLogger("openclaw_rl.alma")
+AGGREGATES = ("mean", "min")
+
+
+@dataclass
+class PruningConf:
+    enabled: bool = False
+    min_peers: int = 4  # reports from at least this many other trials at the same task and step
+    quantile: float = 0.25  # stop a trial whose report is below this quantile of its peers'
+    report_file: str = "reports.jsonl"  # written by the task in its job dir: {"step": int, "objective": float}
+
+
+@dataclass
+class ALMASweeperConf:
+    _target_: str = "hydra_plugins.alma_sweeper.alma_sweeper.ALMASweeper"
+    budget: int = 32  # search trials
+    n_workers: int = 2  # trials running at once (local processes)
+    seed: int = 0
+    n_initial: int = 8  # the baseline design plus space-filling designs before ALMA's rule takes over
+    tau: float = 0.5  # softmax temperature of parent selection
+    score_scale: Optional[float] = None  # sigmoid scale of score - baseline; null: the archive's spread
+    mutation_scale: float = 0.2  # numeric perturbation, as a fraction of the range (in log scale for tag(log))
+    tasks: list[str] = field(default_factory=list)  # each: space-separated overrides, e.g. "env.regime=bull"
+    aggregate: str = "mean"  # over tasks: mean | min
+    holdout_tasks: list[str] = field(default_factory=list)  # transfer of the best designs, after the search
+    holdout_top_k: int = 3
+    inherit_weights: bool = False  # a child starts from its parent's final weights (the ROLL level)
+    inherit_key: str = "trainer.init_from"
+    max_failure_rate: float = 0.5  # stop once more than this share of at least min_trials_for_failure trials failed
+    min_trials_for_failure: int = 4
+    poll_seconds: float = 0.2
+    pruning: PruningConf = field(default_factory=PruningConf)
+
+
+@dataclass
+class Running:
+    trial: Trial
+    process: Any
+    result: Path
+    job_dirs: list[Path]
+    seen_reports: dict = field(default_factory=dict)
+
+
+class ALMASweeperImpl:
+    def __init__(self, **conf):
+        schema = OmegaConf.structured(ALMASweeperConf)
+        self.conf: ALMASweeperConf = OmegaConf.to_object(OmegaConf.merge(schema, conf))
+        self._validate()
+
+    def _validate(self) -> None:
+        c = self.conf
+
+        def need(ok: bool, key: str, message: str):
+            if not ok:
+                raise SpaceError(f"hydra.sweeper.{key}: {message}")
+
+        need(c.budget >= 1, "budget", f"must be >= 1, got {c.budget}")
+        need(c.n_workers >= 1, "n_workers", f"must be >= 1, got {c.n_workers}")
+        need(c.n_initial >= 1, "n_initial", f"must be >= 1, got {c.n_initial}")
+        need(c.tau > 0, "tau", f"must be > 0, got {c.tau}")
+        need(c.score_scale is None or c.score_scale > 0, "score_scale", f"must be > 0 or null, got {c.score_scale}")
+        need(c.aggregate in AGGREGATES, "aggregate", f"unknown {c.aggregate!r}; allowed: {', '.join(AGGREGATES)}")
+        need(0 <= c.max_failure_rate <= 1, "max_failure_rate", f"must be in [0, 1], got {c.max_failure_rate}")
+        need(0 < c.pruning.quantile < 1, "pruning.quantile", f"must be in (0, 1), got {c.pruning.quantile}")
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+
+    # ------------------------------------------------------------------ sweep
+    def sweep(self, arguments: list[str]) -> dict:
+        setup_globals()
+        c = self.conf
+        space = SearchSpace(arguments)
+        tasks = [t.split() for t in c.tasks] or [[]]
+        holdout = [t.split() for t in c.holdout_tasks]
+        for task in tasks + holdout:  # compose every task once: bad overrides fail before any job
+            self.hydra_context.config_loader.load_sweep_config(self.config, space.overrides(space.center()) + task)
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        archive = Archive(self.sweep_dir / "archive.sqlite")
+        known = archive.get_meta("space")
+        if known is not None and known != space.signature:
+            raise SpaceError(f"{self.sweep_dir}: this sweep dir holds a sweep over another search space; "
+                             "use a new hydra.sweep.dir or the same overrides")
+        archive.set_meta("space", space.signature)
+        retries = archive.mark_interrupted()
+        if retries:
+            log.info("resuming %s: rerunning %d interrupted trial(s)", self.sweep_dir, len(retries))
+        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale)
+        initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
+        self.busy_seconds, start = 0.0, time.time()
+        running: dict[int, Running] = {}
+        stop_reason = None
+        while True:
+            self._collect(archive, running)
+            self._prune(archive, running)
+            searched = [t for t in archive.trials(kind="search") if t.status != "interrupted"]
+            stop_reason = stop_reason or self._failure_stop(searched)
+            while stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
+                trial = self._next_trial(archive, space, proposer, initial, retries, len(searched))
+                running[trial.id] = self._start(archive, trial, tasks, "search")
+                searched.append(trial)
+            if not running and (stop_reason is not None or len(searched) >= c.budget):
+                break
+            time.sleep(c.poll_seconds)
+        wall = time.time() - start
+        utilization = self.busy_seconds / (c.n_workers * wall) if wall > 0 else 0.0
+        if holdout and stop_reason is None:
+            self._run_holdout(archive, holdout)
+        results = write_results(archive, self.sweep_dir, c, utilization)
+        archive.close()
+        if stop_reason is not None:
+            raise RuntimeError(stop_reason)
+        return results
+
+    # -------------------------------------------------------------- proposals
+    def _baseline_design(self, space: SearchSpace) -> dict:
+        """The design the user runs without sweeping (config defaults; the center where unknown)."""
+        design = space.center()
+        choices = self.config.hydra.runtime.choices
+        for dim in space.dims:
+            value = choices.get(dim.key) if "/" in dim.key else OmegaConf.select(self.config, dim.key, default=None)
+            if isinstance(value, DictConfig) or value is None:
+                continue
+            value = OmegaConf.to_container(value) if not isinstance(value, (int, float, str, bool)) else value
+            if space.contains({**design, dim.key: value}):
+                design[dim.key] = value
+        return design
+
+    def _next_trial(self, archive: Archive, space: SearchSpace, proposer: Proposer, initial: list[dict],
+                    retries: list[Trial], n_searched: int) -> Trial:
+        c = self.conf
+        rng = np.random.default_rng([c.seed, n_searched])
+        if retries:
+            old = retries.pop(0)
+            trial_id = archive.add("search", old.design, old.overrides, "retry", old.parent, old.parent2, retry_of=old.id)
+            return archive.get(trial_id)
+        everything = archive.trials(kind="search")
+        designs = [t.design for t in everything]
+        for k, design in enumerate(initial):
+            if design not in designs:
+                mutation = "baseline" if k == 0 else "initial"
+                return archive.get(archive.add("search", design, space.overrides(design), mutation))
+        evaluated = [t for t in everything if t.status == "finished" and is_finite(t.score)]
+        if not evaluated:  # nothing to expand yet: keep the workers busy with more spread
+            design = space.latin_hypercube(1, rng)[0]
+            return archive.get(archive.add("search", design, space.overrides(design), "initial"))
+        baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))
+        credit = operator_credit(everything, evaluated)
+        design, operator, parent, other = proposer.propose(evaluated, baseline, credit, designs, rng)
+        return archive.get(archive.add("search", design, space.overrides(design), operator, parent.id,
+                                       other.id if other is not None else None))
+
+    # ---------------------------------------------------------------- workers
+    def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> Running:
+        prefix = "trial" if kind == "search" else "holdout"
+        subdirs = [f"{prefix}_{trial.id:04d}/task_{k}" for k in range(len(tasks))]
+        per_task = []
+        for k, task in enumerate(tasks):
+            extra = []
+            if self.conf.inherit_weights and trial.parent is not None and kind == "search":
+                extra = [f"{self.conf.inherit_key}={self.sweep_dir / f'trial_{trial.parent:04d}' / f'task_{k}'}"]
+            per_task.append(trial.overrides + task + extra)
+        job_dirs = [self.sweep_dir / s for s in subdirs]
+        archive.set_run_dir(trial.id, str(self.sweep_dir / f"{prefix}_{trial.id:04d}"))
+        result = self.sweep_dir / f"{prefix}_{trial.id:04d}" / "result.json"
+        result.parent.mkdir(parents=True, exist_ok=True)
+        process = multiprocessing.get_context("fork").Process(
+            target=_run_trial, args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result),
+            name=f"alma-{prefix}-{trial.id}",
+        )
+        process.start()
+        log.info("started %s %d (%s): %s", prefix, trial.id, trial.mutation, " ".join(trial.overrides))
+        return Running(trial, process, result, job_dirs)
+
+    def _collect(self, archive: Archive, running: dict[int, Running]) -> None:
+        for trial_id in [i for i, r in running.items() if not r.process.is_alive()]:
+            run = running.pop(trial_id)
+            run.process.join()
+            self.busy_seconds += time.time() - run.trial.started
+            if archive.get(trial_id).status == "pruned":
+                continue
+            outcome = json.loads(run.result.read_text()) if run.result.is_file() else None
+            if outcome is None:
+                archive.fail(trial_id, f"worker exited with code {run.process.exitcode} before reporting a result")
+            elif "error" in outcome:
+                archive.fail(trial_id, outcome["error"])
+                log.warning("trial %d failed: %s", trial_id, outcome["error"].strip().splitlines()[-1])
+            else:
+                score = aggregate(outcome["task_scores"], self.conf.aggregate)
+                archive.finish(trial_id, score, outcome["task_scores"])
+                log.info("trial %d: score %.6f (tasks %s)", trial_id, score, outcome["task_scores"])
+            if run.trial.kind == "search":
+                write_results(archive, self.sweep_dir, self.conf)
+
+    def _prune(self, archive: Archive, running: dict[int, Running]) -> None:
+        p = self.conf.pruning
+        if not p.enabled:
+            return
+        for run in running.values():
+            if run.trial.kind != "search":
+                continue
+            for task, job_dir in enumerate(run.job_dirs):
+                for step, score in _read_reports(job_dir / p.report_file):
+                    if not archive.report(run.trial.id, task, step, score):
+                        continue
+                    peers = archive.peers_at(task, step, excluding=run.trial.id)
+                    if len(peers) >= p.min_peers and score < np.quantile(peers, p.quantile):
+                        run.process.terminate()
+                        archive.fail(run.trial.id, f"pruned at task {task}, step {step}: {score:.6g} is below the "
+                                     f"{p.quantile:g} quantile {np.quantile(peers, p.quantile):.6g} of {len(peers)} peers",
+                                     status="pruned")
+                        log.info("pruned trial %d at task %d, step %d", run.trial.id, task, step)
+                        break
+
+    def _failure_stop(self, searched: list[Trial]) -> str | None:
+        done = [t for t in searched if t.status in ("finished", "failed", "pruned")]
+        failed = [t for t in done if t.status == "failed"]
+        if len(done) >= self.conf.min_trials_for_failure and len(failed) / len(done) > self.conf.max_failure_rate:
+            last = (failed[-1].error or "").strip().splitlines()[-1:] or [""]
+            return (f"sweep stopped: {len(failed)} of {len(done)} trials failed (more than hydra.sweeper.max_failure_rate="
+                    f"{self.conf.max_failure_rate}); last error: {last[0]}; see {self.sweep_dir / 'archive.csv'}")
+        return None
+
+    def _run_holdout(self, archive: Archive, holdout: list[list[str]]) -> None:
+        """Evaluate the best search designs on the held-out tasks (their transfer)."""
+        done = {t.parent for t in archive.trials(kind="holdout") if t.status == "finished"}
+        best = sorted((t for t in archive.trials(kind="search", status="finished") if is_finite(t.score)),
+                      key=lambda t: t.score, reverse=True)[: self.conf.holdout_top_k]
+        running: dict[int, Running] = {}
+        queue = [t for t in best if t.id not in done]
+        while queue or running:
+            while queue and len(running) < self.conf.n_workers:
+                source = queue.pop(0)
+                trial = archive.get(archive.add("holdout", source.design, source.overrides, "holdout", source.id))
+                running[trial.id] = self._start(archive, trial, holdout, "holdout")
+            time.sleep(self.conf.poll_seconds)
+            self._collect(archive, running)
+
+
+def _read_reports(path: Path) -> list[tuple[int, float]]:
+    if not path.is_file():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # the last piece may be a line still being written
+    return [(int(r["step"]), float(r["objective"])) for r in map(json.loads, lines) if is_finite(r.get("objective"))]
+
+
+def _run_trial(hydra_context, task_function, config, trial_id: int, per_task: list[list[str]], subdirs: list[str],
+               result: Path) -> None:
+    """Worker process: run the task function once per task; write scores or the error."""
+    scores, outcome = [], None
+    try:
+        for k, overrides in enumerate(per_task):
+            sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = f"{trial_id}_{k}"
+                sweep_config.hydra.job.num = trial_id
+                sweep_config.hydra.sweep.subdir = subdirs[k]
+            job = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
+                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+            value = job.return_value  # re-raises the task's exception
+            if not is_finite(value):
+                raise ValueError(f"task {k} returned a non-finite objective {value!r}")
+            scores.append(float(value))
+        outcome = {"task_scores": scores}
+    except BaseException as err:  # noqa: BLE001  (SystemExit from a task's config error, too)
+        outcome = {"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"}
+    tmp = result.with_suffix(".tmp")
+    tmp.write_text(json.dumps(outcome))
+    os.replace(tmp, result)
