@@ -132,3 +132,13 @@ def test_pruning_stops_a_trial_below_its_peers(tmp_path):
     assert low.process.terminated and archive.get(low.trial.id).status == "pruned"
     assert "below the 0.25 quantile 1.5 of 3 peers" in archive.get(low.trial.id).error
     assert not fine.process.terminated and archive.get(fine.trial.id).status == "running"
+
+
+def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.launcher=hydra", "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2",
+          "hydra.sweeper.n_workers=2", "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3)")
+    search = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+    assert len(search) == 3
+    for t in search:
+        assert t.status == ("failed" if t.design["algo.num_minibatches"] == 3 else "finished")
+        assert (Path(t.run_dir) / "task_0" / ".hydra" / "config.yaml").is_file()

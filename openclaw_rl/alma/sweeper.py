@@ -32,6 +32,7 @@ from openclaw_rl.alma.space import SearchSpace, SpaceError
 
 log = logging.getLogger("openclaw_rl.alma")
 AGGREGATES = ("mean", "min")
+LAUNCHERS = ("local", "hydra")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class ALMASweeperConf:
     max_failure_rate: float = 0.5  # stop once more than this share of at least min_trials_for_failure trials failed
     min_trials_for_failure: int = 4
     poll_seconds: float = 0.2
+    launcher: str = "local"  # local: steady-state worker processes | hydra: the configured Hydra launcher, in rounds
     pruning: PruningConf = field(default_factory=PruningConf)
 
 
@@ -94,9 +96,18 @@ class ALMASweeperImpl:
         need(c.aggregate in AGGREGATES, "aggregate", f"unknown {c.aggregate!r}; allowed: {', '.join(AGGREGATES)}")
         need(0 <= c.max_failure_rate <= 1, "max_failure_rate", f"must be in [0, 1], got {c.max_failure_rate}")
         need(0 < c.pruning.quantile < 1, "pruning.quantile", f"must be in (0, 1), got {c.pruning.quantile}")
+        need(c.launcher in LAUNCHERS, "launcher", f"unknown {c.launcher!r}; allowed: {', '.join(LAUNCHERS)}")
+        need(not (c.launcher == "hydra" and c.pruning.enabled), "pruning.enabled",
+             "pruning needs the local workers (hydra.sweeper.launcher=local): a Hydra launcher blocks per round")
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.launcher = None
+        if self.conf.launcher == "hydra":
+            from hydra.core.plugins import Plugins
+
+            self.launcher = Plugins.instance().instantiate_launcher(
+                hydra_context=hydra_context, task_function=task_function, config=config)
 
     # ------------------------------------------------------------------ sweep
     def sweep(self, arguments: list[str]) -> dict:
@@ -127,7 +138,13 @@ class ALMASweeperImpl:
             self._prune(archive, running)
             searched = [t for t in archive.trials(kind="search") if t.status != "interrupted"]
             stop_reason = stop_reason or self._failure_stop(searched)
-            while stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
+            if self.launcher is not None:  # one round of n_workers trials through the Hydra launcher
+                round_ = []
+                while stop_reason is None and len(round_) < c.n_workers and len(searched) < c.budget:
+                    round_.append(self._next_trial(archive, space, proposer, initial, retries, len(searched)))
+                    searched.append(round_[-1])
+                self._launch_round(archive, round_, tasks)
+            while self.launcher is None and stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
                 trial = self._next_trial(archive, space, proposer, initial, retries, len(searched))
                 running[trial.id] = self._start(archive, trial, tasks, "search")
                 searched.append(trial)
@@ -183,7 +200,8 @@ class ALMASweeperImpl:
                                        other.id if other is not None else None))
 
     # ---------------------------------------------------------------- workers
-    def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> Running:
+    def _jobs(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> tuple[list[list[str]], list[str]]:
+        """The overrides and job subdirs of a trial's tasks; records the trial's run dir."""
         prefix = "trial" if kind == "search" else "holdout"
         subdirs = [f"{prefix}_{trial.id:04d}/task_{k}" for k in range(len(tasks))]
         per_task = []
@@ -192,8 +210,33 @@ class ALMASweeperImpl:
             if self.conf.inherit_weights and trial.parent is not None and kind == "search":
                 extra = [f"{self.conf.inherit_key}={self.sweep_dir / f'trial_{trial.parent:04d}' / f'task_{k}'}"]
             per_task.append(trial.overrides + task + extra)
-        job_dirs = [self.sweep_dir / s for s in subdirs]
         archive.set_run_dir(trial.id, str(self.sweep_dir / f"{prefix}_{trial.id:04d}"))
+        return per_task, subdirs
+
+    def _launch_round(self, archive: Archive, trials: list[Trial], tasks: list[list[str]]) -> None:
+        """Run trials through the configured Hydra launcher (blocks until the round ends)."""
+        jobs, owners = [], []
+        for trial in trials:
+            per_task, subdirs = self._jobs(archive, trial, tasks, "search")
+            jobs += [overrides + [f"hydra.sweep.subdir={subdir}"] for overrides, subdir in zip(per_task, subdirs)]
+            owners += [trial.id] * len(per_task)
+        returns = self.launcher.launch(jobs, initial_job_idx=trials[0].id) if jobs else []
+        for trial in trials:
+            try:
+                scores = [float(r.return_value) for r, owner in zip(returns, owners) if owner == trial.id]
+                if not all(is_finite(v) for v in scores):
+                    raise ValueError(f"non-finite objective in {scores}")
+            except Exception as err:  # the job's exception, re-raised by return_value
+                archive.fail(trial.id, f"{type(err).__name__}: {err}")
+                continue
+            archive.finish(trial.id, aggregate(scores, self.conf.aggregate), scores)
+            self.busy_seconds += time.time() - trial.started
+        write_results(archive, self.sweep_dir, self.conf)
+
+    def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> Running:
+        per_task, subdirs = self._jobs(archive, trial, tasks, "search" if kind == "search" else "holdout")
+        prefix = "trial" if kind == "search" else "holdout"
+        job_dirs = [self.sweep_dir / s for s in subdirs]
         result = self.sweep_dir / f"{prefix}_{trial.id:04d}" / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
         process = multiprocessing.get_context("fork").Process(
