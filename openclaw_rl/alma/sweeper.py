@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -240,7 +241,8 @@ class ALMASweeperImpl:
         result = self.sweep_dir / f"{prefix}_{trial.id:04d}" / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
         process = multiprocessing.get_context("fork").Process(
-            target=_run_trial, args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result),
+            target=_run_trial,
+            args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result, self.conf.n_workers),
             name=f"alma-{prefix}-{trial.id}",
         )
         process.start()
@@ -319,9 +321,18 @@ def _read_reports(path: Path) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r["objective"])) for r in map(json.loads, lines) if is_finite(r.get("objective"))]
 
 
+def _share_cores(n_workers: int) -> None:
+    """Give each worker its share of the cores: torch's default (all cores in every worker)
+    oversubscribes the CPU and collapses throughput."""
+    if "torch" in sys.modules:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        sys.modules["torch"].set_num_threads(max(1, cores // n_workers))
+
+
 def _run_trial(hydra_context, task_function, config, trial_id: int, per_task: list[list[str]], subdirs: list[str],
-               result: Path) -> None:
+               result: Path, n_workers: int) -> None:
     """Worker process: run the task function once per task; write scores or the error."""
+    _share_cores(n_workers)
     scores, outcome = [], None
     try:
         for k, overrides in enumerate(per_task):
