@@ -136,8 +136,12 @@ def test_pruning_stops_a_trial_below_its_peers(tmp_path):
 
 def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
     sweep(tmp_path, "hydra.sweeper.launcher=hydra", "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2",
-          "hydra.sweeper.n_workers=2", "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3)")
-    search = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+          "hydra.sweeper.n_workers=2", "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3)",
+          "hydra.sweeper.holdout_tasks=['env.regime=crash']", "hydra.sweeper.holdout_top_k=1")
+    archive = Archive(tmp_path / "archive.sqlite")
+    search = archive.trials(kind="search")
+    (holdout,) = archive.trials(kind="holdout")
+    assert holdout.status == "finished" and (Path(holdout.run_dir) / "task_0" / ".hydra").is_dir()
     assert len(search) == 3
     for t in search:
         assert t.status == ("failed" if t.design["algo.num_minibatches"] == 3 else "finished")

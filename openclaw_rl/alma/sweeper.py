@@ -144,7 +144,7 @@ class ALMASweeperImpl:
                 while stop_reason is None and len(round_) < c.n_workers and len(searched) < c.budget:
                     round_.append(self._next_trial(archive, space, proposer, initial, retries, len(searched)))
                     searched.append(round_[-1])
-                self._launch_round(archive, round_, tasks)
+                self._launch_round(archive, round_, tasks, "search")
             while self.launcher is None and stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
                 trial = self._next_trial(archive, space, proposer, initial, retries, len(searched))
                 running[trial.id] = self._start(archive, trial, tasks, "search")
@@ -214,11 +214,11 @@ class ALMASweeperImpl:
         archive.set_run_dir(trial.id, str(self.sweep_dir / f"{prefix}_{trial.id:04d}"))
         return per_task, subdirs
 
-    def _launch_round(self, archive: Archive, trials: list[Trial], tasks: list[list[str]]) -> None:
+    def _launch_round(self, archive: Archive, trials: list[Trial], tasks: list[list[str]], kind: str) -> None:
         """Run trials through the configured Hydra launcher (blocks until the round ends)."""
         jobs, owners = [], []
         for trial in trials:
-            per_task, subdirs = self._jobs(archive, trial, tasks, "search")
+            per_task, subdirs = self._jobs(archive, trial, tasks, kind)
             jobs += [overrides + [f"hydra.sweep.subdir={subdir}"] for overrides, subdir in zip(per_task, subdirs)]
             owners += [trial.id] * len(per_task)
         returns = self.launcher.launch(jobs, initial_job_idx=trials[0].id) if jobs else []
@@ -303,8 +303,12 @@ class ALMASweeperImpl:
         done = {t.parent for t in archive.trials(kind="holdout") if t.status == "finished"}
         best = sorted((t for t in archive.trials(kind="search", status="finished") if is_finite(t.score)),
                       key=lambda t: t.score, reverse=True)[: self.conf.holdout_top_k]
-        running: dict[int, Running] = {}
         queue = [t for t in best if t.id not in done]
+        if self.launcher is not None:
+            trials = [archive.get(archive.add("holdout", t.design, t.overrides, "holdout", t.id)) for t in queue]
+            self._launch_round(archive, trials, holdout, "holdout")
+            return
+        running: dict[int, Running] = {}
         while queue or running:
             while queue and len(running) < self.conf.n_workers:
                 source = queue.pop(0)
