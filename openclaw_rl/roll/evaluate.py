@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import torch
 
+from openclaw_rl.backtest.metrics import metrics
+from openclaw_rl.backtest.run import run_episodes
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.roll.policy import ActorCritic
 
@@ -18,40 +20,32 @@ def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: to
              deterministic: bool = True) -> dict[str, float]:
     """Mean over ``n_envs`` held-out markets of the first episode's outcome."""
     config = dataclasses.replace(env_config, n_envs=n_envs)
-    envs = MarketVecEnv(config=config)
-    obs, _ = envs.reset(seed=EVAL_SEED_BASE)
-    engine, w, bars = envs.engine, config.window, config.episode_bars
-    buy_and_hold = np.log(engine.close[w + bars] / engine.close[w])
-    state = policy.initial_state(n_envs, device)
-    starts = torch.ones(n_envs, device=device)
-    active = np.ones(n_envs, dtype=bool)
-    episode_return = np.zeros(n_envs)
-    final_equity = np.full(n_envs, config.initial_equity)
-    step_returns = []
     was_training = policy.training
     policy.eval()
-    for _ in range(bars):
-        action, _, _, state = policy.act(torch.as_tensor(obs, device=device), state, starts, deterministic)
-        action = action.cpu().numpy()
-        prev_equity = engine.equity.copy()
-        obs, reward, terminated, truncated, info = envs.step(action if not policy.continuous else action.astype(np.float32))
-        done = terminated | truncated
-        equity = np.where(done, info["final_info"]["equity"] if done.any() else 0.0, info["equity"])
-        step_returns.append(np.where(active, equity / prev_equity - 1.0, np.nan))
-        episode_return += np.where(active, reward, 0.0)
-        final_equity = np.where(active, equity, final_equity)
-        active &= ~done
-        starts = torch.as_tensor(done.astype(np.float32), device=device)
-        if not active.any():
-            break
+    record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))
     policy.train(was_training)
-    step_returns = np.array(step_returns)
-    mean, std = np.nanmean(step_returns, axis=0), np.nanstd(step_returns, axis=0)
-    sharpe = np.where(std > 0, mean / np.where(std > 0, std, 1.0) * np.sqrt(config.bars_per_year), 0.0)
-    log_return = np.log(np.maximum(final_equity, 1e-12) / config.initial_equity)
+    log_return = np.log(np.maximum(record.equity[-1], 1e-12) / config.initial_equity)
     return {
         "log_return": float(log_return.mean()),
-        "excess_log_return": float((log_return - buy_and_hold).mean()),
-        "sharpe": float(sharpe.mean()),
-        "episodic_return": float(episode_return.mean()),
+        "excess_log_return": float((log_return - record.buy_and_hold).mean()),
+        "sharpe": float(metrics(record.equity, record.positions, config.bars_per_year)["sharpe"].mean()),
+        "episodic_return": float(record.rewards.sum(axis=0).mean()),
     }
+
+
+def policy_actor(policy: ActorCritic, device: torch.device, deterministic: bool):
+    """An actor for ``run_episodes`` that carries the policy's recurrent state."""
+
+    def make(envs: MarketVecEnv):
+        state = policy.initial_state(envs.num_envs, device)
+
+        def act(obs, step, starts):
+            nonlocal state
+            action, _, _, state = policy.act(torch.as_tensor(obs, device=device), state,
+                                             torch.as_tensor(starts, device=device), deterministic)
+            action = action.cpu().numpy()
+            return action.astype(np.float32) if policy.continuous else action
+
+        return act
+
+    return make

@@ -1,0 +1,69 @@
+"""Run one episode per market with any actor (a strategy, a policy) and keep the curves."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from openclaw_rl.backtest.metrics import metrics
+from openclaw_rl.rock import EnvConfig, MarketVecEnv
+
+
+@dataclass
+class EpisodeRecord:
+    """Time-major curves of one episode per market; rows after a market's end repeat its last equity."""
+
+    equity: np.ndarray  # [T+1, N], starting equity first
+    positions: np.ndarray  # [T, N], position held over each bar (0 after the end)
+    rewards: np.ndarray  # [T, N], env rewards (0 after the end)
+    buy_and_hold: np.ndarray  # [N], log return of the market over the episode
+
+
+# act(obs [N, obs_dim], step, starts [N]) -> actions for MarketVecEnv.step
+Actor = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
+
+
+def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecEnv], Actor]) -> EpisodeRecord:
+    """Reset ``envs`` with ``seed`` and play each market's first episode to its end."""
+    obs, _ = envs.reset(seed=seed)
+    engine, config = envs.engine, envs.config
+    w, bars = config.window, config.episode_bars
+    buy_and_hold = np.log(engine.close[w + bars] / engine.close[w])
+    act = make_actor(envs)  # after the reset: a strategy may read the episode's closes so far
+    active = np.ones(envs.num_envs, dtype=bool)
+    starts = np.ones(envs.num_envs, dtype=np.float32)
+    equity, positions, rewards = [engine.equity.copy()], [], []
+    for step in range(bars):
+        obs, reward, terminated, truncated, info = envs.step(act(obs, step, starts))
+        done = terminated | truncated
+        final = info["final_info"] if done.any() else info
+        equity.append(np.where(active, np.where(done, final["equity"], info["equity"]), equity[-1]))
+        positions.append(np.where(active, np.where(done, final["position"], info["position"]), 0.0))
+        rewards.append(np.where(active, reward, 0.0))
+        active &= ~done
+        starts = done.astype(np.float32)
+        if not active.any():
+            break
+    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold)
+
+
+def strategy_actor(strategy) -> Callable[[MarketVecEnv], Actor]:
+    """Targets from a strategy's causal rule on the closes (a continuous env takes them as they are)."""
+
+    def make(envs: MarketVecEnv) -> Actor:
+        targets = strategy.positions(envs.engine.close)  # causal: row t uses closes up to t only
+        window = envs.config.window
+        return lambda obs, step, starts: targets[window + step][:, None]
+
+    return make
+
+
+def backtest_strategy(strategy, env_config: EnvConfig, n_markets: int, seed: int) -> tuple[EpisodeRecord, dict]:
+    """One episode on each of ``n_markets`` markets seeded from ``seed``; curves and metrics."""
+    bound = max(env_config.max_position, 1.0)
+    config = dataclasses.replace(env_config, n_envs=n_markets, continuous=True, max_position=bound)
+    record = run_episodes(MarketVecEnv(config=config), seed, strategy_actor(strategy))
+    return record, metrics(record.equity, record.positions, config.bars_per_year)

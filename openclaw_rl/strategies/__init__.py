@@ -1,0 +1,1 @@
+"""V7 rule-based strategies: baselines and teachers."""
