@@ -27,3 +27,33 @@ def test_costs_make_a_trading_strategy_pay():
     assert np.all(costly.equity[-1] < free.equity[-1])
     assert set(m_costly) >= {"sharpe", "sortino", "max_drawdown", "calmar", "win_rate"}
     assert all(np.all(np.isfinite(v)) for v in m_costly.values())
+
+
+def test_cli_backtests_a_trained_policy_beside_the_strategies(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    env = ["env.n_envs=16", "env.window=8", "env.episode_bars=40"]
+    subprocess.run([sys.executable, "-m", "openclaw_rl.train", f"hydra.run.dir={tmp_path / 'run'}", *env,
+                    "trainer.rollout_steps=32", "trainer.total_steps=1024", "eval.n_envs=4", "trainer.progress=log"],
+                   cwd=root, check=True, capture_output=True)
+    out = tmp_path / "backtest"
+    result = subprocess.run([sys.executable, "-m", "openclaw_rl.backtest", f"hydra.run.dir={out}", *env,
+                             f"checkpoint={tmp_path / 'run'}", "n_markets=8", "strategies=[buy_and_hold,regime_ensemble]"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = yaml.safe_load((out / "metrics.yaml").read_text())
+    assert list(report) == ["policy", "buy_and_hold", "regime_ensemble"]
+    assert 0.0 <= report["policy"]["deflated_sharpe"] <= 1.0 and "max_drawdown" in report["policy"]
+    assert (out / "equity.png").stat().st_size > 0 and list((out / "tb").glob("events.out.tfevents.*"))
+    bad = subprocess.run([sys.executable, "-m", "openclaw_rl.backtest", f"hydra.run.dir={tmp_path / 'bad'}",
+                          "strategies=[moonshot]"], cwd=root, capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown strategy 'moonshot'; allowed: buy_and_hold" in bad.stderr
+    wrong = subprocess.run([sys.executable, "-m", "openclaw_rl.backtest", f"hydra.run.dir={tmp_path / 'wrong'}",
+                            f"checkpoint={tmp_path / 'run'}", "env.window=16", "strategies=[]"],
+                           cwd=root, capture_output=True, text=True)
+    assert wrong.returncode != 0 and "trained with env.window=8" in wrong.stderr

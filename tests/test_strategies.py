@@ -18,6 +18,8 @@ def test_rolling_windows_by_hand():
     assert np.isnan(rolling_mean(x, 3)[1, 0])
     assert rolling_mean(x, 3)[2:, 0].tolist() == [2.0, 3.0]
     assert rolling_std(x, 2)[3, 0] == pytest.approx(0.5)
+    assert np.isnan(rolling_mean(x, 5)).all()  # a window longer than the history
+    assert TrendFollowing(slow=50).positions(np.ones((10, 2))).tolist() == np.zeros((10, 2)).tolist()
 
 
 def test_signals_by_hand():

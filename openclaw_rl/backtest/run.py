@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from openclaw_rl.backtest.metrics import metrics
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
+from openclaw_rl.rock.engine import N_SCALAR_FEATURES
+from openclaw_rl.roll.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_policy_weights
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.policy import ActorCritic
 
 
 @dataclass
@@ -61,9 +67,53 @@ def strategy_actor(strategy) -> Callable[[MarketVecEnv], Actor]:
     return make
 
 
+def policy_actor(policy: ActorCritic, device: torch.device, deterministic: bool):
+    """An actor for ``run_episodes`` that carries the policy's recurrent state."""
+
+    def make(envs: MarketVecEnv):
+        state = policy.initial_state(envs.num_envs, device)
+
+        def act(obs, step, starts):
+            nonlocal state
+            action, _, _, state = policy.act(torch.as_tensor(obs, device=device), state,
+                                             torch.as_tensor(starts, device=device), deterministic)
+            action = action.cpu().numpy()
+            return action.astype(np.float32) if policy.continuous else action
+
+        return act
+
+    return make
+
+
 def backtest_strategy(strategy, env_config: EnvConfig, n_markets: int, seed: int) -> tuple[EpisodeRecord, dict]:
     """One episode on each of ``n_markets`` markets seeded from ``seed``; curves and metrics."""
     bound = max(env_config.max_position, 1.0)
     config = dataclasses.replace(env_config, n_envs=n_markets, continuous=True, max_position=bound)
     record = run_episodes(MarketVecEnv(config=config), seed, strategy_actor(strategy))
+    return record, metrics(record.equity, record.positions, config.bars_per_year)
+
+
+def load_policy(checkpoint: Path, device: torch.device) -> tuple[ActorCritic, RunConfig]:
+    """The policy stored in a training checkpoint (or run dir), rebuilt from the design it records."""
+    path = checkpoint_path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint)
+    state = load_checkpoint(path)
+    config = RunConfig.from_mapping(state["config"])
+    env = config.env
+    policy = ActorCritic(env.window + N_SCALAR_FEATURES, 1 if env.continuous else len(env.actions), env.continuous,
+                         config.policy).to(device)
+    load_policy_weights(policy, state["policy"], path)
+    return policy, config
+
+
+def backtest_policy(checkpoint: Path, env_config: EnvConfig, n_markets: int, seed: int,
+                    device: torch.device = torch.device("cpu")) -> tuple[EpisodeRecord, dict]:
+    """A trained policy, greedy, on ``env_config``'s markets (its observation and actions must fit)."""
+    policy, trained = load_policy(checkpoint, device)
+    if (env_config.window, env_config.continuous, env_config.actions) != (trained.env.window, trained.env.continuous, trained.env.actions):
+        raise CheckpointError(f"{checkpoint}: the policy was trained with env.window={trained.env.window}, "
+                              f"env.continuous={trained.env.continuous}, env.actions={list(trained.env.actions)}; "
+                              "backtest it on an env with the same observation and actions")
+    config = dataclasses.replace(env_config, n_envs=n_markets)
+    policy.eval()
+    record = run_episodes(MarketVecEnv(config=config), seed, policy_actor(policy, device, deterministic=True))
     return record, metrics(record.equity, record.positions, config.bars_per_year)

@@ -44,6 +44,11 @@ def _decode(obj):
     return obj
 
 
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run keeps its latest checkpoint."""
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically (a crash leaves the previous file intact)."""
     path = Path(path)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from openclaw_rl.backtest.metrics import metrics
-from openclaw_rl.backtest.run import run_episodes
+from openclaw_rl.backtest.run import policy_actor, run_episodes
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.roll.policy import ActorCritic
 
@@ -31,21 +31,3 @@ def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: to
         "sharpe": float(metrics(record.equity, record.positions, config.bars_per_year)["sharpe"].mean()),
         "episodic_return": float(record.rewards.sum(axis=0).mean()),
     }
-
-
-def policy_actor(policy: ActorCritic, device: torch.device, deterministic: bool):
-    """An actor for ``run_episodes`` that carries the policy's recurrent state."""
-
-    def make(envs: MarketVecEnv):
-        state = policy.initial_state(envs.num_envs, device)
-
-        def act(obs, step, starts):
-            nonlocal state
-            action, _, _, state = policy.act(torch.as_tensor(obs, device=device), state,
-                                             torch.as_tensor(starts, device=device), deterministic)
-            action = action.cpu().numpy()
-            return action.astype(np.float32) if policy.continuous else action
-
-        return act
-
-    return make

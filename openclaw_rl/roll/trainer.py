@@ -15,7 +15,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from openclaw_rl.rock import MarketVecEnv
-from openclaw_rl.roll.checkpoint import CheckpointError, load_checkpoint, load_policy_weights, save_checkpoint
+from openclaw_rl.roll.checkpoint import (
+    CheckpointError, checkpoint_path, load_checkpoint, load_policy_weights, save_checkpoint,
+)
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate
 from openclaw_rl.roll.learner import Learner
@@ -32,10 +34,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("trainer.device=cuda but no CUDA device is available; use trainer.device=auto or cpu")
     return torch.device(name)
-
-
-def checkpoint_path(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints" / "last.pt"
 
 
 def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:

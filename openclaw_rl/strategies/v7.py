@@ -19,6 +19,8 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last ``window`` rows at each row; NaN until ``window`` rows exist."""
     sums = cumsum_time(x)
     out = np.full_like(sums, np.nan)
+    if window > len(x):  # never enough history
+        return out
     out[window - 1] = sums[window - 1]
     out[window:] = sums[window:] - sums[:-window]
     return out / window
