@@ -53,6 +53,10 @@ def test_cli_backtests_a_trained_policy_beside_the_strategies(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "openclaw_rl.backtest", f"hydra.run.dir={tmp_path / 'bad'}",
                           "strategies=[moonshot]"], cwd=root, capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown strategy 'moonshot'; allowed: buy_and_hold" in bad.stderr
+    leak = subprocess.run([sys.executable, "-m", "openclaw_rl.backtest", f"hydra.run.dir={tmp_path / 'leak'}",
+                           "env/market=historical", "env.data.builtin=googl_daily", "strategies=[regime_ensemble]"],
+                          cwd=root, capture_output=True, text=True)
+    assert leak.returncode != 0 and "would be the bars it is tested on" in leak.stderr
     wrong = subprocess.run([sys.executable, "-m", "openclaw_rl.backtest", f"hydra.run.dir={tmp_path / 'wrong'}",
                             f"checkpoint={tmp_path / 'run'}", "env.window=16", "strategies=[]"],
                            cwd=root, capture_output=True, text=True)

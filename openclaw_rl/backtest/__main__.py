@@ -29,6 +29,10 @@ def make_strategy(name: str, env: EnvConfig, fit_seed: int, n_markets: int):
         raise ConfigError(f"strategies: unknown strategy {name!r}; allowed: {', '.join(CHOICES)}")
     if name != "regime_ensemble":
         return STRATEGIES[name]()
+    if env.market.get("kind") == "historical":
+        raise ConfigError("strategies: regime_ensemble is fitted on separate markets, and on historical data those "
+                          "would be the bars it is tested on; compare it on synthetic markets, or fit it on a "
+                          "training range (backtest.walk_forward)")
     fit_config = dataclasses.replace(env, n_envs=n_markets)
     envs = MarketVecEnv(config=fit_config)
     envs.reset(seed=fit_seed)
