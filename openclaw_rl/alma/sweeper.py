@@ -73,7 +73,6 @@ class Running:
     process: Any
     result: Path
     job_dirs: list[Path]
-    seen_reports: dict = field(default_factory=dict)
 
 
 class ALMASweeperImpl:

@@ -87,7 +87,7 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
     update, global_step = 0, 0
     if resume_from is not None:
         state = load_checkpoint(resume_from)
-        if state["config"] != _plain(config, ignore_trainer=True):
+        if state["config"] != _design(config):
             raise CheckpointError(f"{resume_from}: was written by a run with a different configuration; "
                                   "resume with the same overrides (trainer.* may differ)")
         load_policy_weights(policy, state["policy"], resume_from)
@@ -129,7 +129,7 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
             _report(progress, update, num_updates, global_step, stats)
             if update % config.trainer.checkpoint_every == 0 or update == num_updates:
                 save_checkpoint(checkpoint_path(run_dir), {
-                    "config": _plain(config, ignore_trainer=True), "policy": policy.state_dict(),
+                    "config": _design(config), "policy": policy.state_dict(),
                     "learner": learner.state_dict(), "collector": collector.state_dict(),
                     "torch_rng": torch.get_rng_state(), "update": update, "global_step": global_step,
                 })
@@ -149,11 +149,12 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         envs.close()
 
 
-def _plain(config: RunConfig, ignore_trainer: bool) -> dict:
+def _design(config: RunConfig) -> dict:
+    """What a run is, as plain data: everything but trainer.* and eval.*, which a resumed run
+    may change (how long it goes on, how it is evaluated)."""
     values = dataclasses.asdict(config)
-    if ignore_trainer:  # resume may change how long / how the run goes on, not what it is
-        values.pop("trainer")
-        values.pop("eval")
+    values.pop("trainer")
+    values.pop("eval")
     return _lists(values)
 
 
