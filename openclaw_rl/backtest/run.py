@@ -26,6 +26,7 @@ class EpisodeRecord:
     positions: np.ndarray  # [T, N], position held over each bar (0 after the end)
     rewards: np.ndarray  # [T, N], env rewards (0 after the end)
     buy_and_hold: np.ndarray  # [N], log return of the market over the episode
+    lengths: np.ndarray  # [N], steps until each market's episode ended
 
 
 # act(obs [N, obs_dim], step, starts [N]) -> actions for MarketVecEnv.step
@@ -42,6 +43,7 @@ def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecE
     active = np.ones(envs.num_envs, dtype=bool)
     starts = np.ones(envs.num_envs, dtype=np.float32)
     equity, positions, rewards = [engine.equity.copy()], [], []
+    lengths = np.zeros(envs.num_envs, dtype=np.int64)
     for step in range(bars):
         obs, reward, terminated, truncated, info = envs.step(act(obs, step, starts))
         done = terminated | truncated
@@ -49,11 +51,12 @@ def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecE
         equity.append(np.where(active, np.where(done, final["equity"], info["equity"]), equity[-1]))
         positions.append(np.where(active, np.where(done, final["position"], info["position"]), 0.0))
         rewards.append(np.where(active, reward, 0.0))
+        lengths += active
         active &= ~done
         starts = done.astype(np.float32)
         if not active.any():
             break
-    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold)
+    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold, lengths)
 
 
 def strategy_actor(strategy) -> Callable[[MarketVecEnv], Actor]:

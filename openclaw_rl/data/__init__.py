@@ -1,0 +1,1 @@
+"""Trajectory datasets: generation, sharded storage, composition, replay."""
