@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -15,6 +16,7 @@ BASELINES = ("none", "value", "group")
 OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
 PROGRESS = ("auto", "bar", "log")
+STAGES = ("rl", "sft")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,15 @@ class IPAConfig:
 
 
 @dataclass(frozen=True)
+class SFTConfig:
+    datasets: dict[str, float] | None = None  # dataset dir -> weight in the mix
+    updates: int = 200  # gradient steps
+    batch_trajectories: int = 32  # whole trajectories per step (observations replayed)
+
+
+@dataclass(frozen=True)
 class TrainerConfig:
+    stage: str = "rl"  # rl | sft (behaviour cloning on sft.datasets)
     total_steps: int = 500_000  # env steps over all envs
     rollout_steps: int = 128  # steps per env per update
     group_size: int = 1  # envs that share a market seed (grpo, ipa.baseline=group)
@@ -73,6 +83,7 @@ class RunConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
     seed: int = 0
 
     @property
@@ -83,6 +94,14 @@ class RunConfig:
     def num_updates(self) -> int:
         return self.trainer.total_steps // self.batch_steps
 
+    def design(self) -> dict:
+        """What a run is, as plain data: everything but trainer.* and eval.*, which a resumed run
+        may change (how long it goes on, how it is evaluated). Stored in every checkpoint."""
+        values = dataclasses.asdict(self)
+        values.pop("trainer")
+        values.pop("eval")
+        return json.loads(json.dumps(values))  # tuples -> lists, as a checkpoint stores them
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RunConfig":
         values = dict(values)
@@ -92,7 +111,7 @@ class RunConfig:
             raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(sorted(sections))}")
         built = {"env": EnvConfig.from_mapping(values.pop("env", {}) or {})}
         for name, section in (("algo", AlgoConfig), ("ipa", IPAConfig), ("policy", PolicyConfig),
-                              ("trainer", TrainerConfig), ("eval", EvalConfig)):
+                              ("trainer", TrainerConfig), ("eval", EvalConfig), ("sft", SFTConfig)):
             built[name] = _section(section, values.pop(name, {}) or {}, name)
         config = cls(**built, **values)
         config.validate()
@@ -131,6 +150,10 @@ class RunConfig:
         grouped = a.name == "grpo" or (a.name == "ipa" and self.ipa.baseline == "group")
         need(not grouped or t.group_size >= 2, "trainer.group_size",
              f"{a.name} with a group baseline needs trainer.group_size >= 2 (envs sharing a market seed)")
+        need(t.stage in STAGES, "trainer.stage", f"unknown stage {t.stage!r}; allowed: {', '.join(STAGES)}")
+        need(t.stage != "sft" or t.resume is None, "trainer.resume", "stage=sft runs are short; they do not resume")
+        need(self.sft.updates >= 1 and self.sft.batch_trajectories >= 1, "sft.updates",
+             f"sft.updates and sft.batch_trajectories must be >= 1, got {self.sft.updates}, {self.sft.batch_trajectories}")
         need(t.device in DEVICES, "trainer.device", f"unknown device {t.device!r}; allowed: {', '.join(DEVICES)}")
         need(t.progress in PROGRESS, "trainer.progress", f"unknown mode {t.progress!r}; allowed: {', '.join(PROGRESS)}")
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")
@@ -148,5 +171,5 @@ def _section(section, values: Mapping[str, Any], prefix: str):
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    values = {k: tuple(v) if isinstance(v, list) else dict(v) if isinstance(v, Mapping) else v for k, v in values.items()}
     return section(**values)

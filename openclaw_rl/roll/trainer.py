@@ -84,10 +84,15 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
     resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
     torch.manual_seed(config.seed)
     envs, policy, collector, learner = build(config, device)
+    if config.trainer.stage == "sft":
+        from openclaw_rl.roll.sft import run_sft
+
+        envs.close()
+        return run_sft(config, run_dir, policy, device)
     update, global_step = 0, 0
     if resume_from is not None:
         state = load_checkpoint(resume_from)
-        if state["config"] != _design(config):
+        if state["config"] != config.design():
             raise CheckpointError(f"{resume_from}: was written by a run with a different configuration; "
                                   "resume with the same overrides (trainer.* may differ)")
         load_policy_weights(policy, state["policy"], resume_from)
@@ -129,7 +134,7 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
             _report(progress, update, num_updates, global_step, stats)
             if update % config.trainer.checkpoint_every == 0 or update == num_updates:
                 save_checkpoint(checkpoint_path(run_dir), {
-                    "config": _design(config), "policy": policy.state_dict(),
+                    "config": config.design(), "policy": policy.state_dict(),
                     "learner": learner.state_dict(), "collector": collector.state_dict(),
                     "torch_rng": torch.get_rng_state(), "update": update, "global_step": global_step,
                 })
@@ -147,23 +152,6 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         if progress is not None:
             progress.close()
         envs.close()
-
-
-def _design(config: RunConfig) -> dict:
-    """What a run is, as plain data: everything but trainer.* and eval.*, which a resumed run
-    may change (how long it goes on, how it is evaluated)."""
-    values = dataclasses.asdict(config)
-    values.pop("trainer")
-    values.pop("eval")
-    return _lists(values)
-
-
-def _lists(obj):
-    if isinstance(obj, dict):
-        return {k: _lists(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_lists(v) for v in obj]
-    return obj
 
 
 def _hparams(config: RunConfig) -> dict:
