@@ -28,7 +28,7 @@ train: install
 
 # All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~40 minutes on 2 cores.
 bench: $(VENV)/.bench-installed
-	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) learning.py && ../$(PY) alma_vs.py
+	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
