@@ -122,6 +122,8 @@ def test_archive_persists_trials_reports_and_expansions(tmp_path):
     assert (first.status, first.score, first.times_expanded) == ("finished", 0.5, 1)
     assert (second.status, second.error, second.parent) == ("failed", "Boom", a)
     assert archive.peers_at(0, 100, excluding=b) == [0.1]
+    archive.add("holdout", {"x": 1}, ["x=1"], "holdout", parent=a)  # a transfer run does not expand its source
+    assert archive.get(a).times_expanded == 1
 
 
 def test_archive_marks_trials_in_flight_as_interrupted(tmp_path):

@@ -97,7 +97,7 @@ class Archive:
                 " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (kind, json.dumps(design), json.dumps(overrides), mutation, parent, parent2, retry_of, time.time(), time.time()),
             )
-            for expanded in {parent, parent2} - {None}:
+            for expanded in ({parent, parent2} - {None}) if kind == "search" else ():  # holdout runs are not expansions
                 self.db.execute("UPDATE trials SET times_expanded = times_expanded + 1 WHERE id = ?", (expanded,))
             return int(cursor.lastrowid)
 
