@@ -50,7 +50,7 @@ def random_policy(seed: int, env: dict) -> dict:
     """A uniformly random policy (zeroed actor head, sampled actions) on the held-out markets."""
     config = config_for("ipa", seed, BASE["env"]["n_envs"] * 128, env)
     torch.manual_seed(seed)
-    policy = ActorCritic(config.env.window + 5, len(config.env.actions), False, config.policy)
+    policy = ActorCritic.for_env(config.env, config.policy)
     torch.nn.init.zeros_(policy.actor_head.weight)
     torch.nn.init.zeros_(policy.actor_head.bias)
     return evaluate(policy, config.env, config.eval.n_envs, torch.device("cpu"), deterministic=False)

@@ -5,9 +5,9 @@ import pytest
 
 from openclaw_rl.rock import rng
 from openclaw_rl.rock.markets import REGIME_NAMES, RegimeSwitching
+from openclaw_rl.rock.rolling import rolling_mean, rolling_std
 from openclaw_rl.strategies.v7 import (
     BuyAndHold, MeanReversion, Momentum, RegimeClassifier, RegimeEnsemble, TrendFollowing, VolatilityTargeting,
-    rolling_mean, rolling_std,
 )
 
 CLOSES = np.exp(RegimeSwitching().sample(rng.seed_keys(np.arange(64)), 400).log_close)

@@ -12,8 +12,7 @@ import torch
 
 from openclaw_rl.backtest.metrics import metrics
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
-from openclaw_rl.rock.engine import N_SCALAR_FEATURES
-from openclaw_rl.roll.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_policy_weights
+from openclaw_rl.roll.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, load_policy_weights
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
 
@@ -98,12 +97,10 @@ def backtest_strategy(strategy, env_config: EnvConfig, n_markets: int, seed: int
 
 def load_policy(checkpoint: Path, device: torch.device) -> tuple[ActorCritic, RunConfig]:
     """The policy stored in a training checkpoint (or run dir), rebuilt from the design it records."""
-    path = checkpoint_path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint)
+    path = find_checkpoint(checkpoint)
     state = load_checkpoint(path)
     config = RunConfig.from_mapping(state["config"])
-    env = config.env
-    policy = ActorCritic(env.window + N_SCALAR_FEATURES, 1 if env.continuous else len(env.actions), env.continuous,
-                         config.policy).to(device)
+    policy = ActorCritic.for_env(config.env, config.policy).to(device)
     load_policy_weights(policy, state["policy"], path)
     return policy, config
 

@@ -14,6 +14,7 @@ from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, Historical
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
 
 REWARDS = ("log_return", "dsr", "terminal_excess")
+N_SCALAR_FEATURES = 5  # observation features after the return window (see the engine's layout)
 MARKETS = (*SYNTHETIC_MODELS, "historical")
 SAMPLINGS = ("random", "first")
 
@@ -44,6 +45,15 @@ class EnvConfig:
     regime: str | None = None  # regime_switching: fix this regime instead of switching
     market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})
     data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def obs_dim(self) -> int:
+        return self.window + N_SCALAR_FEATURES
+
+    @property
+    def action_dim(self) -> int:
+        """Logits of the discrete actions, or the one continuous target position."""
+        return 1 if self.continuous else len(self.actions)
 
     @property
     def bars_per_episode(self) -> int:

@@ -20,11 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from openclaw_rl.rock import rng
-from openclaw_rl.rock.config import EnvConfig
+from openclaw_rl.rock.config import N_SCALAR_FEATURES, EnvConfig
 from openclaw_rl.rock.historical import HistoricalReplay
-from openclaw_rl.rock.markets import cumsum_time
+from openclaw_rl.rock.rolling import rolling_std
 
-N_SCALAR_FEATURES = 5
 _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _MIN_PER_WORKER = 512  # below this many markets a reset is not worth splitting
 
@@ -49,7 +48,7 @@ class MarketEngine:
         n_bars = config.bars_per_episode
         if isinstance(self.market, HistoricalReplay):
             self.market.check_fits(n_bars)
-        self.obs_dim = config.window + N_SCALAR_FEATURES
+        self.obs_dim = config.obs_dim
         self.fee = config.fee_bps / 1e4
         self.slippage = config.slippage_bps / 1e4
         self.borrow_rate = (1 + config.borrow_bps_per_year / 1e4) ** (1 / config.bars_per_year) - 1
@@ -126,7 +125,9 @@ class MarketEngine:
         np.subtract(bars.log_close[1:], bars.log_close[:-1], out=ret[1:])
         ret *= 100
         self.ret_pct[:, columns] = ret
-        self.vol_pct[:, columns] = _rolling_std(ret, self.config.window)
+        vol = rolling_std(ret, self.config.window)
+        vol[: self.config.window] = 0.0  # row 0 is no return: the first full window ends at row `window`
+        self.vol_pct[:, columns] = vol
         self.range_pct[:, columns] = (bars.log_high - bars.log_low) * 100
 
     # ------------------------------------------------------------------- step
@@ -219,18 +220,6 @@ class MarketEngine:
                     f"{current.shape} {current.dtype} (different n_envs, window or episode_bars?)"
                 )
             setattr(self, name, value.copy())
-
-
-def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
-    """Population std over the last ``window`` rows at each row (0 where fewer exist)."""
-    zero = np.zeros((1, *x.shape[1:]))
-    c1 = cumsum_time(np.concatenate([zero, x]))
-    c2 = cumsum_time(np.concatenate([zero, x * x]))
-    out = np.zeros_like(x)
-    mean = (c1[window + 1 :] - c1[1:-window]) / window
-    mean_sq = (c2[window + 1 :] - c2[1:-window]) / window
-    out[window:] = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
-    return out
 
 
 @functools.cache

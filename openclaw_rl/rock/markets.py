@@ -16,24 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from openclaw_rl.rock import rng
+from openclaw_rl.rock.rolling import cumsum_time
 
 REGIME_NAMES = ("bull", "sideways", "bear", "crash", "volatile")
 NO_REGIME = -1
-
-
-def cumsum_time(x: np.ndarray) -> np.ndarray:
-    """Cumulative sum along axis 0 (time) of a time-major array.
-
-    For wide batches a loop of row additions is ~20x faster than ``np.cumsum(axis=0)``,
-    which accumulates each column separately with strided access.
-    """
-    if x.ndim < 2 or x.shape[1] < 64:
-        return np.cumsum(x, axis=0)
-    out = np.empty_like(x)
-    out[0] = x[0]
-    for t in range(1, len(x)):
-        np.add(out[t - 1], x[t], out=out[t])
-    return out
 
 
 @dataclass(frozen=True)

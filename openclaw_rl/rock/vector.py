@@ -88,8 +88,7 @@ class MarketVecEnv(VectorEnv):
     def _refresh_info(self, info: dict, rows: np.ndarray) -> None:
         """After resetting ``rows``, their info describes the new episode (as after ``reset``)."""
         fresh = self._info(np.zeros(self.num_envs, dtype=bool))
-        for key in INFO_KEYS:
-            info[key] = info[key].copy() if key == "chunk_end" else info[key]
+        for key in INFO_KEYS:  # fresh arrays every step; final_info holds copies
             info[key][rows] = fresh[key][rows]
 
     def snapshot(self) -> dict[str, np.ndarray]:

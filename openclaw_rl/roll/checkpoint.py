@@ -49,6 +49,12 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.pt"
 
 
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or the latest checkpoint of a run dir."""
+    path = Path(path)
+    return checkpoint_path(path) if path.is_dir() else path
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically (a crash leaves the previous file intact)."""
     path = Path(path)

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from openclaw_rl.rock.config import EnvConfig
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
@@ -83,6 +85,11 @@ class ActorCritic(nn.Module):
         self.actor_head = layer(width, action_dim, 0.01)
         self.critic_head = layer(width, 1, 1.0)
         self.log_std = nn.Parameter(torch.full((action_dim,), config.init_log_std)) if continuous else None
+
+    @classmethod
+    def for_env(cls, env: EnvConfig, config: PolicyConfig) -> "ActorCritic":
+        """A policy whose input and heads fit ``env``'s observations and actions."""
+        return cls(env.obs_dim, env.action_dim, env.continuous, config)
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
         """The recurrent state of ``n`` fresh episodes (empty for an MLP)."""

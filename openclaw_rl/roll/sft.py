@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from openclaw_rl.data.trajectories import TrajectoryDataset, compose, replay
-from openclaw_rl.rock import ConfigError
+from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.checkpoint import checkpoint_path, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import evaluate
@@ -27,8 +27,9 @@ from openclaw_rl.roll.trainer import TrainResult
 log = logging.getLogger("openclaw_rl.sft")
 
 
-def check_datasets(config: RunConfig) -> None:
-    """Every dataset must exist and come from markets whose observations fit the policy."""
+def check_datasets(config: RunConfig) -> EnvConfig:
+    """Every dataset must exist and come from markets whose observations fit the policy;
+    returns the env config the trajectories replay in (``compose`` checks they share one)."""
     if not config.sft.datasets:
         raise ConfigError("sft.datasets: stage=sft needs at least one dataset, e.g. sft.datasets={runs/data/trend: 1.0}")
     for path in config.sft.datasets:
@@ -36,12 +37,12 @@ def check_datasets(config: RunConfig) -> None:
         if data_env.window != config.env.window:
             raise ConfigError(f"sft.datasets: {path} was generated with env.window={data_env.window}, "
                               f"this run observes env.window={config.env.window}")
+    return data_env
 
 
 def run_sft(config: RunConfig, run_dir: Path, policy, device: torch.device):
     """Clone the datasets into ``policy``; returns (held-out metrics, per-update history)."""
-    check_datasets(config)
-    data_env = TrajectoryDataset(Path(next(iter(config.sft.datasets)))).env_config
+    data_env = check_datasets(config)
     stream = compose(dict(config.sft.datasets), config.seed)
     levels = torch.as_tensor(config.env.actions, dtype=torch.float32, device=device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.algo.lr, eps=1e-5)

@@ -16,7 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.roll.checkpoint import (
-    CheckpointError, checkpoint_path, load_checkpoint, load_policy_weights, save_checkpoint,
+    CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate
@@ -43,9 +43,7 @@ def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
     if resume == "auto":
         path = checkpoint_path(run_dir)
         return (path if path.is_file() else None), run_dir
-    path = Path(resume)
-    if path.is_dir():
-        path = checkpoint_path(path)
+    path = find_checkpoint(resume)
     if not path.is_file():
         raise CheckpointError(f"trainer.resume={resume}: no checkpoint at {path}")
     return path, path.parent.parent
@@ -53,9 +51,7 @@ def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
 
 def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorCritic, Collector, Learner]:
     envs = MarketVecEnv(config=config.env)
-    continuous = config.env.continuous
-    action_dim = 1 if continuous else len(config.env.actions)
-    policy = ActorCritic(envs.engine.obs_dim, action_dim, continuous, config.policy).to(device)
+    policy = ActorCritic.for_env(config.env, config.policy).to(device)
     n, group_size = config.env.n_envs, config.trainer.group_size
     group = np.arange(n) // group_size
     seeds = config.seed * TRAIN_SEED_STRIDE + group
@@ -102,9 +98,8 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         update, global_step = state["update"], state["global_step"]
         log.info("resumed from %s at update %d (step %d)", resume_from, update, global_step)
     elif config.trainer.init_from is not None:
-        source = Path(config.trainer.init_from)
-        state = load_checkpoint(checkpoint_path(source) if source.is_dir() else source)
-        load_policy_weights(policy, state["policy"], source)
+        source = find_checkpoint(config.trainer.init_from)
+        load_policy_weights(policy, load_checkpoint(source)["policy"], source)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=global_step if resume_from is not None else None)
     num_updates = config.num_updates
     progress = _progress(config.trainer.progress, num_updates, update)

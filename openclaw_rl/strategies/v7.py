@@ -12,23 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from openclaw_rl.rock.markets import REGIME_NAMES, cumsum_time
-
-
-def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the last ``window`` rows at each row; NaN until ``window`` rows exist."""
-    sums = cumsum_time(x)
-    out = np.full_like(sums, np.nan)
-    if window > len(x):  # never enough history
-        return out
-    out[window - 1] = sums[window - 1]
-    out[window:] = sums[window:] - sums[:-window]
-    return out / window
-
-
-def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
-    mean = rolling_mean(x, window)
-    return np.sqrt(np.maximum(rolling_mean(x * x, window) - mean * mean, 0.0))
+from openclaw_rl.rock.markets import REGIME_NAMES
+from openclaw_rl.rock.rolling import rolling_mean, rolling_std
 
 
 def log_returns(closes: np.ndarray) -> np.ndarray:
