@@ -66,6 +66,19 @@ def test_tasks_holdout_inheritance_and_failed_trials(tmp_path):
     assert list((tmp_path / "hparams").rglob("events.out.tfevents.*"))
 
 
+def status_counts(db: Path) -> dict[str, int]:
+    """Trials per status, or {} while the sweeper has not yet created the archive's schema."""
+    if not db.exists():
+        return {}
+    connection = sqlite3.connect(db)
+    try:
+        return dict(connection.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
+    except sqlite3.OperationalError:  # the file exists but its tables do not yet, or it is locked
+        return {}
+    finally:
+        connection.close()
+
+
 def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     args = ["hydra.sweeper.budget=8", "hydra.sweeper.n_initial=3", "hydra.sweeper.n_workers=2",
             "algo.lr=tag(log, interval(1e-4, 1e-2))", "ipa.chunker=choice(trade, fixed, step)"]
@@ -74,11 +87,9 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     db = tmp_path / "archive.sqlite"
     deadline = time.time() + 300
     while time.time() < deadline:
-        if db.exists():
-            rows = sqlite3.connect(db).execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall()
-            counts = dict(rows)
-            if counts.get("finished", 0) >= 2 and counts.get("running", 0) >= 1:
-                break
+        counts = status_counts(db)
+        if counts.get("finished", 0) >= 2 and counts.get("running", 0) >= 1:
+            break
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # the sweeper and its workers
     process.wait()
