@@ -15,6 +15,7 @@ def ipa_policy_loss(
     ids: torch.Tensor,
     n_chunks: int,
     mismatch_h: float,
+    sampled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Chunk-level policy-gradient loss.
 
@@ -23,14 +24,20 @@ def ipa_policy_loss(
       term weighted by ``[rho_c]`` truncated to [0, 1] (no gradient through the weight).
     - Mismatch mask: a chunk whose geometric mean of ``pi_old / mu`` (mu: the behaviour
       policy that acted) exceeds ``mismatch_h`` is dropped whole.
+    - ``sampled`` (0/1 per step) drops steps the policy did not sample (a replayed teacher prefix;
+      its chunks end where the prefix does, so no chunk mixes the two).
     """
     rho = torch.exp(chunk_mean(logp_new - logp_old, ids, n_chunks))
     mismatch = torch.exp(chunk_mean(logp_old - logp_behaviour, ids, n_chunks))
     keep = (mismatch <= mismatch_h).to(logp_new.dtype)
+    masked_fraction = 1.0 - keep.mean().item()
+    if sampled is not None:
+        masked_fraction = 1.0 - (keep * sampled).sum().item() / max(sampled.sum().item(), 1.0)
+        keep = keep * sampled
     weight = torch.where(advantages > 0, torch.ones_like(rho), rho.detach().clamp(0.0, 1.0))
     loss = -(weight * advantages * logp_new * keep).sum() / keep.sum().clamp(min=1.0)
     stats = {
-        "ipa/masked_fraction": 1.0 - keep.mean().item(),
+        "ipa/masked_fraction": masked_fraction,
         "ipa/ratio_mean": rho.mean().item(),
         "ipa/ratio_min": rho.min().item(),
         "ipa/ratio_max": rho.max().item(),

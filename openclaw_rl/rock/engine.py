@@ -37,6 +37,7 @@ class MarketEngine:
         "dsr_a", "dsr_b", "open", "close", "regime",
         "ret_pct", "vol_pct", "range_pct", "obs",
     )
+    PATHS = ("open", "close", "regime", "ret_pct", "vol_pct", "range_pct")  # [n_bars, n]; the rest is [n, ...]
     # Spare columns of the observation buffer: the window slides right one column per step
     # and is moved back to column 0 once every _OBS_SLACK steps.
     _OBS_SLACK = 256
@@ -204,9 +205,13 @@ class MarketEngine:
         buf[:, self._head + w - 1 : self._head + self.obs_dim] = new.T
 
     # ---------------------------------------------------------- snapshot/restore
-    def snapshot(self) -> dict[str, np.ndarray]:
-        """The full state (RNG included) as copies of plain arrays."""
-        return {name: getattr(self, name).copy() for name in self.STATE}
+    def snapshot(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The full state (RNG included) as copies of plain arrays; ``rows`` picks markets, giving
+        the state of an engine of ``len(rows)`` markets (see ``stack_snapshots``)."""
+        if rows is None:
+            return {name: getattr(self, name).copy() for name in self.STATE}
+        return {name: getattr(self, name)[:, rows] if name in self.PATHS else getattr(self, name)[rows]
+                for name in self.STATE}
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         missing = [name for name in self.STATE if name not in state]
@@ -220,6 +225,12 @@ class MarketEngine:
                     f"{current.shape} {current.dtype} (different n_envs, window or episode_bars?)"
                 )
             setattr(self, name, value.copy())
+
+
+def stack_snapshots(states: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One engine's state from several, markets in order: restores forks of saved states side by side."""
+    return {name: np.concatenate([s[name] for s in states], axis=1 if name in MarketEngine.PATHS else 0)
+            for name in MarketEngine.STATE}
 
 
 @functools.cache

@@ -59,6 +59,7 @@ def compute_targets(algo: AlgoConfig, ipa: IPAConfig, batch: Batch, values: torc
         ipa.chunker, targets=batch.targets, prev_targets=batch.prev_targets, env_chunk_end=batch.env_chunk_end,
         step_in_episode=batch.step_in_episode, fixed_k=ipa.fixed_k,
     )
+    boundary = boundary | batch.prefix_end  # where the policy takes over from a replayed teacher prefix
     done = batch.terminated | batch.truncated
     ids, n_chunks = chunk_ids(boundary | done)
     episodes = done.sum().item() + batch.rewards.shape[1]  # started or open episodes in the rollout
@@ -91,16 +92,21 @@ def compute_targets(algo: AlgoConfig, ipa: IPAConfig, batch: Batch, values: torc
 
 def policy_loss(
     algo: AlgoConfig, ipa: IPAConfig, logp_new: torch.Tensor, logp_old: torch.Tensor, logp_behaviour: torch.Tensor,
-    advantages: torch.Tensor, ids: torch.Tensor, n_chunks: int,
+    advantages: torch.Tensor, ids: torch.Tensor, n_chunks: int, sampled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The policy term of the loss for one minibatch."""
+    """The policy term of the loss for one minibatch; ``sampled`` (0/1) limits it to the steps the
+    policy sampled (resampling: replayed teacher steps are learned by imitation instead)."""
+    weight = torch.ones_like(advantages) if sampled is None else sampled
+    count = weight.sum().clamp(min=1.0)
     if algo.norm_adv:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        mean = (advantages * weight).sum() / count
+        std = (((advantages - mean) ** 2 * weight).sum() / (count - 1).clamp(min=1.0)).sqrt()
+        advantages = (advantages - mean) / (std + 1e-8)
     if algo.name == "ipa":
-        return ipa_policy_loss(logp_new, logp_old, logp_behaviour, advantages, ids, n_chunks, ipa.mismatch_h)
+        return ipa_policy_loss(logp_new, logp_old, logp_behaviour, advantages, ids, n_chunks, ipa.mismatch_h, sampled)
     if algo.name == "reinforce":
-        return -(advantages * logp_new).mean(), {}
+        return -(advantages * logp_new * weight).sum() / count, {}
     ratio = torch.exp(logp_new - logp_old)  # ppo, grpo: clipped surrogate
     surrogate = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - algo.clip_coef, 1 + algo.clip_coef))
-    clipfrac = ((ratio - 1.0).abs() > algo.clip_coef).float().mean().item()
-    return surrogate.mean(), {"losses/clipfrac": clipfrac}
+    clipfrac = (((ratio - 1.0).abs() > algo.clip_coef).float() * weight).sum().item() / count.item()
+    return (surrogate * weight).sum() / count, {"losses/clipfrac": clipfrac}

@@ -10,13 +10,15 @@ from typing import Any, Mapping
 from openclaw_rl.ipa.chunks import CHUNKERS
 from openclaw_rl.rock.config import ConfigError, EnvConfig
 from openclaw_rl.roll.policy import ACTIVATIONS, PolicyConfig
+from openclaw_rl.strategies.v7 import STRATEGIES
 
 ALGOS = ("ipa", "ppo", "grpo", "reinforce")
 BASELINES = ("none", "value", "group")
 OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
 PROGRESS = ("auto", "bar", "log")
-STAGES = ("rl", "sft")
+STAGES = ("rl", "sft", "sft_rl")
+RESAMPLE_MODES = ("parallel", "sequential")
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,25 @@ class SFTConfig:
 
 
 @dataclass(frozen=True)
+class ResampleConfig:
+    """Chunk-level initialized resampling: episodes start from a teacher's prefix (off when no teacher)."""
+
+    teacher: str | None = None  # a V7 strategy whose trajectory prefixes the policy continues
+    mode: str = "parallel"  # parallel: anchors at any teacher chunk | sequential: rollback from the last chunk
+    lambda_il: float = 1.0  # weight of imitation (teacher actions on the replayed prefix)
+    lambda_rl: float = 1.0  # weight of the RL loss on the resampled chunks
+    success: float = 0.0  # an episode succeeds when its return (env reward units) exceeds this
+    advance_at: float = 0.5  # sequential: roll the anchor back one chunk once this share of its episodes succeed
+    fork_gap: float = 0.25  # crucial fork: success from after a chunk minus from before it, at least this
+    scan_every: int = 0  # updates between crucial-fork scans (0: never)
+    scan_markets: int = 16  # teacher trajectories per scan
+    scan_samples: int = 8  # policy continuations per anchor
+    scan_anchors: int = 8  # anchors per teacher trajectory (evenly spaced over its chunks)
+
+
+@dataclass(frozen=True)
 class TrainerConfig:
-    stage: str = "rl"  # rl | sft (behaviour cloning on sft.datasets)
+    stage: str = "rl"  # rl | sft (behaviour cloning on sft.datasets) | sft_rl (sft, then rl from it)
     total_steps: int = 500_000  # env steps over all envs
     rollout_steps: int = 128  # steps per env per update
     group_size: int = 1  # envs that share a market seed (grpo, ipa.baseline=group)
@@ -84,6 +103,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    resample: ResampleConfig = field(default_factory=ResampleConfig)
     seed: int = 0
 
     @property
@@ -111,7 +131,8 @@ class RunConfig:
             raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(sorted(sections))}")
         built = {"env": EnvConfig.from_mapping(values.pop("env", {}) or {})}
         for name, section in (("algo", AlgoConfig), ("ipa", IPAConfig), ("policy", PolicyConfig),
-                              ("trainer", TrainerConfig), ("eval", EvalConfig), ("sft", SFTConfig)):
+                              ("trainer", TrainerConfig), ("eval", EvalConfig), ("sft", SFTConfig),
+                              ("resample", ResampleConfig)):
             built[name] = _section(section, values.pop(name, {}) or {}, name)
         config = cls(**built, **values)
         config.validate()
@@ -152,8 +173,23 @@ class RunConfig:
              f"{a.name} with a group baseline needs trainer.group_size >= 2 (envs sharing a market seed)")
         need(t.stage in STAGES, "trainer.stage", f"unknown stage {t.stage!r}; allowed: {', '.join(STAGES)}")
         need(t.stage != "sft" or t.resume is None, "trainer.resume", "stage=sft runs are short; they do not resume")
+        need(t.stage != "sft_rl" or t.resume in (None, "auto"), "trainer.resume",
+             "stage=sft_rl resumes its own run dir only (trainer.resume=auto)")
         need(self.sft.updates >= 1 and self.sft.batch_trajectories >= 1, "sft.updates",
              f"sft.updates and sft.batch_trajectories must be >= 1, got {self.sft.updates}, {self.sft.batch_trajectories}")
+        r = self.resample
+        need(r.teacher is None or r.teacher in STRATEGIES, "resample.teacher",
+             f"unknown strategy {r.teacher!r}; allowed: null, {', '.join(STRATEGIES)}")
+        need(r.mode in RESAMPLE_MODES, "resample.mode", f"unknown mode {r.mode!r}; allowed: {', '.join(RESAMPLE_MODES)}")
+        for key in ("lambda_il", "lambda_rl"):
+            need(getattr(r, key) >= 0, f"resample.{key}", f"must be >= 0, got {getattr(r, key)}")
+        need(0 < r.advance_at <= 1, "resample.advance_at", f"must be in (0, 1], got {r.advance_at}")
+        need(0 < r.fork_gap <= 1, "resample.fork_gap", f"must be in (0, 1], got {r.fork_gap}")
+        need(r.scan_every >= 0, "resample.scan_every", f"must be >= 0, got {r.scan_every}")
+        need(r.scan_every == 0 or r.teacher is not None, "resample.scan_every", "a fork scan needs resample.teacher")
+        for key in ("scan_markets", "scan_samples"):
+            need(getattr(r, key) >= 1, f"resample.{key}", f"must be >= 1, got {getattr(r, key)}")
+        need(r.scan_anchors >= 2, "resample.scan_anchors", f"must be >= 2 (a fork lies between anchors), got {r.scan_anchors}")
         need(t.device in DEVICES, "trainer.device", f"unknown device {t.device!r}; allowed: {', '.join(DEVICES)}")
         need(t.progress in PROGRESS, "trainer.progress", f"unknown mode {t.progress!r}; allowed: {', '.join(PROGRESS)}")
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")

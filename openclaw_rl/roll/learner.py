@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from openclaw_rl.roll.algorithms import compute_targets, policy_loss
-from openclaw_rl.roll.config import AlgoConfig, IPAConfig
+from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch
 
@@ -17,8 +17,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class Learner:
-    def __init__(self, policy: ActorCritic, algo: AlgoConfig, ipa: IPAConfig, seed: int):
-        self.policy, self.algo, self.ipa = policy, algo, ipa
+    """With ``resample.teacher`` set the loss is hybrid: ``lambda_rl`` times the RL loss on the
+    steps the policy sampled plus ``lambda_il`` times imitation of the replayed teacher steps."""
+
+    def __init__(self, policy: ActorCritic, algo: AlgoConfig, ipa: IPAConfig, seed: int,
+                 resample: ResampleConfig = ResampleConfig()):
+        self.policy, self.algo, self.ipa, self.resample = policy, algo, ipa, resample
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=algo.lr, eps=1e-5)
         self.rng = np.random.default_rng(seed)  # minibatch order; its state is checkpointed
 
@@ -51,16 +55,24 @@ class Learner:
             shuffled = batch.columns(order)
             old = {name: x[:, order] for name, x in (("logp", logp_old), ("values", values_old),
                    ("adv", targets.advantages), ("ret", targets.value_targets), ("ids", targets.chunk_ids))}
+            hybrid = self.resample.teacher is not None
             for start in range(0, n_envs, per_minibatch):
                 cols = slice(start, start + per_minibatch)
                 mb = shuffled.columns(cols)
                 logp, entropy, values = self.evaluate(mb)
                 pg_loss, pg_stats = policy_loss(
                     algo, self.ipa, logp, old["logp"][:, cols], mb.logp, old["adv"][:, cols], old["ids"][:, cols],
-                    targets.n_chunks,
+                    targets.n_chunks, sampled=(~mb.teacher).to(logp.dtype) if hybrid else None,
                 )
                 v_loss = self._value_loss(values, old["values"][:, cols], old["ret"][:, cols])
-                loss = pg_loss + algo.vf_coef * v_loss - algo.ent_coef * entropy.mean()
+                loss = algo.vf_coef * v_loss - algo.ent_coef * entropy.mean()
+                if hybrid:
+                    replayed = mb.teacher.to(logp.dtype)
+                    il_loss = -(logp * replayed).sum() / replayed.sum().clamp(min=1.0)
+                    loss = loss + self.resample.lambda_rl * pg_loss + self.resample.lambda_il * il_loss
+                    pg_stats["losses/il_loss"] = il_loss.item()
+                else:
+                    loss = loss + pg_loss
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"non-finite loss at update {update}, epoch {epoch}: policy {pg_loss.item()}, "

@@ -123,14 +123,22 @@ class ActorCritic(nn.Module):
         return dist.entropy().sum(-1) if self.continuous else dist.entropy()
 
     @torch.inference_mode()
-    def act(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False):
-        """One step for ``N`` envs: action, its log-prob, the value, the next recurrent state."""
+    def act(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False,
+            given: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """One step for ``N`` envs: action, its log-prob, the value, the next recurrent state.
+
+        ``given = (mask [N], actions)`` takes those actions where ``mask`` (e.g. a teacher's) and
+        scores them: the log-prob is always that of the action returned.
+        """
         head, value, state = self.forward_sequence(obs[None], state, starts[None])
         dist = self.distribution(head[0])
         if deterministic:
             action = head[0] if self.continuous else head[0].argmax(-1)
         else:
             action = dist.sample()
+        if given is not None:
+            mask, actions = given
+            action = torch.where(mask.view(-1, *([1] * (action.dim() - 1))), actions.to(action.dtype), action)
         return action, self.log_prob(dist, action), value[0], state
 
     @torch.inference_mode()

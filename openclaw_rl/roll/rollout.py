@@ -9,6 +9,7 @@ import torch
 
 from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.resample import TeacherReplay
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Batch:
     last_starts: torch.Tensor  # [N]
     initial_state: torch.Tensor  # [1, N, h]: recurrent state at the first step
     group: torch.Tensor  # [N] long: envs of a group share a market seed
+    teacher: torch.Tensor  # bool: the step replays a teacher's prefix (resampling), not the policy's sample
+    prefix_end: torch.Tensor  # bool: the last replayed step of an episode (a chunk boundary)
 
     def columns(self, cols: torch.Tensor | slice) -> "Batch":
         """The sub-batch of env columns ``cols`` (whole sequences, whole chunks; a slice gives views)."""
@@ -48,8 +51,10 @@ class Collector:
     """Steps a policy in a ``MarketVecEnv`` and keeps the state that spans rollouts."""
 
     def __init__(self, envs: MarketVecEnv, policy: ActorCritic, device: torch.device, seeds: np.ndarray,
-                 group: np.ndarray, reward_scale: float = 1.0):
+                 group: np.ndarray, reward_scale: float = 1.0, teacher: TeacherReplay | None = None):
+        """``teacher``: episodes start from its prefixes (chunk-level initialized resampling)."""
         self.envs, self.policy, self.device, self.reward_scale = envs, policy, device, reward_scale
+        self.teacher = teacher
         self.group = torch.as_tensor(group, device=device)
         n = envs.num_envs
         obs, _ = envs.reset(seed=[int(s) for s in seeds])
@@ -62,12 +67,14 @@ class Collector:
         self.episode_length = np.zeros(n, dtype=np.int64)
         self.levels = np.asarray(envs.config.actions, dtype=np.float64)
         self.initial_equity = envs.config.initial_equity
+        if teacher is not None:
+            teacher.start(np.arange(n))
 
     def collect(self, steps: int, version: int) -> tuple[Batch, dict[str, list[float]]]:
         """Run ``steps`` steps; return the batch and the episodes that finished in it."""
         n, dev, policy = self.envs.num_envs, self.device, self.policy
         keys = ("rewards", "terminated", "truncated", "final_values", "starts", "env_chunk_end", "targets",
-                "prev_targets", "step_in_episode")
+                "prev_targets", "step_in_episode", "teacher", "prefix_end")
         buf = {k: np.zeros((steps, n), dtype=np.int64 if k == "step_in_episode" else np.float32) for k in keys}
         obs_buf, actions, logps, values = [], [], [], []
         finished = {"episodic_return": [], "episodic_length": [], "episodic_log_return": []}
@@ -77,7 +84,12 @@ class Collector:
             if policy.config.normalize_obs:
                 policy.norm.update(obs_t)
             starts_t = torch.as_tensor(self.starts, device=dev)
-            action, logp, value, self.state = policy.act(obs_t, self.state, starts_t)
+            given = None
+            if self.teacher is not None:
+                replayed, teacher_actions, buf["prefix_end"][t] = self.teacher.replayed(self.step_in_episode)
+                buf["teacher"][t] = replayed
+                given = (torch.as_tensor(replayed, device=dev), torch.as_tensor(teacher_actions, device=dev))
+            action, logp, value, self.state = policy.act(obs_t, self.state, starts_t, given=given)
             action_np = action.cpu().numpy()
             targets = np.clip(action_np[:, 0], -self.envs.config.max_position, self.envs.config.max_position) \
                 if policy.continuous else self.levels[action_np]
@@ -106,6 +118,9 @@ class Collector:
                 finished["episodic_length"] += self.episode_length[rows].tolist()
                 equity = info["final_info"]["equity"][rows]
                 finished["episodic_log_return"] += np.log(np.maximum(equity, 1e-12) / self.initial_equity).tolist()
+                if self.teacher is not None:
+                    self.teacher.finish(rows, self.episode_return[rows])
+                    self.teacher.start(rows)  # the env has already reset them
                 self.episode_return[rows] = 0.0
                 self.episode_length[rows] = 0
             self.prev_targets = np.where(done, 0.0, targets)
@@ -131,6 +146,8 @@ class Collector:
             last_starts=torch.as_tensor(self.starts, device=dev),
             initial_state=initial_state,
             group=self.group,
+            teacher=as_tensor["teacher"].bool(),
+            prefix_end=as_tensor["prefix_end"].bool(),
         )
         return batch, finished
 
@@ -140,6 +157,7 @@ class Collector:
             "env": self.envs.snapshot(), "obs": self.obs, "starts": self.starts, "prev_targets": self.prev_targets,
             "step_in_episode": self.step_in_episode, "recurrent": self.state.cpu(),
             "episode_return": self.episode_return, "episode_length": self.episode_length,
+            "teacher": None if self.teacher is None else self.teacher.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -147,3 +165,5 @@ class Collector:
         for key in ("obs", "starts", "prev_targets", "step_in_episode", "episode_return", "episode_length"):
             setattr(self, key, np.array(state[key]))
         self.state = state["recurrent"].to(self.device)
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["teacher"])

@@ -9,6 +9,7 @@ of a training run's, so ``trainer.init_from`` starts RL (IPA) from it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from openclaw_rl.data.trajectories import TrajectoryDataset, compose, replay
 from openclaw_rl.rock import ConfigError, EnvConfig
-from openclaw_rl.roll.checkpoint import checkpoint_path, save_checkpoint
+from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import evaluate
-from openclaw_rl.roll.trainer import TrainResult
+from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.trainer import TrainResult, run_training
 
 log = logging.getLogger("openclaw_rl.sft")
 
@@ -41,7 +43,7 @@ def check_datasets(config: RunConfig) -> EnvConfig:
 
 
 def run_sft(config: RunConfig, run_dir: Path, policy, device: torch.device):
-    """Clone the datasets into ``policy``; returns (held-out metrics, per-update history)."""
+    """Clone the datasets into ``policy``, checkpoint it under ``run_dir`` and evaluate it held out."""
     data_env = check_datasets(config)
     stream = compose(dict(config.sft.datasets), config.seed)
     levels = torch.as_tensor(config.env.actions, dtype=torch.float32, device=device)
@@ -94,3 +96,25 @@ def run_sft(config: RunConfig, run_dir: Path, policy, device: torch.device):
     log.info("eval on %d held-out markets after SFT: %s -> objective %s = %.6f", config.eval.n_envs,
              ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
     return TrainResult(objective, metrics, history, run_dir)
+
+
+def run_pipeline(config: RunConfig, run_dir: Path, device: torch.device) -> TrainResult:
+    """``trainer.stage=sft_rl``: behaviour cloning into ``run_dir/sft``, then RL (with the run's
+    algo and resampling settings) from its weights into ``run_dir/rl``. With
+    ``trainer.resume=auto`` a finished SFT stage is kept and the RL stage resumes."""
+    sft_dir, rl_dir = run_dir / "sft", run_dir / "rl"
+    trainer = config.trainer
+    if not (trainer.resume == "auto" and _finished_sft(sft_dir, config)):
+        sft = dataclasses.replace(config, trainer=dataclasses.replace(trainer, stage="sft", resume=None))
+        sft_result = run_sft(sft, sft_dir, ActorCritic.for_env(config.env, config.policy).to(device), device)
+        log.info("sft stage done (objective %.6f); rl stage from %s", sft_result.objective, sft_dir)
+    rl = dataclasses.replace(config, trainer=dataclasses.replace(trainer, stage="rl", init_from=str(sft_dir)))
+    return run_training(rl, rl_dir)
+
+
+def _finished_sft(sft_dir: Path, config: RunConfig) -> bool:
+    path = checkpoint_path(sft_dir)
+    if not path.is_file():
+        return False
+    state = load_checkpoint(path)
+    return state.get("stage") == "sft" and state["update"] == config.sft.updates and state["config"] == config.design()

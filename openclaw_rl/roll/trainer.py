@@ -22,6 +22,7 @@ from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.resample import TeacherReplay, fork_scan
 from openclaw_rl.roll.rollout import Collector
 
 log = logging.getLogger("openclaw_rl.train")
@@ -56,9 +57,15 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorC
     group = np.arange(n) // group_size
     seeds = config.seed * TRAIN_SEED_STRIDE + group
     assert seeds.max() < EVAL_SEED_BASE, "training seeds must stay below the held-out range"
-    collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale)
-    learner = Learner(policy, config.algo, config.ipa, config.seed)
+    teacher = TeacherReplay(config.resample, envs.engine, config.seed) if config.resample.teacher else None
+    collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale, teacher)
+    learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
     return envs, policy, collector, learner
+
+
+def scan_seeds(config: RunConfig) -> np.ndarray:
+    """Training-range markets for crucial-fork scans, apart from the collector's."""
+    return config.seed * TRAIN_SEED_STRIDE + TRAIN_SEED_STRIDE // 2 + np.arange(config.resample.scan_markets)
 
 
 @dataclass
@@ -77,14 +84,15 @@ def train(config: RunConfig, run_dir: Path) -> float:
 def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
     """Train with ``config``; write TensorBoard events and checkpoints under ``run_dir``."""
     device = resolve_device(config.trainer.device)
-    resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
     torch.manual_seed(config.seed)
-    envs, policy, collector, learner = build(config, device)
-    if config.trainer.stage == "sft":
-        from openclaw_rl.roll.sft import run_sft
+    if config.trainer.stage != "rl":
+        from openclaw_rl.roll.sft import run_pipeline, run_sft
 
-        envs.close()
-        return run_sft(config, run_dir, policy, device)
+        if config.trainer.stage == "sft_rl":
+            return run_pipeline(config, Path(run_dir), device)
+        return run_sft(config, Path(run_dir), ActorCritic.for_env(config.env, config.policy).to(device), device)
+    resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
+    envs, policy, collector, learner = build(config, device)
     update, global_step = 0, 0
     if resume_from is not None:
         state = load_checkpoint(resume_from)
@@ -115,6 +123,11 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
             for key, values in episodes.items():
                 if values:
                     stats[f"charts/{key}"] = float(np.mean(values))
+            if collector.teacher is not None:
+                stats.update(collector.teacher.end_rollout())
+            if config.resample.scan_every and update % config.resample.scan_every == 0:
+                stats.update(fork_scan(policy, config.env, config.resample, scan_seeds(config), device)
+                             .stats(config.env.episode_bars))
             if config.eval.every and update % config.eval.every == 0:
                 metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
                 stats.update({f"eval/{key}": value for key, value in metrics.items()})
