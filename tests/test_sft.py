@@ -1,5 +1,7 @@
 """stage=sft: behaviour cloning on a composed dataset, then RL from its checkpoint."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -55,3 +57,19 @@ def test_datasets_must_fit_the_policy(datasets, tmp_path):
                      tmp_path)
     with pytest.raises(ConfigError, match="stage=sft needs at least one dataset"):
         run_training(config(trainer={"stage": "sft"}), tmp_path)
+
+
+def test_the_pipeline_runs_sft_then_rl_and_resume_keeps_a_finished_sft(datasets, tmp_path):
+    pipeline = config(trainer={"stage": "sft_rl"}, resample={"teacher": "momentum"},
+                      sft={"datasets": {str(datasets / "hold"): 1.0}, "updates": 20, "batch_trajectories": 8})
+    result = run_training(pipeline, tmp_path)
+    assert result.run_dir == tmp_path / "rl" and len(result.history) == pipeline.num_updates
+    assert "losses/il_loss" in result.history[0]  # rl ran with resampling from the teacher
+    sft_checkpoint = checkpoint_path(tmp_path / "sft")
+    assert load_checkpoint(sft_checkpoint)["stage"] == "sft"
+    assert load_checkpoint(checkpoint_path(tmp_path / "rl"))["update"] == pipeline.num_updates
+    written = sft_checkpoint.stat().st_mtime_ns
+    resumed = run_training(dataclasses.replace(pipeline, trainer=dataclasses.replace(pipeline.trainer, resume="auto")),
+                           tmp_path)
+    assert sft_checkpoint.stat().st_mtime_ns == written  # the finished SFT stage is kept
+    assert resumed.history == [] and resumed.objective == pytest.approx(result.objective)  # rl was already done

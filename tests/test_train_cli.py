@@ -75,6 +75,8 @@ def test_run_writes_tensorboard_scalars_and_hparams(tmp_path):
     ("env.fee_bps=-2", "env.fee_bps: must be >= 0, got -2"),
     ("algo.name=sac", "algo.name: unknown algo 'sac'"),
     ("algo.lr=-0.1", "algo.lr: must be > 0"),
+    ("resample.teacher=oracle", "resample.teacher: unknown strategy 'oracle'; allowed: null, buy_and_hold, trend"),
+    ("resample.scan_every=5", "resample.scan_every: a fork scan needs resample.teacher"),
 ])
 def test_bad_overrides_fail_before_anything_runs(tmp_path, override, message):
     result = run(tmp_path, override, check=False)

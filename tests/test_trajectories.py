@@ -102,3 +102,25 @@ def test_manifest_lists_only_complete_shards(tmp_path):
     manifest = json.loads((data.root / "manifest.json").read_text())
     assert [s["n_steps"] for s in manifest["shards"]] == [120]
     assert len(TrajectoryDataset(data.root)) == 4  # the leftover .tmp is ignored
+
+
+def test_the_command_line_generates_a_dataset_and_names_bad_input(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def cli(*overrides):
+        return subprocess.run([sys.executable, "-m", "openclaw_rl.data", f"hydra.run.dir={tmp_path / 'log'}", *overrides],
+                              cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+
+    result = cli("strategy=momentum", "n_trajectories=6", "shard_size=4", f"out={tmp_path / 'momentum'}",
+                 "env.window=8", "env.episode_bars=30")
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = TrajectoryDataset(tmp_path / "momentum")
+    assert len(data) == 6 and set(data.trajectories().to_pydict()["source"]) == {"momentum"}
+    assert data.env_config.continuous  # teachers send their own position sizes
+    result = cli("strategy=oracle", f"out={tmp_path / 'x'}")
+    assert result.returncode != 0 and "strategy: unknown strategy 'oracle'" in result.stderr
+    result = cli("strategy=trend")
+    assert result.returncode != 0 and "out: the dataset directory is required" in result.stderr
+    assert not (tmp_path / "x").exists()

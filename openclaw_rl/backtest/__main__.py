@@ -3,7 +3,6 @@ metrics quants expect, equity and drawdown plots (PNG and TensorBoard images).""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -14,36 +13,19 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.backtest.metrics import deflated_sharpe_ratio
-from openclaw_rl.backtest.run import EpisodeRecord, backtest_policy, backtest_strategy, run_episodes, strategy_actor
+from openclaw_rl.backtest.run import EpisodeRecord, backtest_policy, backtest_strategy, make_strategy
 from openclaw_rl.backtest.plots import equity_figure
-from openclaw_rl.rock import ConfigError, EnvConfig, MarketVecEnv
-from openclaw_rl.strategies.v7 import STRATEGIES, RegimeEnsemble
+from openclaw_rl.rock import ConfigError, EnvConfig
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
 log = logging.getLogger("openclaw_rl.backtest")
-CHOICES = (*STRATEGIES, "regime_ensemble")
-
-
-def make_strategy(name: str, env: EnvConfig, fit_seed: int, n_markets: int):
-    if name not in CHOICES:
-        raise ConfigError(f"strategies: unknown strategy {name!r}; allowed: {', '.join(CHOICES)}")
-    if name != "regime_ensemble":
-        return STRATEGIES[name]()
-    if env.market.get("kind") == "historical":
-        raise ConfigError("strategies: regime_ensemble is fitted on separate markets, and on historical data those "
-                          "would be the bars it is tested on; compare it on synthetic markets, or fit it on a "
-                          "training range (backtest.walk_forward)")
-    fit_config = dataclasses.replace(env, n_envs=n_markets)
-    envs = MarketVecEnv(config=fit_config)
-    envs.reset(seed=fit_seed)
-    return RegimeEnsemble.fit(envs.engine.close[: env.bars_per_episode])
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="backtest")
 def main(cfg: DictConfig) -> None:
     try:
         env = EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True))
-        strategies = {name: make_strategy(name, env, cfg.fit_seed, cfg.n_markets) for name in cfg.strategies}
+        strategies = {name: make_strategy(name, env, cfg.fit_seed, cfg.n_markets, key="strategies") for name in cfg.strategies}
     except ConfigError as err:
         raise SystemExit(f"ConfigError: {err}") from None
     results: dict[str, tuple[EpisodeRecord, dict]] = {}

@@ -11,10 +11,13 @@ import numpy as np
 import torch
 
 from openclaw_rl.backtest.metrics import metrics
-from openclaw_rl.rock import EnvConfig, MarketVecEnv
+from openclaw_rl.rock import ConfigError, EnvConfig, MarketVecEnv
 from openclaw_rl.roll.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, load_policy_weights
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.strategies.v7 import STRATEGIES, RegimeEnsemble
+
+STRATEGY_CHOICES = (*STRATEGIES, "regime_ensemble")
 
 
 @dataclass
@@ -87,10 +90,30 @@ def policy_actor(policy: ActorCritic, device: torch.device, deterministic: bool)
     return make
 
 
+def make_strategy(name: str, env: EnvConfig, fit_seed: int, n_markets: int, key: str = "strategy"):
+    """A V7 strategy by name; ``regime_ensemble`` is fitted on ``n_markets`` markets seeded from ``fit_seed``."""
+    if name not in STRATEGY_CHOICES:
+        raise ConfigError(f"{key}: unknown strategy {name!r}; allowed: {', '.join(STRATEGY_CHOICES)}")
+    if name != "regime_ensemble":
+        return STRATEGIES[name]()
+    if env.market.get("kind") == "historical":
+        raise ConfigError(f"{key}: regime_ensemble is fitted on separate markets, and on historical data those "
+                          "would be the bars it is tested on; compare it on synthetic markets, or fit it on a "
+                          "training range (backtest.walk_forward)")
+    envs = MarketVecEnv(config=dataclasses.replace(env, n_envs=n_markets))
+    envs.reset(seed=fit_seed)
+    return RegimeEnsemble.fit(envs.engine.close[: env.bars_per_episode])
+
+
+def strategy_env(env_config: EnvConfig, n_markets: int) -> EnvConfig:
+    """``env_config`` for strategies: continuous targets, so they trade their own position sizes."""
+    bound = max(env_config.max_position, 1.0)
+    return dataclasses.replace(env_config, n_envs=n_markets, continuous=True, max_position=bound)
+
+
 def backtest_strategy(strategy, env_config: EnvConfig, n_markets: int, seed: int) -> tuple[EpisodeRecord, dict]:
     """One episode on each of ``n_markets`` markets seeded from ``seed``; curves and metrics."""
-    bound = max(env_config.max_position, 1.0)
-    config = dataclasses.replace(env_config, n_envs=n_markets, continuous=True, max_position=bound)
+    config = strategy_env(env_config, n_markets)
     record = run_episodes(MarketVecEnv(config=config), seed, strategy_actor(strategy))
     return record, metrics(record.equity, record.positions, config.bars_per_year)
 

@@ -49,13 +49,13 @@ class Learner:
         per_minibatch = n_envs // algo.num_minibatches
         stats: dict[str, list[float]] = {}
         stop = False
+        hybrid = self.resample.teacher is not None
         for epoch in range(algo.update_epochs):
             # Shuffle env columns once per epoch; minibatches are then contiguous views.
             order = torch.as_tensor(self.rng.permutation(n_envs), device=batch.rewards.device)
             shuffled = batch.columns(order)
             old = {name: x[:, order] for name, x in (("logp", logp_old), ("values", values_old),
                    ("adv", targets.advantages), ("ret", targets.value_targets), ("ids", targets.chunk_ids))}
-            hybrid = self.resample.teacher is not None
             for start in range(0, n_envs, per_minibatch):
                 cols = slice(start, start + per_minibatch)
                 mb = shuffled.columns(cols)
