@@ -43,6 +43,7 @@ VARIANTS = {
     "SFT then IPA": ["resample.teacher=null", "resample.scan_every=0"],
     "SFT then IPA + resampling (parallel anchors)": [],
     "SFT then IPA + resampling (sequential rollback)": ["resample.mode=sequential"],
+    "SFT then IPA + resampling (crucial-fork anchors)": ["resample.mode=fork"],
     "IPA + resampling, no SFT": ["trainer.stage=rl"],
 }
 DATA_SEED = 10**9  # teacher markets: apart from training (seed * 1e5 + i) and held-out (2^40 + i) markets

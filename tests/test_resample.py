@@ -10,8 +10,10 @@ import torch
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.roll.config import ResampleConfig, RunConfig
 from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
-from openclaw_rl.roll.resample import TeacherReplay, crucial_forks, fork_scan, nth_start, teacher_actions
-from openclaw_rl.roll.trainer import build, run_training
+from openclaw_rl.roll.resample import (
+    TeacherReplay, crucial_forks, fork_scan, markets_at_start, nth_start, teacher_actions,
+)
+from openclaw_rl.roll.trainer import TRAIN_SEED_STRIDE, build, run_training
 from openclaw_rl.strategies.v7 import Momentum
 
 ENV = EnvConfig(window=4, episode_bars=8, n_envs=1, regime="bull")
@@ -117,7 +119,7 @@ def test_forks_restored_from_snapshots_equal_replaying_the_prefix():
     env = EnvConfig(window=8, episode_bars=40, regime="volatile", fee_bps=5.0)
     config = ResampleConfig(teacher="momentum", scan_anchors=4, scan_samples=2)
     seeds = np.array([11, 12, 13])
-    scan = fork_scan(always(2, env), env, config, seeds, torch.device("cpu"))
+    scan = fork_scan(always(2, env), Momentum(), env, config, markets_at_start(env, seeds), torch.device("cpu"))
     assert scan.anchors.shape == (3, 4) and (scan.anchors[:, 0] == 0).all()
     strategy = Momentum()
     checked = 0
@@ -170,3 +172,23 @@ def test_training_with_resampling_logs_its_curves(tmp_path):
     keys = set().union(*result.history)
     assert {"losses/il_loss", "resample/level", "resample/mean_anchor_depth", "resample/success_rate",
             "resample/fork_rate", "resample/success_from_start"} <= keys
+
+
+def test_fork_mode_starts_episodes_before_the_crucial_fork_the_scan_finds():
+    config = small(mode="fork", scan_anchors=4, scan_samples=4, fork_gap=0.2)
+    torch.manual_seed(0)
+    _, policy, collector, _ = build(config, torch.device("cpu"))
+    teacher = collector.teacher
+    assert teacher.at_fork.any(), "no fork found: the test needs one"
+    anchors = teacher.anchor.copy()
+    # The same scan (same policy, markets and torch draws as in build) puts fork-anchored episodes at their fork.
+    torch.manual_seed(0)
+    ActorCritic.for_env(config.env, config.policy)
+    markets = markets_at_start(config.env, config.seed * TRAIN_SEED_STRIDE + np.arange(config.env.n_envs))
+    scan = fork_scan(policy, teacher.strategy, config.env, config.resample, markets, torch.device("cpu"))
+    found = scan.fork >= 0
+    assert np.array_equal(found, teacher.at_fork)
+    assert np.array_equal(anchors[found], scan.anchors[found, scan.fork[found]])
+    batch, _ = collector.collect(config.trainer.rollout_steps, version=0)  # one whole episode per env
+    assert np.array_equal(batch.teacher.numpy().sum(0), anchors)  # the teacher acted up to each anchor
+    assert teacher.end_rollout()["resample/fork_anchored"] == pytest.approx(teacher.at_fork.mean())

@@ -18,7 +18,7 @@ OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
 PROGRESS = ("auto", "bar", "log")
 STAGES = ("rl", "sft", "sft_rl")
-RESAMPLE_MODES = ("parallel", "sequential")
+RESAMPLE_MODES = ("parallel", "sequential", "fork")
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,14 @@ class ResampleConfig:
     """Chunk-level initialized resampling: episodes start from a teacher's prefix (off when no teacher)."""
 
     teacher: str | None = None  # a V7 strategy whose trajectory prefixes the policy continues
-    mode: str = "parallel"  # parallel: anchors at any teacher chunk | sequential: rollback from the last chunk
+    mode: str = "parallel"  # parallel: any teacher chunk | sequential: rollback from the end | fork: the crucial fork
     lambda_il: float = 1.0  # weight of imitation (teacher actions on the replayed prefix)
     lambda_rl: float = 1.0  # weight of the RL loss on the resampled chunks
     success: float = 0.0  # an episode succeeds when its return (env reward units) exceeds this
     advance_at: float = 0.5  # sequential: roll the anchor back one chunk once this share of its episodes succeed
     fork_gap: float = 0.25  # crucial fork: success from after a chunk minus from before it, at least this
     scan_every: int = 0  # updates between crucial-fork scans (0: never)
-    scan_markets: int = 16  # teacher trajectories per scan
+    scan_markets: int = 16  # teacher trajectories per logged scan (mode=fork scans every new episode)
     scan_samples: int = 8  # policy continuations per anchor
     scan_anchors: int = 8  # anchors per teacher trajectory (evenly spaced over its chunks)
 

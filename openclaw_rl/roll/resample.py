@@ -15,6 +15,8 @@ imitation, the resampled ones by chunk RL: ``L = lambda_IL * IL(prefix) + lambda
   snapshots the markets at its anchors, restores every snapshot into several markets and lets
   the policy finish them; the fork is the chunk where the success rate from after it exceeds the
   rate from before it by ``fork_gap`` or more.
+- ``fork`` anchors: every new episode is scanned first and starts right before its crucial fork,
+  so the policy practises the decision it gets wrong; episodes without a fork draw as ``parallel``.
 
 In the training collector the prefix is replayed in place: a market is a pure function of its
 seed and the engine is deterministic, so replaying the teacher's actions reaches exactly the
@@ -67,14 +69,19 @@ class TeacherReplay:
     """Per env column of the collector: the teacher's actions for the current episode and the
     anchor step from which the policy acts. State for exact resume: anchors, level, RNG."""
 
-    def __init__(self, config: ResampleConfig, engine: MarketEngine, seed: int):
-        self.config, self.engine = config, engine
+    def __init__(self, config: ResampleConfig, engine: MarketEngine, seed: int, policy: ActorCritic | None = None,
+                 device: torch.device | None = None):
+        """``policy`` and ``device``: for the fork scans of ``mode=fork``."""
+        if config.mode == "fork" and policy is None:
+            raise ValueError("resample.mode=fork scans with the policy; pass it")
+        self.config, self.engine, self.policy, self.device = config, engine, policy, device
         self.strategy = STRATEGIES[config.teacher]()
         n, bars = engine.n, engine.config.episode_bars
         self.actions = np.zeros((bars, n), dtype=np.float32 if engine.config.continuous else np.int64)
         self.anchor = np.zeros(n, dtype=np.int64)
         self.depth = np.zeros(n)  # anchor step / episode length (0: from scratch)
         self.at_level = np.zeros(n, dtype=bool)  # the episode started at the current rollback level
+        self.at_fork = np.zeros(n, dtype=bool)  # the episode starts before its crucial fork (mode=fork)
         self.level = 1  # sequential: chunks before the teacher's end where episodes start
         self.rng = np.random.default_rng([seed, 0x7E4C4E5])
         self.successes: list[float] = []  # episodes that ended during the current rollout
@@ -85,14 +92,20 @@ class TeacherReplay:
         actions, starts = teacher_actions(self.strategy, self.engine, rows)
         self.actions[:, rows] = actions
         n_chunks = starts.sum(axis=0)
-        if self.config.mode == "parallel":
-            k = np.floor(self.rng.random(len(rows)) * n_chunks).astype(np.int64)
-            self.at_level[rows] = False
-        else:
+        if self.config.mode == "sequential":
             k = np.maximum(n_chunks - self.level, 0)
-            self.at_level[rows] = True
-        self.anchor[rows] = nth_start(starts, k)
-        self.depth[rows] = self.anchor[rows] / self.engine.config.episode_bars
+        else:
+            k = np.floor(self.rng.random(len(rows)) * n_chunks).astype(np.int64)
+        self.at_level[rows] = self.config.mode == "sequential"
+        anchor = nth_start(starts, k)
+        if self.config.mode == "fork":
+            scan = fork_scan(self.policy, self.strategy, self.engine.config, self.config, self.engine.snapshot(rows),
+                             self.device)
+            found = scan.fork >= 0
+            anchor[found] = scan.anchors[found, scan.fork[found]]
+            self.at_fork[rows] = found
+        self.anchor[rows] = anchor
+        self.depth[rows] = anchor / self.engine.config.episode_bars
 
     def replayed(self, step_in_episode: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the teacher acts this step, its actions, and where its prefix ends (a chunk boundary)."""
@@ -111,6 +124,8 @@ class TeacherReplay:
         stats = {"resample/mean_anchor_depth": float(self.depth.mean())}
         if self.successes:
             stats["resample/success_rate"] = float(np.mean(self.successes))
+        if self.config.mode == "fork":
+            stats["resample/fork_anchored"] = float(self.at_fork.mean())
         if self.config.mode == "sequential":
             if self.level_successes and np.mean(self.level_successes) >= self.config.advance_at:
                 self.level += 1
@@ -120,12 +135,13 @@ class TeacherReplay:
         return stats
 
     def state_dict(self) -> dict:
-        return {"anchor": self.anchor, "depth": self.depth, "at_level": self.at_level, "level": self.level,
+        return {"anchor": self.anchor, "depth": self.depth, "at_level": self.at_level, "at_fork": self.at_fork,
+                "level": self.level,
                 "rng": self.rng.bit_generator.state, "level_successes": np.asarray(self.level_successes)}
 
     def load_state_dict(self, state: dict) -> None:
         """After the env was restored: the teacher's actions are recomputed from the markets."""
-        for key in ("anchor", "depth", "at_level"):
+        for key in ("anchor", "depth", "at_level", "at_fork"):
             setattr(self, key, np.array(state[key]))
         self.level = int(state["level"])
         self.rng.bit_generator.state = state["rng"]
@@ -155,17 +171,25 @@ class ForkScan:
         return stats
 
 
+def markets_at_start(env_config: EnvConfig, seeds: np.ndarray) -> dict[str, np.ndarray]:
+    """The engine state of fresh markets seeded ``seeds`` (for ``fork_scan``)."""
+    envs = MarketVecEnv(config=dataclasses.replace(env_config, n_envs=len(seeds)))
+    envs.reset(seed=[int(s) for s in seeds])
+    return envs.snapshot()
+
+
 @torch.no_grad()
-def fork_scan(policy: ActorCritic, env_config: EnvConfig, config: ResampleConfig, seeds: np.ndarray,
-              device: torch.device) -> ForkScan:
-    """Replay the teacher once on each market of ``seeds``, snapshot it at up to
-    ``config.scan_anchors`` chunk starts, restore each snapshot into ``config.scan_samples``
-    markets, let the (sampling) policy finish the episodes, and locate the crucial forks."""
-    k, n_anchors, samples = len(seeds), config.scan_anchors, config.scan_samples
+def fork_scan(policy: ActorCritic, strategy, env_config: EnvConfig, config: ResampleConfig,
+              markets: dict[str, np.ndarray], device: torch.device) -> ForkScan:
+    """Replay the teacher ``strategy`` once on each of ``markets`` (an engine state at episode
+    start), snapshot them at up to ``config.scan_anchors`` chunk starts, restore each snapshot
+    into ``config.scan_samples`` markets, let the (sampling) policy finish the episodes, and
+    locate the crucial forks."""
+    k, n_anchors, samples = len(markets["t"]), config.scan_anchors, config.scan_samples
     teacher_env = MarketVecEnv(config=dataclasses.replace(env_config, n_envs=k))
-    obs, _ = teacher_env.reset(seed=[int(s) for s in seeds])
-    engine, rows = teacher_env.engine, np.arange(k)
-    actions, starts = teacher_actions(STRATEGIES[config.teacher](), engine, rows)
+    teacher_env.restore(markets)
+    obs, engine, rows = teacher_env.engine.obs.copy(), teacher_env.engine, np.arange(k)
+    actions, starts = teacher_actions(strategy, engine, rows)
     n_chunks = starts.sum(axis=0)
     # Anchors at chunks evenly spaced over each trajectory (all of them when it has fewer); -1 pads.
     per_market = np.minimum(n_anchors, n_chunks)

@@ -22,7 +22,7 @@ from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic
-from openclaw_rl.roll.resample import TeacherReplay, fork_scan
+from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
 from openclaw_rl.roll.rollout import Collector
 
 log = logging.getLogger("openclaw_rl.train")
@@ -57,7 +57,7 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorC
     group = np.arange(n) // group_size
     seeds = config.seed * TRAIN_SEED_STRIDE + group
     assert seeds.max() < EVAL_SEED_BASE, "training seeds must stay below the held-out range"
-    teacher = TeacherReplay(config.resample, envs.engine, config.seed) if config.resample.teacher else None
+    teacher = TeacherReplay(config.resample, envs.engine, config.seed, policy, device) if config.resample.teacher else None
     collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale, teacher)
     learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
     return envs, policy, collector, learner
@@ -126,8 +126,9 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
             if collector.teacher is not None:
                 stats.update(collector.teacher.end_rollout())
             if config.resample.scan_every and update % config.resample.scan_every == 0:
-                stats.update(fork_scan(policy, config.env, config.resample, scan_seeds(config), device)
-                             .stats(config.env.episode_bars))
+                markets = markets_at_start(config.env, scan_seeds(config))
+                scan = fork_scan(policy, collector.teacher.strategy, config.env, config.resample, markets, device)
+                stats.update(scan.stats(config.env.episode_bars))
             if config.eval.every and update % config.eval.every == 0:
                 metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
                 stats.update({f"eval/{key}": value for key, value in metrics.items()})
