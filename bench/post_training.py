@@ -61,7 +61,7 @@ def teacher_on_held_out(env: EnvConfig, n_markets: int) -> dict[str, float]:
 
     def discretized(envs: MarketVecEnv):
         actions, _ = teacher_actions(VolatilityTargeting(), envs.engine, np.arange(envs.num_envs))
-        return lambda obs, step, starts: actions[step]
+        return lambda obs, step, starts: (actions[step], np.zeros(envs.num_envs))
 
     record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, discretized)
     log_return = np.log(record.equity[-1] / config.initial_equity)

@@ -6,9 +6,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from openclaw_rl.backtest.run import run_episodes, strategy_actor
+import torch
+
+from openclaw_rl.backtest.run import policy_actor, run_episodes, strategy_actor
 from openclaw_rl.data.trajectories import TrajectoryDataset, compose, generate, replay
 from openclaw_rl.rock import DataError, EnvConfig, MarketVecEnv
+from openclaw_rl.roll.checkpoint import save_checkpoint
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.strategies.v7 import MeanReversion, TrendFollowing
 
 ENV = EnvConfig(window=8, episode_bars=30, continuous=True, regime="bull")
@@ -56,7 +61,7 @@ def test_replay_regenerates_the_observations_exactly(tmp_path):
 
         def wrapped(obs, step, starts):
             seen.append(obs.copy())
-            return act(obs, step, starts)
+            return act(obs, step, starts)  # (actions, log-probs)
         return wrapped
 
     run_episodes(envs, 0, recorder)
@@ -104,6 +109,24 @@ def test_manifest_lists_only_complete_shards(tmp_path):
     assert len(TrajectoryDataset(data.root)) == 4  # the leftover .tmp is ignored
 
 
+def test_a_policy_dataset_records_the_behaviour_log_probs(tmp_path):
+    env = EnvConfig(window=8, episode_bars=30, regime="bull")  # discrete actions -1, 0, +1
+    torch.manual_seed(0)
+    policy = ActorCritic.for_env(env, RunConfig().policy)
+    data = generate(policy_actor(policy, torch.device("cpu"), deterministic=False), env, 4, 0, tmp_path / "p", "policy")
+    traj, steps = data.shard(0)
+    positions = steps.column("action").to_numpy().reshape(4, 30).T
+    logp = steps.column("logp").to_numpy().reshape(4, 30).T
+    # The recorded log-probs are the policy's, of the recorded actions, on the replayed observations.
+    obs = torch.as_tensor(replay(data.env_config, traj.column("market_seed").to_numpy(), positions))
+    with torch.no_grad():
+        head, _, _ = policy.forward_sequence(obs, policy.initial_state(4), torch.zeros(30, 4))
+    index = torch.as_tensor(np.searchsorted(np.asarray(env.actions), positions))
+    expected = torch.distributions.Categorical(logits=head).log_prob(index).numpy()
+    np.testing.assert_allclose(logp, expected, atol=1e-5)
+    assert (logp < -0.5).all()  # an untrained policy is unsure of every action
+
+
 def test_the_command_line_generates_a_dataset_and_names_bad_input(tmp_path):
     import subprocess
     import sys
@@ -113,14 +136,25 @@ def test_the_command_line_generates_a_dataset_and_names_bad_input(tmp_path):
         return subprocess.run([sys.executable, "-m", "openclaw_rl.data", f"hydra.run.dir={tmp_path / 'log'}", *overrides],
                               cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
 
-    result = cli("strategy=momentum", "n_trajectories=6", "shard_size=4", f"out={tmp_path / 'momentum'}",
-                 "env.window=8", "env.episode_bars=30")
+    small = ["env.window=8", "env.episode_bars=30", "n_trajectories=6", "shard_size=4"]
+    result = cli("strategy=momentum", f"out={tmp_path / 'momentum'}", *small)
     assert result.returncode == 0, result.stderr[-2000:]
     data = TrajectoryDataset(tmp_path / "momentum")
     assert len(data) == 6 and set(data.trajectories().to_pydict()["source"]) == {"momentum"}
     assert data.env_config.continuous  # teachers send their own position sizes
-    result = cli("strategy=oracle", f"out={tmp_path / 'x'}")
-    assert result.returncode != 0 and "strategy: unknown strategy 'oracle'" in result.stderr
-    result = cli("strategy=trend")
-    assert result.returncode != 0 and "out: the dataset directory is required" in result.stderr
+    trained = RunConfig.from_mapping({"env": {"window": 8, "episode_bars": 30}})
+    policy = ActorCritic.for_env(trained.env, trained.policy)
+    save_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", {"config": trained.design(), "policy": policy.state_dict()})
+    result = cli(f"checkpoint={tmp_path / 'run'}", f"out={tmp_path / 'policy'}", *small)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = TrajectoryDataset(tmp_path / "policy")
+    assert set(data.trajectories().to_pydict()["source"]) == {"policy"} and (data.shard(0)[1].column("logp").to_numpy() < 0).all()
+    for overrides, message in (
+        (["strategy=oracle", f"out={tmp_path / 'x'}"], "strategy: unknown strategy 'oracle'"),
+        (["strategy=trend"], "out: the dataset directory is required"),
+        ([f"out={tmp_path / 'x'}"], "strategy, checkpoint: give exactly one"),
+        ([f"checkpoint={tmp_path / 'run'}", f"out={tmp_path / 'x'}", "env.window=16"], "trained with env.window=8"),
+    ):
+        result = cli(*overrides)
+        assert result.returncode != 0 and message in result.stderr, (overrides, result.stderr[-1000:])
     assert not (tmp_path / "x").exists()

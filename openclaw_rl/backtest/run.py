@@ -29,10 +29,11 @@ class EpisodeRecord:
     rewards: np.ndarray  # [T, N], env rewards (0 after the end)
     buy_and_hold: np.ndarray  # [N], log return of the market over the episode
     lengths: np.ndarray  # [N], steps until each market's episode ended
+    logp: np.ndarray  # [T, N], log-prob of each action under the actor (0: deterministic; 0 after the end)
 
 
-# act(obs [N, obs_dim], step, starts [N]) -> actions for MarketVecEnv.step
-Actor = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
+# act(obs [N, obs_dim], step, starts [N]) -> (actions for MarketVecEnv.step, their log-probs [N])
+Actor = Callable[[np.ndarray, int, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecEnv], Actor]) -> EpisodeRecord:
@@ -44,10 +45,12 @@ def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecE
     act = make_actor(envs)  # after the reset: a strategy may read the episode's closes so far
     active = np.ones(envs.num_envs, dtype=bool)
     starts = np.ones(envs.num_envs, dtype=np.float32)
-    equity, positions, rewards = [engine.equity.copy()], [], []
+    equity, positions, rewards, logps = [engine.equity.copy()], [], [], []
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
     for step in range(bars):
-        obs, reward, terminated, truncated, info = envs.step(act(obs, step, starts))
+        actions, logp = act(obs, step, starts)
+        logps.append(np.where(active, logp, 0.0))
+        obs, reward, terminated, truncated, info = envs.step(actions)
         done = terminated | truncated
         final = info["final_info"] if done.any() else info
         equity.append(np.where(active, np.where(done, final["equity"], info["equity"]), equity[-1]))
@@ -58,7 +61,7 @@ def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecE
         starts = done.astype(np.float32)
         if not active.any():
             break
-    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold, lengths)
+    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold, lengths, np.array(logps))
 
 
 def strategy_actor(strategy) -> Callable[[MarketVecEnv], Actor]:
@@ -66,8 +69,8 @@ def strategy_actor(strategy) -> Callable[[MarketVecEnv], Actor]:
 
     def make(envs: MarketVecEnv) -> Actor:
         targets = strategy.positions(envs.engine.close)  # causal: row t uses closes up to t only
-        window = envs.config.window
-        return lambda obs, step, starts: targets[window + step][:, None]
+        window, certain = envs.config.window, np.zeros(envs.num_envs)
+        return lambda obs, step, starts: (targets[window + step][:, None], certain)
 
     return make
 
@@ -80,10 +83,10 @@ def policy_actor(policy: ActorCritic, device: torch.device, deterministic: bool)
 
         def act(obs, step, starts):
             nonlocal state
-            action, _, _, state = policy.act(torch.as_tensor(obs, device=device), state,
-                                             torch.as_tensor(starts, device=device), deterministic)
+            action, logp, _, state = policy.act(torch.as_tensor(obs, device=device), state,
+                                                torch.as_tensor(starts, device=device), deterministic)
             action = action.cpu().numpy()
-            return action.astype(np.float32) if policy.continuous else action
+            return action.astype(np.float32) if policy.continuous else action, logp.cpu().numpy()
 
         return act
 
@@ -118,11 +121,17 @@ def backtest_strategy(strategy, env_config: EnvConfig, n_markets: int, seed: int
     return record, metrics(record.equity, record.positions, config.bars_per_year)
 
 
-def load_policy(checkpoint: Path, device: torch.device) -> tuple[ActorCritic, RunConfig]:
-    """The policy stored in a training checkpoint (or run dir), rebuilt from the design it records."""
+def load_policy(checkpoint: Path, device: torch.device, env: EnvConfig | None = None) -> tuple[ActorCritic, RunConfig]:
+    """The policy stored in a training checkpoint (or run dir), rebuilt from the design it records;
+    with ``env``, a clear error unless the policy observes and acts as that env needs."""
     path = find_checkpoint(checkpoint)
     state = load_checkpoint(path)
     config = RunConfig.from_mapping(state["config"])
+    trained = config.env
+    if env is not None and (env.window, env.continuous, env.actions) != (trained.window, trained.continuous, trained.actions):
+        raise CheckpointError(f"{checkpoint}: the policy was trained with env.window={trained.window}, "
+                              f"env.continuous={trained.continuous}, env.actions={list(trained.actions)}; "
+                              "run it on an env with the same observation and actions")
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
     load_policy_weights(policy, state["policy"], path)
     return policy, config
@@ -131,11 +140,7 @@ def load_policy(checkpoint: Path, device: torch.device) -> tuple[ActorCritic, Ru
 def backtest_policy(checkpoint: Path, env_config: EnvConfig, n_markets: int, seed: int,
                     device: torch.device = torch.device("cpu")) -> tuple[EpisodeRecord, dict]:
     """A trained policy, greedy, on ``env_config``'s markets (its observation and actions must fit)."""
-    policy, trained = load_policy(checkpoint, device)
-    if (env_config.window, env_config.continuous, env_config.actions) != (trained.env.window, trained.env.continuous, trained.env.actions):
-        raise CheckpointError(f"{checkpoint}: the policy was trained with env.window={trained.env.window}, "
-                              f"env.continuous={trained.env.continuous}, env.actions={list(trained.env.actions)}; "
-                              "backtest it on an env with the same observation and actions")
+    policy, _ = load_policy(checkpoint, device, env_config)
     config = dataclasses.replace(env_config, n_envs=n_markets)
     policy.eval()
     record = run_episodes(MarketVecEnv(config=config), seed, policy_actor(policy, device, deterministic=True))

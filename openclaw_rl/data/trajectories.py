@@ -99,7 +99,7 @@ def _tables(record: EpisodeRecord, first_traj: int, first_seed: int, source: str
         "traj": column(np.broadcast_to(traj_ids, (bars, n))).astype(np.int64),
         "t": column(np.broadcast_to(np.arange(bars)[:, None], (bars, n))).astype(np.int32),
         "action": column(record.positions).astype(np.float32),
-        "logp": np.zeros(int(keep.sum()), dtype=np.float32),  # deterministic teachers: probability 1
+        "logp": column(record.logp).astype(np.float32),  # behaviour log-prob (0 for deterministic teachers)
         "reward": column(record.rewards).astype(np.float32),
         "chunk": column(chunk),
     }
