@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from openclaw_rl.backtest.walk_forward import walk_forward, walk_forward_splits
-from openclaw_rl.rock import DataError
+from openclaw_rl.rock import ConfigError, DataError
 from openclaw_rl.roll.config import RunConfig
 
 
@@ -38,8 +38,16 @@ def test_walk_forward_trains_before_and_tests_after(tmp_path):
         "trainer": {"rollout_steps": 16, "total_steps": 256, "progress": "log"}, "algo": {"num_minibatches": 2},
         "eval": {"n_envs": 2},
     })
-    results = walk_forward(config, tmp_path / "wf", n_splits=2)
+    results = walk_forward(config, tmp_path / "wf", n_splits=2, strategies=("buy_and_hold", "regime_ensemble"))
     assert [r["test"] for r in results] == [(318, 359), (359, 400)]
     for r in results:
         assert r["train"][1] + 49 == r["test"][0]  # purge = window + episode + 1: no training episode reaches the test
         assert np.isfinite(r["sharpe"]) and -1 < r["total_return"] < 1
+        # buy-and-hold on the test bars only: bought at the open after the first observation (open = close
+        # here), held to the last close, less entry costs of a few bps
+        start, end = r["test"][0], r["test"][1] - 1
+        assert r["strategies"]["buy_and_hold"]["total_return"] == pytest.approx(close[end] / close[start + 1] - 1, abs=5e-4)
+        assert np.isfinite(r["strategies"]["regime_ensemble"]["sharpe"])
+    with pytest.raises(ConfigError, match="unknown strategy 'oracle'"):
+        walk_forward(config, tmp_path / "bad", n_splits=2, strategies=("oracle",))
+    assert not (tmp_path / "bad").exists()

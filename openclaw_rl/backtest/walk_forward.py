@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from openclaw_rl.backtest.run import backtest_policy
+from openclaw_rl.backtest.run import STRATEGY_CHOICES, backtest_policy, backtest_strategy, make_strategy
+from openclaw_rl.rock import ConfigError
 from openclaw_rl.rock.historical import DataError, load_series
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.trainer import run_training
+from openclaw_rl.strategies.v7 import RegimeEnsemble
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,16 @@ def walk_forward_splits(n_bars: int, n_splits: int, test_bars: int, min_train_ba
 
 
 def walk_forward(config: RunConfig, run_dir: Path, n_splits: int, purge: int | None = None, embargo: int = 0,
-                 n_test_markets: int = 1) -> list[dict]:
-    """Train on each split's training bars and backtest the policy on its test bars.
+                 n_test_markets: int = 1, strategies: tuple[str, ...] = ()) -> list[dict]:
+    """Train on each split's training bars and backtest the policy on its test bars, beside the
+    V7 ``strategies`` on the same bars (``regime_ensemble`` is fitted on the split's training bars).
 
     ``config.env`` must replay historical data; each test window is one episode of
     ``env.episode_bars`` bars (plus ``env.window`` bars of history from the purge gap).
     """
+    unknown = [name for name in strategies if name not in STRATEGY_CHOICES]
+    if unknown:
+        raise ConfigError(f"strategies: unknown strategy {unknown[0]!r}; allowed: {', '.join(STRATEGY_CHOICES)}")
     env = config.env
     if env.market.get("kind") != "historical":
         raise DataError("walk-forward needs historical data: env/market=historical with env.data.path or env.data.builtin")
@@ -72,7 +78,17 @@ def walk_forward(config: RunConfig, run_dir: Path, n_splits: int, purge: int | N
         trained = run_training(train_config, Path(run_dir) / f"split_{k}")
         history = split.test[0] - env.window
         test_data = dataclasses.replace(env.data, start=stamps[history], end=stamps[split.test[1] - 1], sampling="first")
-        _, m = backtest_policy(Path(run_dir) / f"split_{k}", dataclasses.replace(env, data=test_data), n_test_markets, 0)
+        test_env = dataclasses.replace(env, data=test_data)
+        _, m = backtest_policy(Path(run_dir) / f"split_{k}", test_env, n_test_markets, 0)
+        compared = {}
+        for name in strategies:
+            train_closes = series.close[split.train[0] : split.train[1], None]
+            strategy = RegimeEnsemble.fit(train_closes) if name == "regime_ensemble" else make_strategy(name, env, 0, 1)
+            compared[name] = _means(backtest_strategy(strategy, test_env, n_test_markets, 0)[1])
         results.append({"split": k, "train": split.train, "test": split.test, "train_objective": trained.objective,
-                        **{key: float(np.mean(value)) for key, value in m.items()}})
+                        **_means(m), "strategies": compared})
     return results
+
+
+def _means(metrics: dict) -> dict[str, float]:
+    return {key: float(np.mean(value)) for key, value in metrics.items()}
