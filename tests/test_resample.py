@@ -56,8 +56,12 @@ def test_sequential_rollback_moves_back_one_chunk_when_the_level_succeeds():
     assert replay.end_rollout()["resample/level"] == 1.0
     replay.finish(np.array([0]), np.array([0.02]))  # 1 of 2 at this level succeeded: roll back
     assert replay.end_rollout()["resample/level"] == 2.0
+    replay.finish(np.array([0]), np.array([0.02]))  # an episode begun at level 1 does not count for level 2
+    assert replay.end_rollout()["resample/level"] == 2.0
     replay.start(np.array([0]))
     assert replay.anchor.tolist() == [3]
+    replay.finish(np.array([0]), np.array([0.02]))
+    assert replay.end_rollout()["resample/level"] == 3.0
     replay.level = 5  # more levels than chunks: the whole episode is the policy's
     replay.start(np.array([0]))
     assert replay.anchor.tolist() == [0]

@@ -9,8 +9,8 @@ imitation, the resampled ones by chunk RL: ``L = lambda_IL * IL(prefix) + lambda
 - ``parallel`` anchors: each episode draws its anchor uniformly over the teacher's chunk starts
   (0 included: from scratch), so one batch resamples from every depth at once.
 - ``sequential`` rollback: every episode starts ``level`` chunks before the teacher's end;
-  ``level`` grows by one each time the episodes of a rollout at the current level succeed often
-  enough (``advance_at``), until the policy plays whole episodes.
+  ``level`` grows by one once the episodes started at the current level succeed at least
+  ``advance_at`` of the time (checked after each rollout), until the policy plays whole episodes.
 - ``fork_scan`` finds the crucial fork of teacher trajectories: it replays each teacher once,
   snapshots the markets at its anchors, restores every snapshot into several markets and lets
   the policy finish them; the fork is the chunk where the success rate from after it exceeds the
@@ -80,7 +80,7 @@ class TeacherReplay:
         self.actions = np.zeros((bars, n), dtype=np.float32 if engine.config.continuous else np.int64)
         self.anchor = np.zeros(n, dtype=np.int64)
         self.depth = np.zeros(n)  # anchor step / episode length (0: from scratch)
-        self.at_level = np.zeros(n, dtype=bool)  # the episode started at the current rollback level
+        self.episode_level = np.zeros(n, dtype=np.int64)  # the rollback level the episode started at (sequential)
         self.at_fork = np.zeros(n, dtype=bool)  # the episode starts before its crucial fork (mode=fork)
         self.level = 1  # sequential: chunks before the teacher's end where episodes start
         self.rng = np.random.default_rng([seed, 0x7E4C4E5])
@@ -96,7 +96,7 @@ class TeacherReplay:
             k = np.maximum(n_chunks - self.level, 0)
         else:
             k = np.floor(self.rng.random(len(rows)) * n_chunks).astype(np.int64)
-        self.at_level[rows] = self.config.mode == "sequential"
+        self.episode_level[rows] = self.level if self.config.mode == "sequential" else 0
         anchor = nth_start(starts, k)
         if self.config.mode == "fork":
             scan = fork_scan(self.policy, self.strategy, self.engine.config, self.config, self.engine.snapshot(rows),
@@ -117,7 +117,7 @@ class TeacherReplay:
         """Episodes ended in ``rows`` with these returns (env reward units)."""
         success = (episode_returns > self.config.success).astype(float)
         self.successes += success.tolist()
-        self.level_successes += success[self.at_level[rows]].tolist()
+        self.level_successes += success[self.episode_level[rows] == self.level].tolist()
 
     def end_rollout(self) -> dict[str, float]:
         """Statistics of the rollout; in sequential mode, roll back one chunk if it succeeded."""
@@ -135,13 +135,12 @@ class TeacherReplay:
         return stats
 
     def state_dict(self) -> dict:
-        return {"anchor": self.anchor, "depth": self.depth, "at_level": self.at_level, "at_fork": self.at_fork,
-                "level": self.level,
-                "rng": self.rng.bit_generator.state, "level_successes": np.asarray(self.level_successes)}
+        return {"anchor": self.anchor, "depth": self.depth, "episode_level": self.episode_level, "at_fork": self.at_fork,
+                "level": self.level, "rng": self.rng.bit_generator.state, "level_successes": np.asarray(self.level_successes)}
 
     def load_state_dict(self, state: dict) -> None:
         """After the env was restored: the teacher's actions are recomputed from the markets."""
-        for key in ("anchor", "depth", "at_level", "at_fork"):
+        for key in ("anchor", "depth", "episode_level", "at_fork"):
             setattr(self, key, np.array(state[key]))
         self.level = int(state["level"])
         self.rng.bit_generator.state = state["rng"]
