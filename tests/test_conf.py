@@ -39,3 +39,11 @@ def test_algo_yaml_composes_and_only_the_algo_section_changes(algo):
     base = RunConfig.from_mapping(composed("trainer.group_size=2"))
     assert config.algo.name == algo
     assert (config.env, config.policy, config.trainer, config.ipa) == (base.env, base.policy, base.trainer, base.ipa)
+
+
+def test_the_pipeline_experiment_composes_into_sft_then_rl_with_resampling():
+    config = RunConfig.from_mapping(composed("+experiment=sft_then_ipa"))
+    assert (config.trainer.stage, config.env.reward, config.resample.teacher) == ("sft_rl", "terminal_excess", "vol_target")
+    assert config.sft.datasets == {"runs/data/vol_target": 1.0}
+    other = RunConfig.from_mapping(composed("+experiment=sft_then_ipa", "~sft.datasets", "+sft.datasets={a: 0.7, b: 0.3}"))
+    assert other.sft.datasets == {"a": 0.7, "b": 0.3}  # the README's way to swap the mix

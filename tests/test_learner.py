@@ -55,6 +55,8 @@ def test_group_mean_and_std_per_step():
     ("ipa", {"ipa": {"baseline": "value", "chunker": "fixed"}}),
     ("ppo", {"policy": {"recurrent": True}}),
     ("ppo", {"env": {"continuous": True}}),
+    ("ipa", {"resample": {"teacher": "momentum"}, "policy": {"recurrent": True}}),
+    ("ppo", {"resample": {"teacher": "momentum", "mode": "sequential"}, "env": {"continuous": True}}),
 ])
 def test_one_update_moves_the_policy(algo, extra):
     config = small(algo={"name": algo}, **extra)
