@@ -65,14 +65,13 @@ class Learner:
                     targets.n_chunks, sampled=(~mb.teacher).to(logp.dtype) if hybrid else None,
                 )
                 v_loss = self._value_loss(values, old["values"][:, cols], old["ret"][:, cols])
-                loss = algo.vf_coef * v_loss - algo.ent_coef * entropy.mean()
+                policy_term = pg_loss
                 if hybrid:
                     replayed = mb.teacher.to(logp.dtype)
                     il_loss = -(logp * replayed).sum() / replayed.sum().clamp(min=1.0)
-                    loss = loss + self.resample.lambda_rl * pg_loss + self.resample.lambda_il * il_loss
+                    policy_term = self.resample.lambda_rl * pg_loss + self.resample.lambda_il * il_loss
                     pg_stats["losses/il_loss"] = il_loss.item()
-                else:
-                    loss = loss + pg_loss
+                loss = policy_term + algo.vf_coef * v_loss - algo.ent_coef * entropy.mean()
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"non-finite loss at update {update}, epoch {epoch}: policy {pg_loss.item()}, "
