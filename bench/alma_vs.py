@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import machine, write_results
+from common import machine, mean_sd, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ["algo.lr=tag(log, interval(1e-5, 3e-2))", "algo.ent_coef=interval(0.0, 0.05)",
@@ -91,7 +91,7 @@ def main() -> None:
     for name in ("alma", "tpe", "random"):
         runs[name] = [run(name, args.budget, seed) for seed in range(args.seeds)]
         final = [r["best_so_far"][-1] for r in runs[name]]
-        print(f"{name}: best {np.mean(final):+.4f} ± {np.std(final):.4f}, utilization "
+        print(f"{name}: best {mean_sd(final)}, utilization "
               f"{np.mean([r['utilization'] for r in runs[name]]):.2f}", flush=True)
     marks = sorted({max(1, args.budget // 4 * k) for k in range(1, 5)} | {args.budget})
     lines = [
@@ -108,7 +108,7 @@ def main() -> None:
         cells = []
         for k in marks:
             values = [r["best_so_far"][k - 1] for r in results]
-            cells.append(f"{np.mean(values):+.4f} ± {np.std(values):.4f}")
+            cells.append(mean_sd(values))
         utilization = np.mean([r["utilization"] for r in results])
         wall = np.mean([r["wall"] for r in results])
         label = {"alma": "ALMA (steady state, own workers)", "tpe": "Optuna TPE (joblib batches)",

@@ -23,6 +23,13 @@ def rate(step, units_per_call: int, min_seconds: float, repeats: int = 3) -> flo
     return sorted(rates)[len(rates) // 2]
 
 
+def mean_sd(values) -> str:
+    """``mean ± std`` of a benchmark's per-seed values, as the results tables print them."""
+    import numpy
+
+    return f"{numpy.mean(values):+.4f} ± {numpy.std(values):.4f}"
+
+
 def machine() -> dict:
     import numpy
     import torch

@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 import torch
 
-from common import machine, write_results
+from common import machine, mean_sd, write_results
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import evaluate
 from openclaw_rl.roll.policy import ActorCritic
@@ -54,10 +54,6 @@ def random_policy(seed: int, env: dict) -> dict:
     torch.nn.init.zeros_(policy.actor_head.weight)
     torch.nn.init.zeros_(policy.actor_head.bias)
     return evaluate(policy, config.env, config.eval.n_envs, torch.device("cpu"), deterministic=False)
-
-
-def mean_sd(values: list[float]) -> str:
-    return f"{np.mean(values):+.4f} ± {np.std(values):.4f}"
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from common import machine, write_results
+from common import machine, mean_sd, write_results
 from openclaw_rl.backtest.run import run_episodes, strategy_actor, strategy_env
 from openclaw_rl.data.trajectories import generate
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
@@ -68,10 +68,6 @@ def teacher_on_held_out(env: EnvConfig, n_markets: int) -> dict[str, float]:
     return {"teacher_excess": float((log_return - record.buy_and_hold).mean()),
             "teacher_log_return": float(log_return.mean()), "buy_and_hold_log_return": float(record.buy_and_hold.mean()),
             "teacher_success": float((log_return - record.buy_and_hold > 0).mean())}
-
-
-def mean_sd(values: list[float]) -> str:
-    return f"{np.mean(values):+.4f} ± {np.std(values):.4f}"
 
 
 def main() -> None:
