@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
+
 from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
 
@@ -54,6 +56,10 @@ class EnvConfig:
     def action_dim(self) -> int:
         """Logits of the discrete actions, or the one continuous target position."""
         return 1 if self.continuous else len(self.actions)
+
+    def nearest_action(self, positions: np.ndarray) -> np.ndarray:
+        """Indices of the discrete actions whose target positions are nearest to ``positions``."""
+        return np.abs(np.asarray(positions)[..., None] - np.asarray(self.actions, dtype=np.float64)).argmin(-1)
 
     @property
     def bars_per_episode(self) -> int:

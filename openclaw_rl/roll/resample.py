@@ -49,9 +49,8 @@ def teacher_actions(strategy, engine: MarketEngine, rows: np.ndarray) -> tuple[n
         targets = np.clip(positions, -config.max_position, config.max_position)
         actions = targets.astype(np.float32)
     else:
-        levels = np.asarray(config.actions, dtype=np.float64)
-        actions = np.abs(positions[..., None] - levels).argmin(-1)
-        targets = levels[actions]
+        actions = config.nearest_action(positions)
+        targets = np.asarray(config.actions, dtype=np.float64)[actions]
     previous = np.vstack([np.zeros((1, len(rows))), targets[:-1]])
     orders = np.abs(targets - previous) > config.trade_threshold if config.continuous else targets != previous
     starts = np.zeros_like(orders)
@@ -79,7 +78,6 @@ class TeacherReplay:
         n, bars = engine.n, engine.config.episode_bars
         self.actions = np.zeros((bars, n), dtype=np.float32 if engine.config.continuous else np.int64)
         self.anchor = np.zeros(n, dtype=np.int64)
-        self.depth = np.zeros(n)  # anchor step / episode length (0: from scratch)
         self.episode_level = np.zeros(n, dtype=np.int64)  # the rollback level the episode started at (sequential)
         self.at_fork = np.zeros(n, dtype=bool)  # the episode starts before its crucial fork (mode=fork)
         self.level = 1  # sequential: chunks before the teacher's end where episodes start
@@ -105,7 +103,6 @@ class TeacherReplay:
             anchor[found] = scan.anchors[found, scan.fork[found]]
             self.at_fork[rows] = found
         self.anchor[rows] = anchor
-        self.depth[rows] = anchor / self.engine.config.episode_bars
 
     def replayed(self, step_in_episode: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the teacher acts this step, its actions, and where its prefix ends (a chunk boundary)."""
@@ -121,7 +118,7 @@ class TeacherReplay:
 
     def end_rollout(self) -> dict[str, float]:
         """Statistics of the rollout; in sequential mode, roll back one chunk if it succeeded."""
-        stats = {"resample/mean_anchor_depth": float(self.depth.mean())}
+        stats = {"resample/mean_anchor_depth": float(self.anchor.mean() / self.engine.config.episode_bars)}
         if self.successes:
             stats["resample/success_rate"] = float(np.mean(self.successes))
         if self.config.mode == "fork":
@@ -135,12 +132,12 @@ class TeacherReplay:
         return stats
 
     def state_dict(self) -> dict:
-        return {"anchor": self.anchor, "depth": self.depth, "episode_level": self.episode_level, "at_fork": self.at_fork,
+        return {"anchor": self.anchor, "episode_level": self.episode_level, "at_fork": self.at_fork,
                 "level": self.level, "rng": self.rng.bit_generator.state, "level_successes": np.asarray(self.level_successes)}
 
     def load_state_dict(self, state: dict) -> None:
         """After the env was restored: the teacher's actions are recomputed from the markets."""
-        for key in ("anchor", "depth", "episode_level", "at_fork"):
+        for key in ("anchor", "episode_level", "at_fork"):
             setattr(self, key, np.array(state[key]))
         self.level = int(state["level"])
         self.rng.bit_generator.state = state["rng"]

@@ -42,11 +42,11 @@ def check_datasets(config: RunConfig) -> EnvConfig:
     return data_env
 
 
-def run_sft(config: RunConfig, run_dir: Path, policy, device: torch.device):
-    """Clone the datasets into ``policy``, checkpoint it under ``run_dir`` and evaluate it held out."""
+def run_sft(config: RunConfig, run_dir: Path, device: torch.device) -> TrainResult:
+    """Clone the datasets into a new policy, checkpoint it under ``run_dir`` and evaluate it held out."""
     data_env = check_datasets(config)
     stream = compose(dict(config.sft.datasets), config.seed)
-    levels = torch.as_tensor(config.env.actions, dtype=torch.float32, device=device)
+    policy = ActorCritic.for_env(config.env, config.policy).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.algo.lr, eps=1e-5)
     writer = SummaryWriter(str(run_dir / "tb"))
     history = []
@@ -59,21 +59,20 @@ def run_sft(config: RunConfig, run_dir: Path, policy, device: torch.device):
             actions[: row["length"], i] = steps["action"]
             mask[: row["length"], i] = 1.0
         obs = torch.as_tensor(replay(data_env, np.array([r["market_seed"] for _, r, _ in rows]), actions), device=device)
+        weight = torch.as_tensor(mask, device=device)
         if policy.config.normalize_obs:
-            policy.norm.update(obs[torch.as_tensor(mask, device=device) > 0])
+            policy.norm.update(obs[weight > 0])
         starts = torch.zeros(length, len(rows), device=device)
         starts[0] = 1.0
         head, _, _ = policy.forward_sequence(obs, policy.initial_state(len(rows), device), starts)
-        target = torch.as_tensor(actions, device=device)
         dist = policy.distribution(head)
         if policy.continuous:
-            logp = policy.log_prob(dist, target[..., None])
+            logp = policy.log_prob(dist, torch.as_tensor(actions, device=device)[..., None])
             accuracy = float("nan")
         else:
-            teacher = (target[..., None] - levels).abs().argmin(-1)  # the nearest action level
+            teacher = torch.as_tensor(config.env.nearest_action(actions), device=device)
             logp = policy.log_prob(dist, teacher)
-            accuracy = ((head.argmax(-1) == teacher).float() * torch.as_tensor(mask, device=device)).sum().item() / mask.sum()
-        weight = torch.as_tensor(mask, device=device)
+            accuracy = ((head.argmax(-1) == teacher).float() * weight).sum().item() / mask.sum()
         loss = -(logp * weight).sum() / weight.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -106,7 +105,7 @@ def run_pipeline(config: RunConfig, run_dir: Path, device: torch.device) -> Trai
     trainer = config.trainer
     if not (trainer.resume == "auto" and _finished_sft(sft_dir, config)):
         sft = dataclasses.replace(config, trainer=dataclasses.replace(trainer, stage="sft", resume=None))
-        sft_result = run_sft(sft, sft_dir, ActorCritic.for_env(config.env, config.policy).to(device), device)
+        sft_result = run_sft(sft, sft_dir, device)
         log.info("sft stage done (objective %.6f); rl stage from %s", sft_result.objective, sft_dir)
     rl = dataclasses.replace(config, trainer=dataclasses.replace(trainer, stage="rl", init_from=str(sft_dir)))
     return run_training(rl, rl_dir)

@@ -90,7 +90,7 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
 
         if config.trainer.stage == "sft_rl":
             return run_pipeline(config, Path(run_dir), device)
-        return run_sft(config, Path(run_dir), ActorCritic.for_env(config.env, config.policy).to(device), device)
+        return run_sft(config, Path(run_dir), device)
     resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
     envs, policy, collector, learner = build(config, device)
     update, global_step = 0, 0
@@ -110,6 +110,8 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         load_policy_weights(policy, load_checkpoint(source)["policy"], source)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=global_step if resume_from is not None else None)
     num_updates = config.num_updates
+    # The fork scans' markets: fixed training-range seeds, built once.
+    scan_markets = markets_at_start(config.env, scan_seeds(config)) if config.resample.scan_every else None
     progress = _progress(config.trainer.progress, num_updates, update)
     history = []
     try:
@@ -126,8 +128,7 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
             if collector.teacher is not None:
                 stats.update(collector.teacher.end_rollout())
             if config.resample.scan_every and update % config.resample.scan_every == 0:
-                markets = markets_at_start(config.env, scan_seeds(config))
-                scan = fork_scan(policy, collector.teacher.strategy, config.env, config.resample, markets, device)
+                scan = fork_scan(policy, collector.teacher.strategy, config.env, config.resample, scan_markets, device)
                 stats.update(scan.stats(config.env.episode_bars))
             if config.eval.every and update % config.eval.every == 0:
                 metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
