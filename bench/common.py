@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+from openclaw_rl.atomic import atomic_write
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -43,8 +45,5 @@ def write_results(name: str, payload: dict, markdown: str) -> Path:
     """Write ``bench/results/NAME.json`` and ``NAME.md`` atomically."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".json", json.dumps(payload, indent=2)), (".md", markdown)):
-        path = RESULTS / f"{name}{suffix}"
-        tmp = path.with_suffix(suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(RESULTS / f"{name}{suffix}", text)
     return RESULTS / f"{name}.md"

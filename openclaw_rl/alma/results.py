@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 from pathlib import Path
 
@@ -14,12 +13,7 @@ import yaml
 
 from openclaw_rl.alma.archive import COLUMNS, Archive
 from openclaw_rl.alma.search import is_finite, operator_credit
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+from openclaw_rl.atomic import atomic_write
 
 
 def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | None = None) -> dict:
@@ -46,13 +40,13 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
     if utilization is not None:
         results["worker_utilization"] = round(utilization, 4)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(sweep_dir / "optimization_results.yaml", yaml.safe_dump(results, sort_keys=False).encode())
+    atomic_write(sweep_dir / "optimization_results.yaml", yaml.safe_dump(results, sort_keys=False).encode())
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     for trial in search + archive.trials(kind="holdout"):
         writer.writerow([getattr(trial, c) if not isinstance(getattr(trial, c), (dict, list)) else yaml.safe_dump(getattr(trial, c), default_flow_style=True).strip() for c in COLUMNS])
-    _atomic_write(sweep_dir / "archive.csv", buffer.getvalue().encode())
+    atomic_write(sweep_dir / "archive.csv", buffer.getvalue().encode())
     _plot_best_so_far(search, sweep_dir / "best_so_far.png")
     if utilization is not None:
         _write_hparams(finished, sweep_dir / "hparams")
@@ -88,7 +82,7 @@ def _plot_best_so_far(trials, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _write_hparams(finished, directory: Path) -> None:

@@ -30,6 +30,7 @@ from openclaw_rl.alma.archive import Archive, Trial
 from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_credit
 from openclaw_rl.alma.space import SearchSpace, SpaceError
+from openclaw_rl.atomic import atomic_write
 
 log = logging.getLogger("openclaw_rl.alma")
 AGGREGATES = ("mean", "min")
@@ -353,6 +354,4 @@ def _run_trial(hydra_context, task_function, config, trial_id: int, per_task: li
         outcome = {"task_scores": scores}
     except BaseException as err:  # noqa: BLE001  (SystemExit from a task's config error, too)
         outcome = {"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"}
-    tmp = result.with_suffix(".tmp")
-    tmp.write_text(json.dumps(outcome))
-    os.replace(tmp, result)
+    atomic_write(result, json.dumps(outcome))

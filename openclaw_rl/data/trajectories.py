@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
+from openclaw_rl.atomic import atomic_write
 from openclaw_rl.backtest.run import EpisodeRecord, run_episodes
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.historical import DataError
@@ -44,12 +45,6 @@ def _env_to_json(config: EnvConfig) -> dict:
 
 def _env_from_json(values: dict) -> EnvConfig:
     return EnvConfig.from_mapping({**values, "data": values["data"]})
-
-
-def _atomic_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
 
 
 def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, seed: int, root: Path, source: str,
@@ -81,7 +76,7 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
             pq.write_table(pa.table(table), tmp)
             os.replace(tmp, root / entry[f"{kind}_file"])
         manifest["shards"].append(entry)
-        _atomic_json(manifest_path, manifest)
+        atomic_write(manifest_path, json.dumps(manifest, indent=1))
         done += n
     return TrajectoryDataset(root)
 
