@@ -36,7 +36,7 @@ from openclaw_rl.roll.resample import teacher_actions
 from openclaw_rl.roll.trainer import run_training
 from openclaw_rl.strategies.v7 import VolatilityTargeting
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parent.parent / "openclaw_rl" / "conf"
 VARIANTS = {
     "RL from scratch (IPA)": ["trainer.stage=rl", "resample.teacher=null", "resample.scan_every=0"],
     "SFT alone": ["trainer.stage=sft"],
@@ -79,7 +79,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "vol_target"
-        common = ["~sft.datasets", f"+sft.datasets={{{data}: 1.0}}", f"trainer.total_steps={args.steps}", "env.n_envs=64",
+        common = [f"sft.datasets=[{data}]", f"trainer.total_steps={args.steps}", "env.n_envs=64",
                   "eval.n_envs=256", "trainer.progress=log", "trainer.checkpoint_every=1000000",
                   f"resample.scan_every={args.steps // (64 * 128) // 2}"]
         probe = config_for(common)

@@ -1,4 +1,4 @@
-"""Entry point: ``python -m openclaw_rl.train [overrides]`` (Hydra).
+"""Entry point: ``openclaw-train [overrides]`` or ``python -m openclaw_rl.train [overrides]`` (Hydra).
 
 The task function returns the objective (held-out evaluation score) for Hydra sweepers.
 """
@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from openclaw_rl.configs import CONFIG_DIR, refuse_chdir
 from openclaw_rl.rock.config import ConfigError
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
@@ -20,13 +21,13 @@ from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.learner import TrainingDiverged
 from openclaw_rl.roll.trainer import train
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("openclaw_rl.train")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     try:
+        refuse_chdir()
         config = RunConfig.from_mapping(OmegaConf.to_container(cfg, resolve=True))
         config.env.make_market()  # loads and validates historical data before anything runs
         return train(config, Path(HydraConfig.get().runtime.output_dir))

@@ -32,7 +32,7 @@ def datasets(tmp_path_factory):
 
 
 def test_sft_clones_the_teacher_and_rl_starts_from_it(datasets, tmp_path):
-    sft = config(trainer={"stage": "sft"}, sft={"datasets": {str(datasets / "hold"): 1.0}, "updates": 60,
+    sft = config(trainer={"stage": "sft"}, sft={"datasets": [str(datasets / "hold")], "updates": 60,
                                                  "batch_trajectories": 16}, algo={"lr": 3e-3})
     result = run_training(sft, tmp_path / "sft")
     first, last = result.history[0], result.history[-1]
@@ -46,14 +46,14 @@ def test_sft_clones_the_teacher_and_rl_starts_from_it(datasets, tmp_path):
 
 
 def test_a_mix_of_datasets_trains(datasets, tmp_path):
-    mix = {str(datasets / "hold"): 0.7, str(datasets / "momentum"): 0.3}
-    result = run_training(config(trainer={"stage": "sft"}, sft={"datasets": mix, "updates": 3}), tmp_path)
+    mix = {"datasets": [str(datasets / "hold"), str(datasets / "momentum")], "weights": [0.7, 0.3]}
+    result = run_training(config(trainer={"stage": "sft"}, sft={**mix, "updates": 3}), tmp_path)
     assert len(result.history) == 3 and all(torch.isfinite(torch.tensor(h["sft/loss"])) for h in result.history)
 
 
 def test_datasets_must_fit_the_policy(datasets, tmp_path):
     with pytest.raises(ConfigError, match="generated with env.window=8, this run observes env.window=16"):
-        run_training(config(trainer={"stage": "sft"}, env={"window": 16}, sft={"datasets": {str(datasets / "hold"): 1.0}}),
+        run_training(config(trainer={"stage": "sft"}, env={"window": 16}, sft={"datasets": [str(datasets / "hold")]}),
                      tmp_path)
     with pytest.raises(ConfigError, match="stage=sft needs at least one dataset"):
         run_training(config(trainer={"stage": "sft"}), tmp_path)
@@ -61,7 +61,7 @@ def test_datasets_must_fit_the_policy(datasets, tmp_path):
 
 def test_the_pipeline_runs_sft_then_rl_and_resume_keeps_a_finished_sft(datasets, tmp_path):
     pipeline = config(trainer={"stage": "sft_rl"}, resample={"teacher": "momentum"},
-                      sft={"datasets": {str(datasets / "hold"): 1.0}, "updates": 20, "batch_trajectories": 8})
+                      sft={"datasets": [str(datasets / "hold")], "updates": 20, "batch_trajectories": 8})
     result = run_training(pipeline, tmp_path)
     assert result.run_dir == tmp_path / "rl" and len(result.history) == pipeline.num_updates
     assert "losses/il_loss" in result.history[0]  # rl ran with resampling from the teacher

@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 
 from openclaw_rl.alma.sweeper import ALMASweeperConf, ALMASweeperImpl
 
-# The schema; conf/hydra/sweeper/alma.yaml extends it with readable defaults.
-ConfigStore.instance().store(group="hydra/sweeper", name="alma_schema", node=ALMASweeperConf, provider="openclaw_rl")
+# hydra/sweeper=alma: the schema is the one source of the settings and their defaults.
+ConfigStore.instance().store(group="hydra/sweeper", name="alma", node=ALMASweeperConf, provider="openclaw_rl")
 
 
 class ALMASweeper(Sweeper):

@@ -7,10 +7,13 @@ arguments) into a checked ``EnvConfig``; every error names the key and what is a
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
@@ -19,13 +22,80 @@ REWARDS = ("log_return", "dsr", "terminal_excess")
 N_SCALAR_FEATURES = 5  # observation features after the return window (see the engine's layout)
 MARKETS = (*SYNTHETIC_MODELS, "historical")
 SAMPLINGS = ("random", "first")
+ENV_OWNED = ("bars_per_year", "regime")  # model fields set from env.*, not from env.market.*
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
-@dataclass(frozen=True)
+def typed(cls, values: Mapping[str, Any], prefix: str):
+    """``cls`` (a config dataclass) from plain ``values`` over its defaults, through its OmegaConf schema
+    (the same one Hydra composes with): an unknown key or a value of the wrong type is a ``ConfigError``
+    that names the key."""
+    try:
+        schema = OmegaConf.structured(cls)
+        return OmegaConf.to_object(OmegaConf.merge(schema, _assign_market(schema, values)))
+    except ConfigKeyError as err:
+        key, parent = ".".join(filter(None, (prefix, err.full_key))), err.object_type
+        allowed = f"; allowed: {', '.join(sorted(f.name for f in dataclasses.fields(parent)))}" if dataclasses.is_dataclass(parent) else ""
+        raise ConfigError(f"{key}: unknown key{allowed}") from None
+    except ValidationError as err:
+        expected = re.search(r"converted to (\w+)", err.msg)
+        rule = f"must be {'an' if expected and expected[1][0] in 'AEIOU' else 'a'} {expected[1].lower()}" if expected else err.msg.splitlines()[0]
+        key = ".".join(filter(None, (prefix, err.full_key)))
+        raise ConfigError(f"{key}: {rule}, got {err.value!r}" if expected else f"{key}: {rule}") from None
+
+
+def _assign_market(schema, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` less the env's market, which is assigned to ``schema`` instead: merged into the default
+    model's parameters, another model's would mix with them."""
+    values = dict(values)
+    if "env" in schema and isinstance(values.get("env"), Mapping):
+        values["env"] = _assign_market(schema.env, values["env"])
+    elif "market" in schema and isinstance(values.get("market"), Mapping):
+        schema.market = dict(values.pop("market"))
+    return values
+
+
+def market_defaults(kind: str) -> dict[str, Any]:
+    """A synthetic market model's parameters with their defaults, as plain data (``env.market``).
+
+    The model's dataclass in ``rock/markets.py`` is their one source: the Hydra group ``env/market``
+    and ``EnvConfig`` both take them from here.
+    """
+    model = SYNTHETIC_MODELS[kind]()
+    values: dict[str, Any] = {"kind": kind}
+    for f in dataclasses.fields(model):
+        if f.name in ENV_OWNED:
+            continue
+        value = getattr(model, f.name)
+        if f.name == "regimes":
+            value = {name: dataclasses.asdict(regime) for name, regime in value.items()}
+        values[f.name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+def _with_market_defaults(market: Mapping[str, Any]) -> dict[str, Any]:
+    """``market`` completed with its model's defaults (regimes merged field by field)."""
+    market = dict(market)
+    if market.get("kind") not in SYNTHETIC_MODELS:
+        return market  # historical takes no parameters; an unknown kind is reported by validate
+    values = market_defaults(market["kind"])
+    given_regimes = market.pop("regimes", None)
+    if isinstance(given_regimes, Mapping):
+        regimes = values["regimes"]
+        for name, spec in given_regimes.items():
+            regimes[name] = {**regimes.get(name, {}), **dict(spec)} if isinstance(spec, Mapping) else spec
+    elif given_regimes is not None:
+        values["regimes"] = given_regimes
+    values.update(market)
+    if isinstance(values.get("switching"), (list, tuple)):
+        values["switching"] = list(values["switching"])
+    return values
+
+
+@dataclass
 class EnvConfig:
     """Everything that defines a market env. Money is in units of ``initial_equity``."""
 
@@ -45,8 +115,14 @@ class EnvConfig:
     initial_equity: float = 100_000.0
     ruin_fraction: float = 0.05  # terminate when equity <= this fraction of the initial equity
     regime: str | None = None  # regime_switching: fix this regime instead of switching
-    market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})
+    market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})  # model parameters: market_defaults
     data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self):
+        if isinstance(self.actions, (list, tuple)):
+            self.actions = tuple(self.actions)
+        if isinstance(self.market, Mapping):
+            self.market = _with_market_defaults(self.market)
 
     @property
     def obs_dim(self) -> int:
@@ -68,19 +144,7 @@ class EnvConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, prefix: str = "env", **overrides) -> "EnvConfig":
-        values = {**dict(values or {}), **overrides}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
-        data = values.pop("data", None)
-        if isinstance(data, Mapping):
-            data = _data_config(data, prefix)
-        if "actions" in values:
-            values["actions"] = tuple(float(a) for a in values["actions"])
-        if "market" in values:
-            values["market"] = dict(values["market"])
-        config = cls(**values, **({"data": data} if data is not None else {}))
+        config = typed(cls, {**dict(values or {}), **overrides}, prefix)
         config.validate(prefix)
         return config
 
@@ -92,6 +156,13 @@ class EnvConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(key, f"must be a positive integer, got {value!r}")
+        for key in ("fee_bps", "slippage_bps", "borrow_bps_per_year", "trade_threshold", "ruin_fraction",
+                    "bars_per_year", "initial_equity", "max_position", "dsr_eta"):
+            if not _finite_number(getattr(self, key)):
+                fail(key, f"must be a finite number, got {getattr(self, key)!r}")
+        for i, level in enumerate(self.actions):
+            if not _finite_number(level):
+                fail(f"actions[{i}]", f"must be a finite number, got {level!r}")
         for key in ("fee_bps", "slippage_bps", "borrow_bps_per_year", "trade_threshold", "ruin_fraction"):
             if not getattr(self, key) >= 0:
                 fail(key, f"must be >= 0, got {getattr(self, key)!r}")
@@ -120,6 +191,8 @@ class EnvConfig:
                 fail("data.builtin", f"unknown dataset {self.data.builtin!r}; allowed: {', '.join(BUILTIN_DATASETS)}")
             if self.data.sampling not in SAMPLINGS:
                 fail("data.sampling", f"unknown sampling {self.data.sampling!r}; allowed: {', '.join(SAMPLINGS)}")
+            if not isinstance(self.data.drop_missing, bool):
+                fail("data.drop_missing", f"must be true or false, got {self.data.drop_missing!r}")
         else:
             self.make_market(prefix)  # checks the model's parameters
 
@@ -149,17 +222,6 @@ class EnvConfig:
         return model
 
 
-def _data_config(values: Mapping[str, Any], prefix: str) -> DataConfig:
-    names = {f.name for f in dataclasses.fields(DataConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{prefix}.data.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
-    values = dict(values)
-    if "columns" in values:
-        values["columns"] = dict(values["columns"])
-    return DataConfig(**values)
-
-
 def _regime_params(params: dict, regime: str | None, prefix: str) -> dict:
     regimes = dict(DEFAULT_REGIMES)
     for name, spec in dict(params.pop("regimes", None) or {}).items():
@@ -175,12 +237,21 @@ def _regime_params(params: dict, regime: str | None, prefix: str) -> dict:
     return {**params, "regimes": regimes, "switching": switching, "regime": regime}
 
 
+def _finite_number(value) -> bool:
+    """A real number that is neither NaN nor infinite (a bool or a string is not one)."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
+
+
 def _check_model(model, prefix: str) -> None:
     """Parameter ranges that would make a model produce NaN or nonsense."""
     def need(ok: bool, key: str, rule: str):
         if not ok:
             raise ConfigError(f"{prefix}.market.{key}: must be {rule}, got {getattr(model, key, None)!r}")
 
+    for f in dataclasses.fields(model):
+        if f.name not in ("regimes", "switching", "regime"):
+            need(_finite_number(getattr(model, f.name)), f.name, "a finite number")
     need(model.start_price > 0, "start_price", "> 0")
     need(0 < model.overnight_frac < 1, "overnight_frac", "in (0, 1)")
     for key in ("sigma", "jump_intensity", "jump_std", "kappa", "theta", "xi", "v0", "omega", "alpha", "beta"):
@@ -193,5 +264,9 @@ def _check_model(model, prefix: str) -> None:
         need(model.alpha + model.beta < 1, "alpha", "such that alpha + beta < 1 (stationary)")
     if hasattr(model, "regimes"):
         for name, spec in model.regimes.items():
+            for f in dataclasses.fields(spec):
+                if not _finite_number(getattr(spec, f.name)):
+                    raise ConfigError(f"{prefix}.market.regimes.{name}.{f.name}: must be a finite number, "
+                                      f"got {getattr(spec, f.name)!r}")
             if not (spec.vol_pct >= 0 and spec.duration_bars >= 1):
                 raise ConfigError(f"{prefix}.market.regimes.{name}: vol_pct must be >= 0 and duration_bars >= 1, got {spec}")

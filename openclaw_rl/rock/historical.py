@@ -8,6 +8,7 @@ at a seeded offset, so replay shares the interface (and the seeding) of the synt
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ BUILTIN_DATASETS = {
     "googl_daily": ("datasets/data/STOCKS_GOOGL.csv", "Date", "%Y-%m-%d"),
     "eurusd_hourly": ("datasets/data/FOREX_EURUSD_1H_ASK.csv", "Time", "%d.%m.%Y %H:%M:%S.%f"),
 }
+log = logging.getLogger("openclaw_rl.rock")
 _DEFAULT_COLUMNS = {"time": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume"}
 
 
@@ -30,13 +32,26 @@ class DataError(ValueError):
     """Historical data that cannot be used, with the file, column and row at fault."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataConfig:
     """Where historical bars come from and how their columns are named.
 
     ``columns`` maps our field (time, open, high, low, close, volume) to the file's column;
     ``volume`` may map to null. ``start`` / ``end`` keep only bars in that time range.
     ``sampling``: ``random`` episode start offsets (seeded), or ``first`` (always bar 0).
+
+    Close-only series (one price column, e.g. a commodity): map ``open``, ``high`` and ``low``
+    all to null, e.g. ``env.data.columns={time: date, open: null, high: null, low: null,
+    close: price, volume: null}`` (the env config merges ``columns`` over the defaults, so a
+    field left out keeps its default column); mapping only some of the three to null is an
+    error. Each bar then gets open = the previous row's close (the first row: its own close),
+    high = max(open, close), low = min(open, close). So an order fills at the previous close,
+    and the observed high/low range is the absolute close-to-close log return.
+
+    ``drop_missing``: with false (the default) an empty price cell is an error naming the first
+    such row; with true, rows with an empty cell in any mapped price column are dropped (a
+    warning says how many) before anything else is checked or derived. Cells that are present
+    but not numbers, non-positive, or infinite are errors either way.
     """
 
     path: str | None = None
@@ -46,6 +61,7 @@ class DataConfig:
     start: str | None = None
     end: str | None = None
     sampling: str = "random"
+    drop_missing: bool = False
 
 
 def builtin_path(name: str) -> tuple[Path, str, str]:
@@ -100,9 +116,14 @@ def load_series(config: DataConfig) -> PriceSeries:
         raise DataError(f"env.data.columns: unknown field(s) {sorted(unknown)}; allowed: time, open, high, low, close, volume")
     if not path.is_file():
         raise DataError(f"{path}: no such file (env.data.path)")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path)
+        try:
+            frame = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: the file is empty (no header, no rows)") from None
     elif suffix in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(path)
@@ -110,7 +131,7 @@ def load_series(config: DataConfig) -> PriceSeries:
             raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'openclaw_rl[data]' ({err})") from None
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
-    return validate_frame(frame, str(path), columns, time_format, config.start, config.end)
+    return validate_frame(frame, str(path), columns, time_format, config.start, config.end, config.drop_missing)
 
 
 def _row(frame, position: int) -> str:
@@ -118,24 +139,47 @@ def _row(frame, position: int) -> str:
     return f"row {position + 1} (index {frame.index[position]!r})"
 
 
-def validate_frame(frame, source: str, columns: dict, time_format: str | None, start=None, end=None) -> PriceSeries:
-    """Check every column and row; raise ``DataError`` naming the first problem."""
+def validate_frame(frame, source: str, columns: dict, time_format: str | None, start=None, end=None,
+                   drop_missing: bool = False) -> PriceSeries:
+    """Check every column and row; raise ``DataError`` naming the first problem (see ``DataConfig``
+    for close-only series and ``drop_missing``)."""
     import pandas as pd
 
-    required = {f: columns.get(f) for f in ("time", *PRICE_FIELDS)}
+    derived = [f for f in ("open", "high", "low") if columns.get(f) is None]
+    if derived and len(derived) < 3:
+        given = ", ".join(f"{f}={columns.get(f)!r}" for f in ("open", "high", "low"))
+        raise DataError(f"env.data.columns: map open, high and low all to columns, or all to null for a "
+                        f"close-only series; got {given}")
+    required = {f: columns.get(f) for f in ("time", *PRICE_FIELDS) if f not in derived}
     missing = [f"{name} (field {f})" for f, name in required.items() if name is None or name not in frame.columns]
     vol_col = columns.get("volume")
     if vol_col is not None and vol_col not in frame.columns:
         missing.append(f"{vol_col} (field volume; map it to null if the file has none)")
     if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; the file has {list(frame.columns)}")
+        hint = "; for a close-only series map open, high and low to null" if not derived else ""
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; the file has {list(frame.columns)}{hint}")
+    if len(frame) == 0:
+        raise DataError(f"{source}: no data rows (the file has only a header)")
+    rows = np.arange(len(frame))  # positions in the file of the rows kept, for error messages
+    prices = [required[f] for f in PRICE_FIELDS if f in required]
+    if drop_missing:
+        empty = frame[prices].isna().any(axis=1).to_numpy()
+        if empty.any():
+            log.warning("%s: dropped %d of %d rows with a missing price (env.data.drop_missing=true); the first: %s",
+                        source, int(empty.sum()), len(frame), _row(frame, int(np.argmax(empty))))
+            rows = np.flatnonzero(~empty)
+    original, frame = frame, frame.iloc[rows]
+
+    def at(position: int) -> str:
+        return _row(original, int(rows[position]))
+
     if len(frame) < 2:
         raise DataError(f"{source}: needs at least 2 rows, has {len(frame)}")
     time = pd.to_datetime(frame[required["time"]], format=time_format, errors="coerce")
     bad = time.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{source}: column {required['time']!r}: missing or unparseable time at {_row(frame, i)}")
+        raise DataError(f"{source}: column {required['time']!r}: missing or unparseable time at {at(i)}")
     values = {}
     for f in (*PRICE_FIELDS, "volume"):
         col = columns.get(f)
@@ -145,24 +189,31 @@ def validate_frame(frame, source: str, columns: dict, time_format: str | None, s
         bad = ~np.isfinite(numbers)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{source}: column {col!r}: missing or non-numeric value {frame[col].iloc[i]} at {_row(frame, i)}")
+            hint = ("; env.data.drop_missing=true drops rows with missing prices"
+                    if f != "volume" and pd.isna(frame[col].iloc[i]) else "")
+            raise DataError(f"{source}: column {col!r}: missing or non-numeric value {frame[col].iloc[i]} at {at(i)}{hint}")
         bad = numbers <= 0 if f != "volume" else numbers < 0
         if bad.any():
             i = int(np.argmax(bad))
             kind = "non-positive price" if f != "volume" else "negative volume"
-            raise DataError(f"{source}: column {col!r}: {kind} {numbers[i]} at {_row(frame, i)}")
+            raise DataError(f"{source}: column {col!r}: {kind} {numbers[i]} at {at(i)}")
         values[f] = numbers
     stamps = time.to_numpy()
     order = np.diff(stamps.astype("datetime64[ns]").astype(np.int64))
     for test, what in ((order == 0, "duplicate timestamp"), (order < 0, "timestamps not sorted ascending")):
         if test.any():
             i = int(np.argmax(test)) + 1
-            raise DataError(f"{source}: column {required['time']!r}: {what} {time.iloc[i]} at {_row(frame, i)}")
+            raise DataError(f"{source}: column {required['time']!r}: {what} {time.iloc[i]} at {at(i)}")
+    if derived:  # close-only: see DataConfig
+        close = values["close"]
+        values["open"] = np.concatenate([close[:1], close[:-1]])
+        values["high"] = np.maximum(values["open"], close)
+        values["low"] = np.minimum(values["open"], close)
     hi, lo = values["high"], values["low"]
     bad = (hi < np.maximum(values["open"], values["close"])) | (lo > np.minimum(values["open"], values["close"]))
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{source}: columns {columns['high']!r}/{columns['low']!r}: high/low do not bracket open/close at {_row(frame, i)}")
+        raise DataError(f"{source}: columns {columns['high']!r}/{columns['low']!r}: high/low do not bracket open/close at {at(i)}")
     keep = np.ones(len(frame), dtype=bool)
     if start is not None:
         keep &= stamps >= np.datetime64(pd.Timestamp(start))

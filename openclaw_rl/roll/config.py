@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from openclaw_rl.ipa.chunks import CHUNKERS
-from openclaw_rl.rock.config import ConfigError, EnvConfig
+from openclaw_rl.rock.config import ConfigError, EnvConfig, typed
 from openclaw_rl.roll.policy import ACTIVATIONS, PolicyConfig
 from openclaw_rl.strategies.v7 import STRATEGIES
 
 ALGOS = ("ipa", "ppo", "grpo", "reinforce")
+# What an algorithm sets when its config leaves the key null: its defining defaults, in one place.
+ALGO_DEFAULTS = {
+    "ipa": {"norm_adv": False, "update_epochs": 4},  # the paper: no advantage whitening
+    "ppo": {"norm_adv": True, "update_epochs": 4},  # CleanRL's implementation details
+    "grpo": {"norm_adv": False, "update_epochs": 4},  # advantages are already group-normalized
+    "reinforce": {"norm_adv": True, "update_epochs": 1},  # one on-policy pass
+}
 BASELINES = ("none", "value", "group")
 OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
@@ -21,13 +28,16 @@ STAGES = ("rl", "sft", "sft_rl")
 RESAMPLE_MODES = ("parallel", "sequential", "fork")
 
 
-@dataclass(frozen=True)
+@dataclass
 class AlgoConfig:
+    """The learner. ``algo=ipa|ppo|grpo|reinforce`` sets ``name``; keys left null take the
+    algorithm's own default (``ALGO_DEFAULTS``), whichever way the config was built."""
+
     name: str = "ipa"
     reward_scale: float = 100.0  # rewards are log returns (~1e-3 a bar); x100 puts them in percent
     lr: float = 3e-4
     anneal_lr: bool = True  # linear decay to 0 over the run
-    update_epochs: int = 4
+    update_epochs: int | None = None  # passes over each batch; null: the algo's (reinforce 1, others 4)
     num_minibatches: int = 4  # minibatches are groups of env columns (whole chunks, whole sequences)
     gamma: float = 0.99  # per step (ppo, grpo, reinforce) or per chunk (ipa)
     gae_lambda: float = 0.95
@@ -36,11 +46,16 @@ class AlgoConfig:
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
-    norm_adv: bool = False
+    norm_adv: bool | None = None  # whiten advantages per minibatch; null: the algo's (ppo, reinforce: true)
     target_kl: float | None = None  # stop the epochs of an update once approx_kl exceeds it
 
+    def with_defaults(self) -> "AlgoConfig":
+        """This config with the null keys set to the algorithm's defaults."""
+        preset = ALGO_DEFAULTS.get(self.name, {})
+        return dataclasses.replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
-@dataclass(frozen=True)
+
+@dataclass
 class IPAConfig:
     chunker: str = "trade"
     fixed_k: int = 8  # chunk length of the ``fixed`` chunker
@@ -48,14 +63,20 @@ class IPAConfig:
     baseline: str = "none"  # none (the paper) | value (learned) | group (mean over same-seed markets)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SFTConfig:
-    datasets: dict[str, float] | None = None  # dataset dir -> weight in the mix
+    datasets: list[str] | None = None  # dataset dirs to clone, e.g. [runs/data/trend, runs/data/revert]
+    weights: list[float] | None = None  # their shares of the mix, in order (null: equal)
     updates: int = 200  # gradient steps
     batch_trajectories: int = 32  # whole trajectories per step (observations replayed)
 
+    def mix(self) -> dict[str, float]:
+        """Dataset dir -> weight in the mix."""
+        datasets = list(self.datasets or ())
+        return dict(zip(datasets, self.weights if self.weights is not None else [1.0] * len(datasets)))
 
-@dataclass(frozen=True)
+
+@dataclass
 class ResampleConfig:
     """Chunk-level initialized resampling: episodes start from a teacher's prefix (off when no teacher)."""
 
@@ -72,7 +93,7 @@ class ResampleConfig:
     scan_anchors: int = 8  # anchors per teacher trajectory (evenly spaced over its chunks)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainerConfig:
     stage: str = "rl"  # rl | sft (behaviour cloning on sft.datasets) | sft_rl (sft, then rl from it)
     total_steps: int = 500_000  # env steps over all envs
@@ -84,9 +105,11 @@ class TrainerConfig:
     progress: str = "auto"  # auto: a bar on a terminal, log lines otherwise
     resume: str | None = None  # "auto" (this run dir's last checkpoint) or a checkpoint/run dir
     init_from: str | None = None  # start from these policy weights (e.g. an SFT checkpoint)
+    overwrite: bool = False  # replace a finished run in this run dir (otherwise refused)
+    threads: str = "auto"  # torch CPU threads: auto or a positive integer
 
 
-@dataclass(frozen=True)
+@dataclass
 class EvalConfig:
     n_envs: int = 64  # held-out markets, one episode each
     objective: str = "log_return"
@@ -94,7 +117,7 @@ class EvalConfig:
     every: int = 0  # updates between evaluations during training (0: only at the end)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
@@ -105,6 +128,9 @@ class RunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     resample: ResampleConfig = field(default_factory=ResampleConfig)
     seed: int = 0
+
+    def __post_init__(self):
+        self.algo = self.algo.with_defaults()
 
     @property
     def batch_steps(self) -> int:
@@ -124,17 +150,9 @@ class RunConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RunConfig":
-        values = dict(values)
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(sections))
-        if unknown:
-            raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(sorted(sections))}")
-        built = {"env": EnvConfig.from_mapping(values.pop("env", {}) or {})}
-        for name, section in (("algo", AlgoConfig), ("ipa", IPAConfig), ("policy", PolicyConfig),
-                              ("trainer", TrainerConfig), ("eval", EvalConfig), ("sft", SFTConfig),
-                              ("resample", ResampleConfig)):
-            built[name] = _section(section, values.pop(name, {}) or {}, name)
-        config = cls(**built, **values)
+        """A checked ``RunConfig`` from plain data (a composed Hydra config, a dict, a checkpoint's design)."""
+        config = typed(cls, values, "")
+        config.env.validate()
         config.validate()
         return config
 
@@ -175,6 +193,10 @@ class RunConfig:
         need(t.stage != "sft" or t.resume is None, "trainer.resume", "stage=sft runs are short; they do not resume")
         need(t.stage != "sft_rl" or t.resume in (None, "auto"), "trainer.resume",
              "stage=sft_rl resumes its own run dir only (trainer.resume=auto)")
+        need(self.sft.weights is None or len(self.sft.weights) == len(self.sft.datasets or ()), "sft.weights",
+             f"needs one weight per dataset ({len(self.sft.datasets or ())}), got {self.sft.weights}")
+        need(all(w > 0 and w < float("inf") for w in self.sft.weights or ()), "sft.weights",
+             f"must be finite and > 0, got {self.sft.weights}")
         need(self.sft.updates >= 1 and self.sft.batch_trajectories >= 1, "sft.updates",
              f"sft.updates and sft.batch_trajectories must be >= 1, got {self.sft.updates}, {self.sft.batch_trajectories}")
         r = self.resample
@@ -192,6 +214,8 @@ class RunConfig:
         need(r.scan_anchors >= 2, "resample.scan_anchors", f"must be >= 2 (a fork lies between anchors), got {r.scan_anchors}")
         need(t.device in DEVICES, "trainer.device", f"unknown device {t.device!r}; allowed: {', '.join(DEVICES)}")
         need(t.progress in PROGRESS, "trainer.progress", f"unknown mode {t.progress!r}; allowed: {', '.join(PROGRESS)}")
+        need(t.threads == "auto" or (t.threads.isdigit() and int(t.threads) >= 1), "trainer.threads",
+             f"must be auto or a positive integer, got {t.threads!r}")
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")
         need(t.log_every >= 1, "trainer.log_every", f"must be >= 1, got {t.log_every}")
         need(e.n_envs >= 1, "eval.n_envs", f"must be >= 1, got {e.n_envs}")
@@ -200,12 +224,3 @@ class RunConfig:
              f"unknown activation {self.policy.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
         need(len(self.policy.hidden) >= 1 and all(h >= 1 for h in self.policy.hidden), "policy.hidden",
              f"needs at least one positive layer width, got {list(self.policy.hidden)}")
-
-
-def _section(section, values: Mapping[str, Any], prefix: str):
-    names = {f.name for f in dataclasses.fields(section)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed: {', '.join(sorted(names))}")
-    values = {k: tuple(v) if isinstance(v, list) else dict(v) if isinstance(v, Mapping) else v for k, v in values.items()}
-    return section(**values)

@@ -22,7 +22,7 @@ class Learner:
 
     def __init__(self, policy: ActorCritic, algo: AlgoConfig, ipa: IPAConfig, seed: int,
                  resample: ResampleConfig = ResampleConfig()):
-        self.policy, self.algo, self.ipa, self.resample = policy, algo, ipa, resample
+        self.policy, self.algo, self.ipa, self.resample = policy, algo.with_defaults(), ipa, resample
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=algo.lr, eps=1e-5)
         self.rng = np.random.default_rng(seed)  # minibatch order; its state is checkpointed
 

@@ -13,15 +13,19 @@ from torch.distributions import Categorical, Normal
 from openclaw_rl.rock.config import EnvConfig
 
 
-@dataclass(frozen=True)
+@dataclass
 class PolicyConfig:
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (64, 64)  # widths of the MLP trunk's layers
     activation: str = "tanh"  # tanh | relu
     shared_trunk: bool = False  # one trunk for actor and critic, or two
     recurrent: bool = False  # a GRU after the MLP trunk, shared by actor and critic
     gru_hidden: int = 64
     init_log_std: float = -0.5  # continuous actions: state-independent log std
-    normalize_obs: bool = True
+    normalize_obs: bool = True  # running mean/std of observations, saved with the weights
+
+    def __post_init__(self):
+        if isinstance(self.hidden, list):
+            self.hidden = tuple(self.hidden)
 
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -144,3 +148,25 @@ class ActorCritic(nn.Module):
     @torch.inference_mode()
     def value(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         return self.forward_sequence(obs[None], state, starts[None])[1][0]
+
+    def predict(self, obs, state: torch.Tensor | None = None, episode_start=None,
+                deterministic: bool = False) -> tuple[np.ndarray, torch.Tensor | None]:
+        """Stable-Baselines3's ``predict``: ``(actions, state)`` for one observation ``[obs_dim]`` or a batch
+        ``[N, obs_dim]`` (numpy or torch). Discrete envs get action indices, continuous ones target
+        positions ``[N, 1]``. Recurrent policies carry ``state`` between calls (None: fresh episodes);
+        ``episode_start`` (``[N]`` bools) resets it where an episode begins."""
+        param = next(self.parameters())
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=param.device)
+        single = x.dim() == 1
+        x = x.reshape(-1, x.shape[-1])
+        n = x.shape[0]
+        starts = torch.zeros(n, device=param.device) if episode_start is None else \
+            torch.as_tensor(np.asarray(episode_start, dtype=np.float32).reshape(n), device=param.device)
+        state = self.initial_state(n, param.device) if state is None else state
+        was_training = self.training
+        self.eval()
+        action, _, _, state = self.act(x, state, starts, deterministic)
+        self.train(was_training)
+        action = action.cpu().numpy()
+        return (action[0] if single else action), (state if self.gru is not None else None)
+

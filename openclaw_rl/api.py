@@ -1,0 +1,80 @@
+"""Training from Python, without Hydra's app: the same config a command line composes.
+
+    from openclaw_rl import learn
+    result = learn(["algo=ppo", "trainer.total_steps=20000"])  # the overrides of `openclaw-train`
+    action, _ = result.policy.predict(obs, deterministic=True)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from omegaconf import OmegaConf
+
+from openclaw_rl.configs import compose_config
+from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, load_policy_weights
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.trainer import run_training
+
+log = logging.getLogger("openclaw_rl")
+
+
+@dataclass
+class Trained:
+    """What ``learn`` returns: the run's held-out score, its trained policy (on the CPU, in eval mode)
+    and where everything was written."""
+
+    config: RunConfig
+    objective: float  # config.eval.objective on the held-out markets
+    metrics: dict[str, float]
+    policy: ActorCritic
+    run_dir: Path
+
+
+def make_config(config: Sequence[str] | Mapping[str, Any] | RunConfig = ()) -> RunConfig:
+    """A checked ``RunConfig`` from command-line overrides (``["algo=ppo", "env.regime=bull"]``), a nested
+    dict (``{"algo": {"name": "ppo"}}``) or a ``RunConfig``; all three give what `openclaw-train` runs."""
+    if isinstance(config, RunConfig):
+        return RunConfig.from_mapping(OmegaConf.to_container(OmegaConf.structured(config)))
+    if isinstance(config, Mapping):
+        return RunConfig.from_mapping(config)
+    if isinstance(config, str):
+        raise TypeError("learn(config): give a list of overrides, e.g. ['algo=ppo'], not one string")
+    composed = OmegaConf.to_container(compose_config(config), resolve=True)
+    composed.pop("hydra", None)
+    return RunConfig.from_mapping(composed)
+
+
+def learn(config: Sequence[str] | Mapping[str, Any] | RunConfig = (), run_dir: str | Path | None = None,
+          verbose: bool = True) -> Trained:
+    """Train as `openclaw-train` would; ``run_dir`` defaults to ``runs/DATE/TIME`` like a command-line run.
+    Progress goes to the console through ``logging`` when ``verbose`` and nothing else configured it."""
+    if verbose:
+        _console_logging()
+    config = make_config(config)
+    config.env.make_market()  # loads and validates historical data before anything runs
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / time.strftime("%Y-%m-%d/%H-%M-%S")
+    result = run_training(config, run_dir)
+    policy = ActorCritic.for_env(config.env, config.policy)
+    source = checkpoint_path(result.run_dir)
+    load_policy_weights(policy, load_checkpoint(source)["policy"], source)
+    return Trained(config, result.objective, result.metrics, policy.eval(), result.run_dir)
+
+
+def _console_logging() -> None:
+    """INFO lines of openclaw_rl on stderr, unless the application set up logging itself."""
+    package = logging.getLogger("openclaw_rl")
+    if logging.getLogger().handlers or package.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s] %(message)s", "%H:%M:%S"))
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+
+
+__all__ = ["Trained", "learn", "make_config"]

@@ -1,0 +1,57 @@
+"""The Hydra config tree: the dataclasses are its schema and the one source of defaults.
+
+``register()`` puts them in Hydra's ConfigStore (``run_schema``, ``env/schema``, each market
+model's parameters as an ``env/market`` option, each algorithm as an ``algo`` option); the YAML
+files under ``conf/`` only select groups and presets. A value of the wrong type is then refused
+while composing, with the key named, from the command line and from Python alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from openclaw_rl.rock.config import ConfigError, EnvConfig, market_defaults
+from openclaw_rl.rock.markets import SYNTHETIC_MODELS
+from openclaw_rl.roll.config import ALGOS, RunConfig
+
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    run_schema, env_schema = OmegaConf.structured(RunConfig), OmegaConf.structured(EnvConfig)
+    # The env/market option fills env.market; merged onto another model's defaults it would mix two models.
+    run_schema.env.market = env_schema.market = {}
+    store.store(name="run_schema", node=run_schema, provider="openclaw_rl")
+    store.store(group="env", name="schema", node=env_schema, provider="openclaw_rl")
+    for kind in SYNTHETIC_MODELS:
+        store.store(group="env/market", name=kind, node=market_defaults(kind), provider="openclaw_rl")
+    store.store(group="env/market", name="historical", node={"kind": "historical"}, provider="openclaw_rl")
+    for name in ALGOS:
+        store.store(group="algo", name=name, node={"name": name}, provider="openclaw_rl")
+
+
+def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """The config a command line with these overrides would run (without starting Hydra's app)."""
+    register()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
+
+
+
+def refuse_chdir() -> None:
+    """Refuse ``hydra.job.chdir=true``: relative paths in a config (data, checkpoints, datasets, outputs)
+    are read from the directory a command was started in, and every output already goes to the run dir."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and HydraConfig.get().job.chdir:
+        raise ConfigError("hydra.job.chdir: must be false; openclaw_rl writes every output under the run dir "
+                          "(hydra.run.dir) and reads relative paths from the directory you started in")
+
+
+register()
