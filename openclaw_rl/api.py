@@ -19,7 +19,7 @@ from openclaw_rl.configs import compose_config
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, load_policy_weights
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
-from openclaw_rl.roll.trainer import run_training
+from openclaw_rl.roll.pipeline import run as run_training
 
 log = logging.getLogger("openclaw_rl")
 

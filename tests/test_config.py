@@ -37,3 +37,9 @@ def test_regime_parameters_can_be_overridden():
     model = config.make_market()
     assert model.regimes["bull"].vol_pct == 0.4 and model.regimes["bull"].mean_pct == 0.091
     assert model.switching == ("bull", "bear")
+
+
+@pytest.mark.parametrize("spec", [{"foo": 1}, 5])
+def test_malformed_regimes_name_the_regime(spec):
+    with pytest.raises(ConfigError, match=r"env\.market\.regimes\.bull: needs a mapping of mean_pct, vol_pct, duration_bars"):
+        EnvConfig.from_mapping(market={"kind": "regime_switching", "regimes": {"bull": spec}})

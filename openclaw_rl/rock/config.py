@@ -227,7 +227,11 @@ def _regime_params(params: dict, regime: str | None, prefix: str) -> dict:
     for name, spec in dict(params.pop("regimes", None) or {}).items():
         if name not in REGIME_NAMES:
             raise ConfigError(f"{prefix}.market.regimes.{name}: unknown regime; allowed: {', '.join(REGIME_NAMES)}")
-        regimes[name] = Regime(**{**dataclasses.asdict(regimes[name]), **dict(spec)})
+        try:
+            regimes[name] = Regime(**{**dataclasses.asdict(regimes[name]), **dict(spec)})
+        except (TypeError, ValueError):
+            allowed = ", ".join(f.name for f in dataclasses.fields(Regime))
+            raise ConfigError(f"{prefix}.market.regimes.{name}: needs a mapping of {allowed}, got {spec!r}") from None
     switching = tuple(params.pop("switching", RegimeSwitching.switching))
     for name in switching:
         if name not in REGIME_NAMES:

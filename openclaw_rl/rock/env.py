@@ -21,6 +21,23 @@ def resolve_config(config: EnvConfig | None, kwargs: dict) -> EnvConfig:
     return config
 
 
+class RenderModeError(ValueError, TypeError):
+    """A ``render_mode`` these envs do not have (they render nothing).
+
+    Also a ``TypeError``, like an unexpected keyword argument: Stable-Baselines3's ``make_vec_env``
+    asks ``gym.make`` for ``render_mode="rgb_array"`` and retries without it on a ``TypeError``.
+    """
+
+
+def check_render_mode(render_mode: str | None, owner: str) -> None:
+    """``None`` is the only render mode: ``metadata["render_modes"]`` is empty."""
+    if render_mode is not None:
+        raise RenderModeError(
+            f"{owner}: render_mode={render_mode!r} is not supported; supported render modes: none "
+            "(this env does not render; pass render_mode=None)"
+        )
+
+
 def make_spaces(config: EnvConfig, obs_dim: int) -> tuple[gym.spaces.Box, gym.Space]:
     """Observation and action space of one market."""
     observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
@@ -37,11 +54,16 @@ class MarketEnv(gym.Env):
     target position in ``[-max_position, max_position]``. ``info`` has ``chunk_end`` (an order
     executed this step), ``regime`` (true regime code of the bar, -1 if none; never observed),
     ``equity`` and ``position``.
+
+    ``step`` raises ``gymnasium.error.ResetNeeded`` before the first ``reset`` and after the
+    episode ended (terminated or truncated); a continuous action must be a finite number.
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, config: EnvConfig | None = None, **kwargs):
+    def __init__(self, config: EnvConfig | None = None, render_mode: str | None = None, **kwargs):
+        check_render_mode(render_mode, "MarketEnv")
+        self.render_mode = render_mode
         self.config = resolve_config(config, kwargs)
         self.engine = MarketEngine(self.config, 1)
         self.observation_space, self.action_space = make_spaces(self.config, self.engine.obs_dim)
@@ -54,8 +76,16 @@ class MarketEnv(gym.Env):
         return self.engine.obs[0].copy(), self._info(chunk_end=False)
 
     def step(self, action):
+        e = self.engine
+        # Read from the state (not a flag), so ``restore`` of any snapshot is honoured: before the
+        # first reset equity is 0, at or below the ruin level.
+        if e.t[0] >= self.config.episode_bars or e.equity[0] <= e.ruin_equity:
+            raise gym.error.ResetNeeded(self._why_reset())
         if self.config.continuous:
-            target = np.clip(np.asarray(action, dtype=np.float64).reshape(1), -self.config.max_position, self.config.max_position)
+            target = np.asarray(action, dtype=np.float64).reshape(1)
+            if not np.isfinite(target[0]):
+                raise ValueError(f"MarketEnv.step: a continuous action must be a finite target position, got {action!r}")
+            target = np.clip(target, -self.config.max_position, self.config.max_position)
         else:
             if not self.action_space.contains(action):
                 raise ValueError(f"action {action!r} is not in {self.action_space}")
@@ -68,6 +98,16 @@ class MarketEnv(gym.Env):
             bool(truncated[0]),
             self._info(chunk_end=bool(chunk_end[0])),
         )
+
+    def _why_reset(self) -> str:
+        e, cfg = self.engine, self.config
+        if e.t[0] == 0:  # every step advances t: only a market never reset is at 0 here
+            return "MarketEnv.step() called before reset(); call env.reset(seed=...) first"
+        if e.equity[0] <= e.ruin_equity:
+            ended = f"terminated (equity fell to ruin_fraction={cfg.ruin_fraction} of initial_equity)"
+        else:
+            ended = f"truncated (episode_bars={cfg.episode_bars} steps)"
+        return f"MarketEnv.step() called after the episode {ended}; call env.reset() to start the next one"
 
     def _info(self, chunk_end: bool) -> dict:
         e = self.engine
@@ -84,4 +124,5 @@ class MarketEnv(gym.Env):
         return self.engine.snapshot()
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Set the full state (a ``snapshot``): a running episode steps on, reset or not; an ended one needs ``reset``."""
         self.engine.restore(state)

@@ -4,18 +4,20 @@ Autoreset mode is SAME_STEP: when a market's episode ends, the returned observat
 already the first of its next episode; the last observation and info of the ended episode are
 in ``info["final_obs"]`` (a dense ``[N, obs_dim]`` array, valid where ``info["_final_obs"]``)
 and ``info["final_info"]``. Market ``i`` seeded ``seed + i`` produces exactly the numbers of a
-``MarketEnv`` seeded ``seed + i``.
+``MarketEnv`` seeded ``seed + i``. ``step`` before the first ``reset`` (or ``restore``) raises
+``gymnasium.error.ResetNeeded``; continuous actions must be finite.
 """
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from openclaw_rl.rock.config import EnvConfig
 from openclaw_rl.rock.engine import MarketEngine
-from openclaw_rl.rock.env import make_spaces, resolve_config
+from openclaw_rl.rock.env import check_render_mode, make_spaces, resolve_config
 
 INFO_KEYS = ("chunk_end", "regime", "equity", "position")
 
@@ -23,7 +25,10 @@ INFO_KEYS = ("chunk_end", "regime", "equity", "position")
 class MarketVecEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int | None = None, config: EnvConfig | None = None, **kwargs):
+    def __init__(self, num_envs: int | None = None, config: EnvConfig | None = None, render_mode: str | None = None,
+                 **kwargs):
+        check_render_mode(render_mode, "MarketVecEnv")
+        self.render_mode = render_mode
         if num_envs is not None:
             kwargs["n_envs"] = num_envs
         self.config = resolve_config(config, kwargs)
@@ -36,6 +41,7 @@ class MarketVecEnv(VectorEnv):
         self._all_rows = np.arange(self.num_envs)
         self._all_true = np.ones(self.num_envs, dtype=bool)
         self._all_true.flags.writeable = False
+        self._started = False  # reset() or restore() has set a state
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         """Reset every market; an int ``seed`` seeds market ``i`` with ``seed + i``."""
@@ -48,13 +54,23 @@ class MarketVecEnv(VectorEnv):
             if seeds.shape != (self.num_envs,):
                 raise ValueError(f"reset(seed=...) needs one seed per env ({self.num_envs}), got {len(seeds)}")
         self.engine.reset(self._all_rows, seeds)
+        self._started = True
         info = self._info(np.zeros(self.num_envs, dtype=bool))
         return self.engine.obs.copy(), info
 
     def step(self, actions):
+        if not self._started:
+            raise gym.error.ResetNeeded("MarketVecEnv.step() called before reset(); call envs.reset(seed=...) first")
         actions = np.asarray(actions)
         if self.config.continuous:
-            target = np.clip(actions.reshape(self.num_envs).astype(np.float64), -self.config.max_position, self.config.max_position)
+            target = actions.reshape(self.num_envs).astype(np.float64)
+            finite = np.isfinite(target)
+            if not finite.all():
+                i = int(np.argmin(finite))
+                raise ValueError(
+                    f"MarketVecEnv.step: continuous actions must be finite target positions; env {i} got {target[i]}"
+                )
+            np.clip(target, -self.config.max_position, self.config.max_position, out=target)
         else:
             if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
                 raise ValueError(f"actions must be {self.num_envs} integer indices, got shape {actions.shape} {actions.dtype}")
@@ -96,4 +112,6 @@ class MarketVecEnv(VectorEnv):
         return self.engine.snapshot()
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Set the full state of all markets (a ``snapshot``); the env can step from it, reset or not."""
         self.engine.restore(state)
+        self._started = True
