@@ -30,5 +30,11 @@ train: install
 bench: $(VENV)/.bench-installed
 	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py && ../$(PY) post_training.py
 
+# Semantic mutants of the core math (IPA, targets and losses, collector, engine accounting), each run
+# against its tests in a temporary copy; every one must be killed. ~2 minutes; not part of `make test`.
+.PHONY: mutation
+mutation: install
+	$(PY) scripts/mutation.py
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from common import machine, write_results
-from openclaw_rl.backtest.run import strategy_actor
+from openclaw_rl.episodes import strategy_actor
 from openclaw_rl.data.trajectories import TrajectoryDataset, generate
 from openclaw_rl.rock import EnvConfig
 from openclaw_rl.strategies.v7 import TrendFollowing

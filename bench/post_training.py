@@ -27,13 +27,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from common import machine, mean_sd, write_results
-from openclaw_rl.backtest.run import run_episodes, strategy_actor, strategy_env
+from openclaw_rl.backtest.run import strategy_env
 from openclaw_rl.data.trajectories import generate
+from openclaw_rl.episodes import run_episodes, strategy_actor
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE
 from openclaw_rl.roll.resample import teacher_actions
-from openclaw_rl.roll.trainer import run_training
+from openclaw_rl.roll.pipeline import run as run_training
 from openclaw_rl.strategies.v7 import VolatilityTargeting
 
 CONF = Path(__file__).resolve().parent.parent / "openclaw_rl" / "conf"

@@ -19,7 +19,7 @@ from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.learner import TrainingDiverged
-from openclaw_rl.roll.trainer import train
+from openclaw_rl.roll.pipeline import train
 
 log = logging.getLogger("openclaw_rl.train")
 

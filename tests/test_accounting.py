@@ -129,3 +129,28 @@ def test_observation_layout(scripted):
     assert obs[4] == 1.0  # position
     assert obs[5] == pytest.approx(100 * (105 / 102 - 1), rel=1e-5)  # unrealized PnL since the order
     assert obs[6] == pytest.approx(1 - 1 / 4)  # fraction of the episode left
+
+
+def test_longs_pay_no_borrow(scripted):
+    engine = scripted(OPENS, CLOSES, borrow_bps_per_year=500.0, bars_per_year=252.0)
+    step(engine, 1)
+    step(engine, 1)  # two bars long: borrow is for shorts only
+    units = 100_000 / 102
+    assert engine.cash[0] == pytest.approx(100_000 - units * 102, abs=1e-9)
+    assert engine.equity[0] == pytest.approx(units * 110, rel=1e-12)
+
+
+def test_unrealized_pnl_feature_is_measured_from_the_equity_at_the_last_order(scripted):
+    engine = scripted(OPENS + [121, 122], CLOSES + [122, 123], fee_bps=10.0)
+    step(engine, 1)  # long at the open of bar 3 (102)
+    step(engine, 1)  # held
+    long_units = 100_000 / 102
+    cash = 100_000 - long_units * 102 * 1.001
+    step(engine, -1)  # flip short at the open of bar 5 (115), marked at its close (118)
+    short_units = -(cash + long_units * 115) / 115
+    cash -= (short_units - long_units) * 115 + abs(short_units - long_units) * 115 * 0.001
+    entry = cash + short_units * 115  # the equity right after the order's fill
+    equity = cash + short_units * 118
+    assert engine.equity[0] == pytest.approx(equity, rel=1e-12)
+    assert engine.obs[0][5] == pytest.approx(100 * (equity / entry - 1), rel=1e-5)
+    assert abs(equity / entry - equity / 100_000) > 1e-3  # against the initial equity it would differ

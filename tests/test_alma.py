@@ -133,3 +133,47 @@ def test_archive_marks_trials_in_flight_as_interrupted(tmp_path):
     flying = archive.add("search", {"x": 2}, ["x=2"], "initial")
     assert [t.id for t in archive.mark_interrupted()] == [flying]
     assert [t.status for t in archive.trials()] == ["finished", "interrupted"]
+
+
+def test_sweep_progress_reports_trials_done_best_so_far_and_eta(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from openclaw_rl import progress
+    from openclaw_rl.alma.sweeper import ALMASweeperImpl
+
+    clock = iter([100.0, 130.0, 150.0])  # Progress starts at 100 s; trials end at 130 s and 150 s
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    archive = Archive(tmp_path / "a.sqlite")
+    earlier = archive.add("search", {"x": 0}, ["x=0"], "baseline")  # done before a resume: not in the pace
+    archive.finish(earlier, 0.9, [0.9])
+    sweeper = ALMASweeperImpl(budget=5)
+    sweeper.objective = "sharpe"
+    sweeper.progress = progress.Progress(5, "trials", logging.getLogger("openclaw_rl.alma"), initial=1, bar=False)
+    a = archive.add("search", {"x": 1}, ["x=1"], "initial")
+    archive.finish(a, 1.5, [1.5])
+    b = archive.add("search", {"x": 2}, ["x=2"], "perturb", parent=a)
+    archive.fail(b, "Boom")
+    with caplog.at_level(logging.INFO, logger="openclaw_rl.alma"):
+        sweeper._report_progress(archive, a)
+        sweeper._report_progress(archive, b)
+    first, second = [r.getMessage() for r in caplog.records]
+    # 1 trial in 30 s, 3 to go: 90 s; then 2 trials in 50 s, 2 to go: 50 s.
+    assert first == f"trials 2/5 done: trial {a} 1.5, best sharpe 1.5 (trial {a}), elapsed 30s, ETA 1m30s"
+    assert second == f"trials 3/5 done: trial {b} failed, best sharpe 1.5 (trial {a}), elapsed 50s, ETA 50s"
+
+
+def test_progress_draws_a_bar_on_a_terminal_instead_of_log_lines(caplog, capsys, monkeypatch):
+    import logging
+
+    from openclaw_rl.progress import Progress, duration, eta_seconds
+
+    assert eta_seconds(10.0, 2, 3) == 15.0 and math.isnan(eta_seconds(5.0, 0, 3))
+    assert [duration(s) for s in (42, 185, 7620, float("nan"))] == ["42s", "3m05s", "2h07m", "?"]
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    with caplog.at_level(logging.INFO), Progress(3, "trials", logging.getLogger("x")) as bar:
+        assert bar.bar is not None
+        bar.update("best 1.0")
+    assert not caplog.records and "1/3" in capsys.readouterr().err
+    with caplog.at_level(logging.INFO), Progress(1, "backtests", logging.getLogger("x"), bar=False) as single:
+        single.update("only one")
+    assert not caplog.records  # a single item gets no progress line

@@ -17,22 +17,24 @@ TINY = ["env.n_envs=4", "env.window=8", "env.episode_bars=20", "trainer.rollout_
 
 
 @pytest.fixture
-def no_logging_setup():
-    root, package = logging.getLogger(), logging.getLogger("openclaw_rl")
-    saved = root.handlers[:], package.handlers[:], package.level
-    root.handlers[:] = []
-    package.handlers[:] = []
-    yield package
-    root.handlers[:], package.handlers[:] = saved[0], saved[1]
-    package.setLevel(saved[2])
+def no_logging_setup(monkeypatch):
+    """A plain Python process: nothing configured logging (pytest's own handlers are taken off the root)."""
+    package = logging.getLogger("openclaw_rl")
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(package, "level", package.level)
+
+    def plain():
+        monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    return plain
 
 
 def test_learn_from_overrides_returns_a_policy_that_plays(tmp_path, no_logging_setup):
+    no_logging_setup()
     result = learn(["algo=ppo", *TINY], run_dir=tmp_path / "run")
     assert result.config.algo.norm_adv is True  # the command line's ppo, not a Python variant
     assert np.isfinite(result.objective) and result.objective == result.metrics["log_return"]
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
-    assert any(isinstance(h, logging.StreamHandler) for h in no_logging_setup.handlers)  # console logging outside Hydra
+    assert any(isinstance(h, logging.StreamHandler) for h in logging.getLogger("openclaw_rl").handlers)  # console logging
     env = gym.make("openclaw_rl/Market-v0", window=8, episode_bars=20)
     obs, _ = env.reset(seed=5)
     action, state = result.policy.predict(obs, deterministic=True)

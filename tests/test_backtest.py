@@ -46,6 +46,8 @@ def test_cli_backtests_a_trained_policy_beside_the_strategies(tmp_path):
                              f"checkpoint={tmp_path / 'run'}", "n_markets=8", "strategies=[buy_and_hold,regime_ensemble]"],
                             cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "backtests 1/3 done: policy" in result.stdout and "backtests 3/3 done: regime_ensemble" in result.stdout
+    assert "ETA" in result.stdout
     report = yaml.safe_load((out / "metrics.yaml").read_text())
     assert list(report) == ["policy", "buy_and_hold", "regime_ensemble"]
     assert 0.0 <= report["policy"]["deflated_sharpe"] <= 1.0 and "max_drawdown" in report["policy"]

@@ -1,18 +1,35 @@
-"""Learner: GAE and group statistics by hand, one update per algo, NaN handling, bad config."""
+"""Learner: targets by hand on the production path (``Batch`` in, targets out), the loss terms and the
+steps each one sees, the loss sign on a bandit, the mismatch mask against a stale behaviour policy,
+one update per algo, NaN handling, bad config."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
+from openclaw_rl.ipa.chunks import chunk_mean, returns_to_go
 from openclaw_rl.rock import ConfigError
-from openclaw_rl.roll.algorithms import gae, group_mean_std
-from openclaw_rl.roll.config import RunConfig
-from openclaw_rl.roll.learner import TrainingDiverged
+from openclaw_rl.roll.algorithms import compute_targets, gae, group_mean_std, loss_terms
+from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig, RunConfig
+from openclaw_rl.roll.learner import Learner, TrainingDiverged
+from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
+from openclaw_rl.roll.rollout import Batch
 from openclaw_rl.roll.trainer import build
 
 SMALL = {"env": {"n_envs": 8, "window": 8, "episode_bars": 20}, "trainer": {"rollout_steps": 16, "total_steps": 128},
          "algo": {"num_minibatches": 2}, "eval": {"n_envs": 4}}
+F, X = False, True
+ALGOS = ("ipa", "ppo", "grpo", "reinforce")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: torch's intra-op threads only wait for each other (as in training, trainer.threads=auto)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def small(**sections):
@@ -22,37 +39,284 @@ def small(**sections):
     return RunConfig.from_mapping(values)
 
 
-class _Steps:
-    def __init__(self, rewards, terminated, truncated, final_values):
-        self.rewards, self.terminated, self.truncated, self.final_values = rewards, terminated, truncated, final_values
+def make_batch(rewards, **given) -> Batch:
+    """A hand-built ``[T, N]`` batch: nothing ends, no orders, one group per env, unless ``given``."""
+    rewards = torch.as_tensor(rewards, dtype=torch.float32)
+    steps, n = rewards.shape
+    no = torch.zeros(steps, n, dtype=torch.bool)
+    zeros = torch.zeros(steps, n)
+    values = dict(
+        obs=torch.zeros(steps, n, 1), actions=torch.zeros(steps, n, dtype=torch.long), logp=zeros, values=zeros,
+        rewards=rewards, terminated=no, truncated=no, final_values=zeros, starts=zeros, env_chunk_end=no,
+        positions=zeros, prev_positions=zeros, step_in_episode=torch.arange(steps)[:, None].expand(steps, n),
+        version=torch.zeros(steps, n, dtype=torch.long), last_obs=torch.zeros(n, 1), last_starts=torch.zeros(n),
+        initial_state=torch.zeros(1, n, 0), group=torch.arange(n), teacher=no, prefix_end=no, padding=no,
+        return_before=torch.zeros(n),
+    )
+    for key, value in given.items():
+        like = values[key]
+        values[key] = torch.as_tensor(value, dtype=like.dtype)
+    return Batch(**values)
 
 
+def targets(name, batch, last_value, values=None, gamma=0.9, **ipa):
+    algo = AlgoConfig(name=name, gamma=gamma, gae_lambda=0.8).with_defaults()
+    values = torch.zeros_like(batch.rewards) if values is None else torch.as_tensor(values, dtype=torch.float32)
+    return compute_targets(algo, IPAConfig(**ipa), batch, values, torch.as_tensor(last_value, dtype=torch.float32))
+
+
+# ------------------------------------------------------------------ targets by hand
 def test_gae_by_hand_with_termination_and_truncation():
     gamma, lam = 0.9, 0.8
     rewards = torch.tensor([[1.0], [2.0], [3.0]])
     values = torch.tensor([[0.5], [1.0], [1.5]])
     terminated = torch.tensor([[False], [False], [False]])
-    truncated = torch.tensor([[False], [True], [False]])  # time limit after t=1
+    truncated = torch.tensor([[False], [True], [False]])  # cut after t=1, time left
     final_values = torch.tensor([[0.0], [4.0], [0.0]])
-    adv = gae(_Steps(rewards, terminated, truncated, final_values), values, torch.tensor([2.0]), gamma, lam)
+    adv = gae(rewards, values, terminated, truncated, final_values, torch.tensor([2.0]), gamma, lam)
     d2 = 3 + gamma * 2.0 - 1.5
     d1 = 2 + gamma * 4.0 - 1.0  # bootstraps from the final observation, does not look past the end
     d0 = 1 + gamma * 1.0 - 0.5
     assert adv[:, 0].tolist() == pytest.approx([d0 + gamma * lam * d1, d1, d2])
+    with pytest.raises(ValueError, match="one shape"):
+        gae(rewards, values[:2], terminated, truncated, final_values, torch.tensor([2.0]), gamma, lam)
 
 
-def test_group_mean_and_std_per_step():
-    x = torch.tensor([[1.0, 3.0, 10.0, 20.0]])
-    mean, std = group_mean_std(x, torch.tensor([0, 0, 1, 1]), 2)
-    assert mean[0].tolist() == [2.0, 2.0, 15.0, 15.0]
-    assert std[0].tolist() == [1.0, 1.0, 5.0, 5.0]
+def random_batch(seed=0, steps=12, n=6):
+    g = torch.Generator().manual_seed(seed)
+    ends = torch.rand(steps, n, generator=g)
+    return make_batch(torch.randn(steps, n, generator=g), terminated=ends < 0.1, truncated=(ends > 0.1) & (ends < 0.2),
+                      final_values=torch.randn(steps, n, generator=g), positions=(torch.rand(steps, n, generator=g) < 0.4) * 1.0,
+                      group=torch.arange(n) // 2)
 
 
+def test_gae_lambda_one_is_the_bootstrapped_return_minus_the_value():
+    batch = random_batch()
+    values, last = torch.randn(batch.rewards.shape), torch.randn(batch.rewards.shape[1])
+    one = targets("ppo", batch, last, values, gamma=0.9)
+    every = torch.ones_like(batch.terminated)
+    expected = returns_to_go(batch.rewards, every, batch.terminated, batch.truncated, batch.final_values, last, 0.9) - values
+    advantages = gae(batch.rewards, values, batch.terminated, batch.truncated, batch.final_values, last, 0.9, 1.0)
+    assert torch.allclose(advantages, expected, atol=1e-5)
+    assert torch.allclose(one.value_targets, one.advantages + values)
+
+
+def test_ipa_with_one_chunk_per_step_is_step_level_reinforce():
+    batch = random_batch(1)
+    last = torch.randn(batch.rewards.shape[1])
+    ipa = targets("ipa", batch, last, chunker="step")
+    reinforce = targets("reinforce", batch, last)
+    assert torch.allclose(ipa.value_targets, reinforce.value_targets, atol=1e-5)
+    assert torch.allclose(ipa.advantages, reinforce.advantages, atol=1e-5)
+    assert ipa.n_chunks == batch.rewards.numel()
+
+
+def test_group_mean_and_std_per_step_leave_out_weightless_members():
+    x = torch.tensor([[1.0, 3.0, 10.0, 20.0, 100.0]])
+    group = torch.tensor([0, 0, 1, 1, 1])
+    mean, std = group_mean_std(x, group, 2, weight=torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]]))
+    assert mean[0].tolist() == [2.0, 2.0, 15.0, 15.0, 15.0]
+    assert std[0].tolist() == [1.0, 1.0, 5.0, 5.0, 5.0]
+
+
+def test_ipa_chunk_returns_on_the_production_path():
+    # orders at t=1 and t=4 (positions 0 1 1 1 0): chunks {0,1} and {2,3,4}; the episode terminates at t=4
+    batch = make_batch([[1.0], [2.0], [3.0], [4.0], [5.0]], positions=[[0.0], [1], [1], [1], [0]],
+                       prev_positions=[[0.0], [0], [1], [1], [1]], terminated=[[F], [F], [F], [F], [X]])
+    out = targets("ipa", batch, [99.0], gamma=0.5)
+    g2 = 3 + 4 + 5
+    g1 = 1 + 2 + 0.5 * g2
+    assert out.advantages[:, 0].tolist() == pytest.approx([g1, g1, g2, g2, g2])  # shared by the chunk's steps
+    assert out.value_targets[:, 0].tolist() == pytest.approx([g1, 2 + 0.5 * g2, g2, 4 + 5, 5])
+    assert out.chunk_ids[:, 0].tolist() == [0, 0, 1, 1, 1] and out.n_chunks == 2
+
+
+def test_a_truncation_mid_chunk_adds_no_discount_on_the_production_path():
+    # the helper's documented case, through compute_targets: cut at t=1 with time left, no order
+    batch = make_batch([[1.0], [1.0], [1.0], [1.0]], truncated=[[F], [X], [F], [F]],
+                       final_values=[[0.0], [7.0], [0.0], [0.0]])
+    out = targets("ipa", batch, [3.0], gamma=0.9)
+    assert out.value_targets[:, 0].tolist() == pytest.approx([1 + 1 + 7, 1 + 7, 1 + 1 + 3, 1 + 3])
+    assert out.advantages[:, 0].tolist() == pytest.approx([9.0, 9.0, 5.0, 5.0])
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_terminal_steps_never_bootstrap_and_truncations_do_for_every_algo(name):
+    # env 0 terminates at t=0 (ruin or the horizon); env 1 is cut at t=0 with time left (final value 5)
+    batch = make_batch([[1.0, 1.0], [0.0, 0.0]], terminated=[[X, F], [F, F]], truncated=[[F, X], [F, F]],
+                       final_values=[[50.0, 5.0], [0.0, 0.0]], group=[0, 0])
+    out = targets(name, batch, [100.0, 100.0], gamma=0.5)
+    assert out.value_targets[0, 0].item() == pytest.approx(1.0)
+    discount = 1.0 if name == "ipa" else 0.5  # ipa: mid-chunk, no discount
+    assert out.value_targets[0, 1].item() == pytest.approx(1.0 + discount * 5.0)
+
+
+def test_reinforce_bootstraps_only_where_the_rollout_cuts_the_episode():
+    batch = make_batch([[1.0, 1.0], [2.0, 2.0]], terminated=[[F, F], [F, X]])
+    out = targets("reinforce", batch, [10.0, 10.0], gamma=0.5)
+    assert out.advantages[:, 0].tolist() == pytest.approx([1 + 0.5 * (2 + 0.5 * 10), 2 + 0.5 * 10])
+    assert out.advantages[:, 1].tolist() == pytest.approx([1 + 0.5 * 2, 2])  # Monte Carlo: the episode ended
+
+
+def test_grpo_targets_by_hand_with_padding_left_out():
+    # groups {0, 1} and {2, 3, 4}; env 4 is padding (waits for its group): its rewards count nowhere
+    rewards = [[1.0, 3.0, 0.0, 2.0, 100.0], [1.0, 1.0, 4.0, 0.0, 100.0]]
+    batch = make_batch(rewards, terminated=[[F] * 5, [X, X, X, X, F]], group=[0, 0, 1, 1, 1],
+                       padding=[[F, F, F, F, X], [F, F, F, F, X]])
+    out = targets("grpo", batch, [9.0] * 5, gamma=0.5)
+    # Monte Carlo returns-to-go: t=0: 1.5, 3.5, 2, 2; t=1: 1, 1, 4, 0
+    # group 0: t=0 mean 2.5 std 1 -> -1, +1; t=1 equal -> 0. group 1: t=0 equal -> 0; t=1 mean 2 std 2 -> +1, -1
+    expected = torch.tensor([[-1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0, 0.0]])
+    assert torch.allclose(out.advantages, expected, atol=1e-6)
+
+
+def test_topr_split_is_by_the_trajectory_outcome_with_partial_return_and_bootstrap():
+    # one order per step (every step its own chunk), gamma 0.9:
+    # env 0: rewards 2, -1, terminates: outcome +1 > 0; its second chunk has advantage -1
+    # env 1: rewards -2, 1, terminates: outcome -1; its second chunk has advantage +1
+    # env 2: open from before the rollout with -5 so far, rewards 1, 1, open at the end (V = 0): -3
+    # env 3: rewards 0, 0, open at the end: the bootstrap decides (+2)
+    rewards = [[2.0, -2.0, 1.0, 0.0], [-1.0, 1.0, 1.0, 0.0]]
+    positions = [[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    batch = make_batch(rewards, positions=positions, prev_positions=[[0.0] * 4, [1.0] * 4],
+                       terminated=[[F] * 4, [X, X, F, F]], return_before=[0.0, 0.0, -5.0, 0.0])
+    last_value = [0.0, 0.0, 0.0, 2.0]
+    by_trajectory = targets("ipa", batch, last_value)
+    assert by_trajectory.positive.T.tolist() == [[X, X], [F, F], [F, F], [X, X]]
+    assert by_trajectory.advantages[:, 0].tolist() == pytest.approx([2 - 0.9, -1.0])
+    by_advantage = targets("ipa", batch, last_value, topr_split="advantage")
+    assert by_advantage.positive.T.tolist() == [[X, F], [F, X], [X, X], [X, X]]
+    opposite = targets("ipa", batch, [0.0, 0.0, 0.0, -2.0])
+    assert opposite.positive[:, 3].tolist() == [F, F]
+
+
+# ------------------------------------------------------------------ which steps each loss term sees
+def leaf(batch):
+    shape = batch.rewards.shape
+    return tuple(torch.zeros(shape, requires_grad=True) for _ in range(3))  # logp, entropy, values
+
+
+def old_for(out, batch):
+    return {"logp": torch.zeros_like(batch.rewards), "values": torch.zeros_like(batch.rewards), "adv": out.advantages,
+            "ret": out.value_targets, "ids": out.chunk_ids, "positive": out.positive}
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_teacher_replay_steps_are_learned_by_imitation_not_by_the_rl_loss(name):
+    rewards = [[1.0, -1.0], [2.0, 1.0], [1.0, 3.0], [-1.0, 2.0]]
+    teacher = [[X, X], [X, F], [F, F], [F, F]]
+    batch = make_batch(rewards, teacher=teacher, prefix_end=[[F, X], [X, F], [F, F], [F, F]], group=[0, 0],
+                       positions=[[0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
+    out = targets(name, batch, [1.0, 1.0])
+    algo = AlgoConfig(name=name, vf_coef=0.5, ent_coef=0.01).with_defaults()
+    logp, entropy, values = leaf(batch)
+    terms, _ = loss_terms(algo, IPAConfig(), ResampleConfig(teacher="momentum", lambda_il=1.0), batch,
+                          (logp, entropy, values), old_for(out, batch), out.n_chunks)
+    assert set(terms) == {"policy", "value", "entropy", "imitation"}
+    rl = torch.autograd.grad(terms["policy"], logp, retain_graph=True)[0]
+    il = torch.autograd.grad(terms["imitation"], logp)[0]
+    replayed = torch.tensor(teacher)
+    assert (rl[replayed] == 0).all() and (rl[~replayed] != 0).all()
+    assert (il[~replayed] == 0).all() and (il[replayed] != 0).all()
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_padding_is_in_no_loss_term(name):
+    rewards = [[1.0, -1.0], [2.0, 5.0], [1.0, 3.0]]
+    padding = [[F, F], [F, X], [F, X]]
+    batch = make_batch(rewards, padding=padding, terminated=[[F, X], [F, F], [F, F]], group=[0, 0])
+    out = targets(name, batch, [1.0, 1.0], values=[[0.5, 0.5]] * 3)
+    logp, entropy, values = leaf(batch)
+    terms, _ = loss_terms(AlgoConfig(name=name).with_defaults(), IPAConfig(), ResampleConfig(), batch,
+                          (logp, entropy, values), old_for(out, batch), out.n_chunks)
+    total = sum(terms.values())
+    grads = torch.autograd.grad(total, (logp, entropy, values))
+    pad = torch.tensor(padding)
+    for grad in grads:
+        assert (grad[pad] == 0).all() and (grad[~pad] != 0).any()
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_one_step_on_a_two_action_bandit_raises_the_rewarded_action(name):
+    # every step is a one-step episode; action 1 pays +1, action 0 pays -1; groups of 2 hold one of each
+    torch.manual_seed(0)
+    policy = ActorCritic(1, 2, False, PolicyConfig(hidden=(8,), normalize_obs=False))
+    steps, n = 4, 8
+    actions = torch.arange(n).remainder(2).expand(steps, n)
+    with torch.no_grad():
+        head, values, _ = policy.forward_sequence(torch.ones(steps, n, 1), policy.initial_state(n), torch.ones(steps, n))
+        logp = policy.distribution(head).log_prob(actions)
+    batch = make_batch(2.0 * actions - 1.0, obs=torch.ones(steps, n, 1), actions=actions, logp=logp, values=values,
+                       starts=torch.ones(steps, n), terminated=torch.ones(steps, n, dtype=torch.bool),
+                       group=torch.arange(n) // 2, last_obs=torch.ones(n, 1))
+    algo = AlgoConfig(name=name, lr=1e-2, anneal_lr=False, ent_coef=0.0, update_epochs=1, num_minibatches=1)
+    learner = Learner(policy, algo, IPAConfig(), seed=0)
+
+    def p_rewarded():
+        with torch.no_grad():
+            head, _, _ = policy.forward_sequence(torch.ones(1, 1, 1), policy.initial_state(1), torch.ones(1, 1))
+            return torch.softmax(head, -1)[0, 0, 1].item()
+
+    before = p_rewarded()
+    learner.update(batch, 0, 1)
+    assert p_rewarded() > before + 1e-3
+
+
+# ------------------------------------------------------------------ the behaviour policy mu
+def test_synchronous_collection_gives_mu_equal_to_pi_old_exactly():
+    config = small(algo={"name": "ipa"})  # normalize_obs is on by default
+    torch.manual_seed(0)
+    _, policy, collector, learner = build(config, torch.device("cpu"))
+    for update in range(3):
+        batch, _ = collector.collect(config.trainer.rollout_steps, version=update)
+        with torch.no_grad():
+            logp_old = learner.score_actions(batch)[0]
+        assert torch.allclose(logp_old, batch.logp, atol=1e-5, rtol=0)
+        count = policy.norm.count.item()
+        stats = learner.update(batch, update, 3)
+        assert stats["ipa/mismatch_max"] == pytest.approx(1.0, abs=1e-4)
+        assert stats["ipa/mismatch_mean"] == pytest.approx(1.0, abs=1e-4)
+        assert stats["ipa/masked_fraction"] == 0.0
+        assert policy.norm.count.item() == pytest.approx(count + batch.rewards.numel())  # stats move between rollouts
+
+
+def test_a_stale_behaviour_policy_drops_exactly_its_chunks():
+    config = small(algo={"name": "ipa", "update_epochs": 1, "num_minibatches": 1}, ipa={"mismatch_h": 2.0})
+    torch.manual_seed(0)
+    _, policy, collector, learner = build(config, torch.device("cpu"))
+    batch, _ = collector.collect(config.trainer.rollout_steps, version=0)
+    out = compute_targets(learner.algo, learner.ipa, batch, batch.values, torch.zeros(batch.rewards.shape[1]))
+    ids = out.chunk_ids
+    # A lagging worker acted in three chunks. log(pi_old / mu) varies by +-1.5 from step to step (single
+    # steps of kept chunks exceed H = 2 too) and averages 0 over a kept chunk, 1 (e > H) over a stale one.
+    stale = torch.isin(ids, torch.tensor([0, ids[-1, 3].item(), ids[5, 6].item()]))
+    with torch.no_grad():
+        logp_old = learner.score_actions(batch)[0]
+    wiggle = torch.where(torch.arange(ids.shape[0])[:, None] % 2 == 0, 1.5, -1.5).expand(ids.shape)
+    log_mismatch = wiggle - chunk_mean(wiggle, ids, out.n_chunks) + stale.float()
+    stale_batch = dataclasses.replace(batch, logp=logp_old - log_mismatch)
+    logp = logp_old.clone().requires_grad_()
+    entropy, values = torch.zeros_like(logp), torch.zeros_like(logp)
+    terms, stats = loss_terms(learner.algo, learner.ipa, learner.resample, stale_batch, (logp, entropy, values),
+                              {"logp": logp_old, "values": batch.values, "adv": out.advantages,
+                               "ret": out.value_targets, "ids": ids, "positive": out.positive}, out.n_chunks)
+    grad = torch.autograd.grad(terms["policy"], logp)[0]
+    assert (grad[stale] == 0).all()
+    kept = ~stale & (out.advantages != 0)
+    assert (grad[kept] != 0).all()
+    assert stats["ipa/masked_fraction"] == pytest.approx(stale.float().mean().item())
+    update_stats = learner.update(stale_batch, 0, 1)
+    assert update_stats["ipa/mismatch_max"] == pytest.approx(math.e, rel=1e-3)
+    assert update_stats["ipa/masked_fraction"] == pytest.approx(stale.float().mean().item())
+
+
+# ------------------------------------------------------------------ whole updates, errors
 @pytest.mark.parametrize("algo,extra", [
     ("ipa", {}), ("ppo", {}), ("reinforce", {}),
     ("grpo", {"trainer": {"group_size": 2}}),
     ("ipa", {"ipa": {"baseline": "group"}, "trainer": {"group_size": 4}}),
-    ("ipa", {"ipa": {"baseline": "value", "chunker": "fixed"}}),
+    ("ipa", {"ipa": {"baseline": "value", "chunker": "fixed", "topr_split": "advantage", "mismatch_low": 0.5}}),
+    ("ipa", {"env": {"continuous": True, "trade_threshold": 0.1}}),
     ("ppo", {"policy": {"recurrent": True}}),
     ("ppo", {"env": {"continuous": True}}),
     ("ipa", {"resample": {"teacher": "momentum"}, "policy": {"recurrent": True}}),
@@ -90,6 +354,8 @@ def test_nan_loss_stops_with_a_clear_error():
 @pytest.mark.parametrize("values,message", [
     ({"algo": {"name": "sac"}}, r"algo\.name: unknown algo 'sac'; allowed: ipa, ppo, grpo, reinforce"),
     ({"ipa": {"chunker": "token"}}, r"ipa\.chunker: unknown chunker 'token'; allowed: trade, fixed, env, step, episode"),
+    ({"ipa": {"topr_split": "step"}}, r"ipa\.topr_split: unknown split 'step'; allowed: trajectory, advantage"),
+    ({"ipa": {"mismatch_low": 3.0}}, r"ipa\.mismatch_low: must be in \[0, ipa\.mismatch_h=2\.0\), got 3\.0"),
     ({"algo": {"lr": -1e-3}}, r"algo\.lr: must be > 0, got -0\.001"),
     ({"algo": {"num_minibatches": 3}}, r"algo\.num_minibatches: must divide env\.n_envs=8"),
     ({"trainer": {"total_steps": 10}}, r"trainer\.total_steps: must be at least one rollout"),
@@ -103,13 +369,13 @@ def test_bad_run_config_names_the_key(values, message):
 
 
 def test_defaults_are_valid():
-    assert dataclasses.asdict(RunConfig.from_mapping({}))["algo"]["name"] == "ipa"
+    defaults = dataclasses.asdict(RunConfig.from_mapping({}))
+    assert defaults["algo"]["name"] == "ipa" and defaults["ipa"]["topr_split"] == "trajectory"
 
 
 def test_divergence_mid_run_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from openclaw_rl.roll import trainer
     from openclaw_rl.roll.checkpoint import load_checkpoint
-    from openclaw_rl.roll.learner import Learner
 
     config = small(trainer={"total_steps": 128 * 6, "checkpoint_every": 1, "progress": "log"})
     real_update = Learner.update

@@ -6,7 +6,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from openclaw_rl.backtest.metrics import EULER_GAMMA, deflated_sharpe_ratio, max_drawdown, metrics
+from openclaw_rl.metrics import EULER_GAMMA, deflated_sharpe_ratio, max_drawdown, metrics
 
 # One market, four bars: equity 100 -> 110 -> 99 -> 108.9 -> 108.9
 EQUITY = np.array([[100.0], [110.0], [99.0], [108.9], [108.9]])

@@ -19,6 +19,15 @@ from openclaw_rl.strategies.v7 import Momentum
 ENV = EnvConfig(window=4, episode_bars=8, n_envs=1, regime="bull")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: torch's intra-op threads only wait for each other (as in training, trainer.threads=auto)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class Scripted:
     """A 'strategy' holding given positions on the episode's bars (for hand-computed cases)."""
 
@@ -90,7 +99,7 @@ def test_the_collector_replays_the_teacher_prefix_then_the_policy_samples():
     assert np.array_equal(batch.prefix_end.numpy(), steps == anchors - 1)
     replayed = batch.teacher.numpy()
     assert np.array_equal(batch.actions.numpy()[replayed], teacher_steps[replayed])
-    logp, _, _ = learner.evaluate(batch)  # the behaviour log-prob is the policy's, of the action taken
+    logp, _, _ = learner.score_actions(batch)  # the behaviour log-prob is the policy's, of the action taken
     assert torch.allclose(logp, batch.logp, atol=1e-5)
 
 
@@ -162,7 +171,7 @@ def test_imitation_raises_the_likelihood_of_the_teacher_prefix():
 
     def teacher_likelihood():
         with torch.no_grad():
-            return learner.evaluate(batch)[0][replayed].mean().item()
+            return learner.score_actions(batch)[0][replayed].mean().item()
 
     before = teacher_likelihood()
     for update in range(5):

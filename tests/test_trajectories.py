@@ -8,7 +8,7 @@ import pytest
 
 import torch
 
-from openclaw_rl.backtest.run import policy_actor, run_episodes, strategy_actor
+from openclaw_rl.episodes import policy_actor, run_episodes, strategy_actor
 from openclaw_rl.data.trajectories import TrajectoryDataset, compose, generate, replay
 from openclaw_rl.rock import DataError, EnvConfig, MarketVecEnv
 from openclaw_rl.roll.checkpoint import save_checkpoint
@@ -36,17 +36,32 @@ def test_shards_hold_every_trajectory_with_metadata(tmp_path):
     assert sum(rewards0) == pytest.approx(meta["episodic_return"][0], rel=1e-5)
     actions0 = np.array([a for tr, a in zip(first["traj"], first["action"]) if tr == 0])
     chunks0 = np.array([c for tr, c in zip(first["traj"], first["chunk"]) if tr == 0])
-    assert np.array_equal(chunks0, np.cumsum(actions0 != np.concatenate([[0.0], actions0[:-1]])))  # order to order
+    ends = actions0 != np.concatenate([[0.0], actions0[:-1]])
+    assert np.array_equal(chunks0, np.cumsum(ends) - ends)  # an order ends its chunk
     assert not list((tmp_path / "trend").glob("*.tmp"))
 
 
 def test_appending_continues_ids_and_refuses_another_env(tmp_path):
     make(tmp_path, "trend", TrendFollowing(fast=2, slow=5), n=3)
-    data = generate(strategy_actor(TrendFollowing(fast=2, slow=5)), ENV, 2, 100, tmp_path / "trend", "trend")
+    data = generate(strategy_actor(TrendFollowing(fast=2, slow=5)), ENV, 2, 100, tmp_path / "trend", "trend", append=True)
     assert data.trajectories().column("traj").to_pylist() == [0, 1, 2, 3, 4]
     with pytest.raises(DataError, match="another env config"):
         generate(strategy_actor(TrendFollowing()), EnvConfig(window=8, episode_bars=31, continuous=True), 1, 0,
-                 tmp_path / "trend", "trend")
+                 tmp_path / "trend", "trend", append=True)
+
+
+def test_a_second_run_into_a_dataset_is_refused_unless_append_or_overwrite(tmp_path):
+    make(tmp_path, "trend", TrendFollowing(fast=2, slow=5), n=6)
+    before = (tmp_path / "trend" / "manifest.json").read_text()
+    with pytest.raises(DataError, match="already holds a dataset; add to it with append=true .*overwrite=true"):
+        make(tmp_path, "trend", TrendFollowing(fast=2, slow=5), n=3)
+    assert (tmp_path / "trend" / "manifest.json").read_text() == before  # nothing was written
+    with pytest.raises(DataError, match="give one of them"):
+        generate(strategy_actor(TrendFollowing()), ENV, 1, 0, tmp_path / "trend", "trend", append=True, overwrite=True)
+    data = generate(strategy_actor(MeanReversion(window=5)), ENV, 3, 50, tmp_path / "trend", "revert", overwrite=True)
+    assert len(data) == 3 and set(data.trajectories().to_pydict()["source"]) == {"revert"}
+    assert sorted(p.name for p in data.root.iterdir()) == ["00000.steps.parquet", "00000.trajectories.parquet",
+                                                          "manifest.json"]  # the old shards are gone
 
 
 def test_replay_regenerates_the_observations_exactly(tmp_path):
@@ -158,3 +173,7 @@ def test_the_command_line_generates_a_dataset_and_names_bad_input(tmp_path):
         result = cli(*overrides)
         assert result.returncode != 0 and message in result.stderr, (overrides, result.stderr[-1000:])
     assert not (tmp_path / "x").exists()
+    again = ["strategy=momentum", f"out={tmp_path / 'momentum'}", *small]
+    result = cli(*again)  # a rerun never adds duplicates silently
+    assert result.returncode != 0 and "add to it with append=true" in result.stderr and "overwrite=true" in result.stderr
+    assert cli(*again, "++append=true").returncode == 0 and len(TrajectoryDataset(tmp_path / "momentum")) == 12

@@ -16,14 +16,18 @@ from openclaw_rl.alma.search import is_finite, operator_credit
 from openclaw_rl.atomic import atomic_write
 
 
-def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | None = None) -> dict:
+def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | None = None,
+                  objective: str = "objective") -> dict:
+    """Write the sweep's results into ``sweep_dir``; ``objective`` names the score (the task's
+    ``eval.objective``) on the best-so-far plot."""
     search = archive.trials(kind="search")
     finished = [t for t in search if t.status == "finished" and is_finite(t.score)]
     counts = {status: sum(t.status == status for t in search) for status in ("finished", "failed", "pruned", "interrupted", "running")}
-    results: dict = {"name": "alma", "trials": counts}
+    results: dict = {"name": "alma", "objective": objective, "trials": counts}
     if finished:
         best = max(finished, key=lambda t: t.score)
-        baseline = next((t for t in finished if t.mutation == "baseline"), None)
+        by_id = {t.id: t for t in search}
+        baseline = next((t for t in finished if origin(t, by_id) == "baseline"), None)
         results.update({
             "best_evaluated_params": dict(best.design),
             "best_evaluated_result": best.score,
@@ -47,7 +51,7 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
     for trial in search + archive.trials(kind="holdout"):
         writer.writerow([getattr(trial, c) if not isinstance(getattr(trial, c), (dict, list)) else yaml.safe_dump(getattr(trial, c), default_flow_style=True).strip() for c in COLUMNS])
     atomic_write(sweep_dir / "archive.csv", buffer.getvalue().encode())
-    _plot_best_so_far(search, sweep_dir / "best_so_far.png")
+    atomic_write(sweep_dir / "best_so_far.png", _png(best_so_far_figure(search, objective)))
     if utilization is not None:
         _write_hparams(finished, sweep_dir / "hparams")
     return results
@@ -63,26 +67,57 @@ def best_so_far(trials) -> np.ndarray:
     return np.array(out)
 
 
-def _plot_best_so_far(trials, path: Path) -> None:
+def origin(trial, by_id: dict) -> str | None:
+    """How a trial's design was made: its ``mutation``, or for a retry that of the trial it reruns."""
+    while trial.mutation == "retry" and trial.retry_of in by_id:
+        trial = by_id[trial.retry_of]
+    return trial.mutation
+
+
+def best_so_far_figure(trials, objective: str = "objective"):
+    """Each finished trial's score by how its design was made (the baseline design, space-filling
+    initial designs, designs proposed by ALMA's rule), the best score so far as a step line, and
+    the baseline design's score as a horizontal line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = best_so_far(trials)
-    scores = [t.score if t.status == "finished" and is_finite(t.score) else np.nan for t in trials]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(np.arange(1, len(trials) + 1), scores, "o", alpha=0.5, label="trial score")
-    ax.step(np.arange(1, len(trials) + 1), curve, where="post", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("score")
-    ax.set_title("ALMA sweep")
-    ax.legend()
+    by_id = {t.id: t for t in trials}
+    x = np.arange(1, len(trials) + 1)
+    scores = np.array([t.score if t.status == "finished" and is_finite(t.score) else np.nan for t in trials])
+    made = [origin(t, by_id) for t in trials]
+    group = np.array([m if m in ("baseline", "initial") else "proposed" for m in made])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.step(x, best_so_far(trials), where="post", color="black", linewidth=1.5, label="best so far")
+    for name, marker, color, label in (("baseline", "*", "tab:red", "baseline design"),
+                                       ("initial", "s", "tab:grey", "initial (space-filling)"),
+                                       ("proposed", "o", "tab:blue", "proposed (ALMA rule)")):
+        keep = (group == name) & np.isfinite(scores)
+        if keep.any():
+            ax.plot(x[keep], scores[keep], marker, color=color, alpha=0.8, markersize=10 if marker == "*" else 6,
+                    linestyle="none", label=label)
+    baseline = scores[(group == "baseline") & np.isfinite(scores)]
+    if len(baseline):
+        ax.axhline(baseline[0], color="tab:red", linestyle="--", linewidth=1, label=f"baseline score {baseline[0]:.4g}")
+    failed = [t.status in ("failed", "pruned") for t in trials]
+    ax.set_xlabel("search trial (in the order started)")
+    ax.set_ylabel(objective)
+    ax.set_title(f"ALMA sweep: best {objective} so far ({int(np.isfinite(scores).sum())} finished, "
+                 f"{sum(failed)} failed or pruned, of {len(trials)} trials)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _write_hparams(finished, directory: Path) -> None:

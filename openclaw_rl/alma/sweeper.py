@@ -31,6 +31,7 @@ from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_credit
 from openclaw_rl.alma.space import SearchSpace, SpaceError
 from openclaw_rl.atomic import atomic_write
+from openclaw_rl.progress import Progress
 
 log = logging.getLogger("openclaw_rl.alma")
 AGGREGATES = ("mean", "min")
@@ -134,6 +135,9 @@ class ALMASweeperImpl:
         self.busy_seconds, start = 0.0, time.time()
         running: dict[int, Running] = {}
         stop_reason = None
+        self.objective = str(OmegaConf.select(self.config, "eval.objective", default=None) or "objective")
+        done = sum(t.status in ("finished", "failed", "pruned") for t in archive.trials(kind="search"))
+        self.progress = Progress(c.budget, "trials", log, initial=min(done, c.budget))
         while True:
             self._collect(archive, running)
             self._prune(archive, running)
@@ -152,11 +156,12 @@ class ALMASweeperImpl:
             if not running and (stop_reason is not None or len(searched) >= c.budget):
                 break
             time.sleep(c.poll_seconds)
+        self.progress.close()
         wall = time.time() - start
         utilization = self.busy_seconds / (c.n_workers * wall) if wall > 0 else 0.0
         if holdout and stop_reason is None:
             self._run_holdout(archive, holdout)
-        results = write_results(archive, self.sweep_dir, c, utilization)
+        results = write_results(archive, self.sweep_dir, c, utilization, objective=self.objective)
         archive.close()
         if stop_reason is not None:
             raise RuntimeError(stop_reason)
@@ -232,7 +237,10 @@ class ALMASweeperImpl:
                 continue
             archive.finish(trial.id, aggregate(scores, self.conf.aggregate), scores)
             self.busy_seconds += time.time() - trial.started
-        write_results(archive, self.sweep_dir, self.conf)
+        if kind == "search":
+            for trial in trials:
+                self._report_progress(archive, trial.id)
+        write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
 
     def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> Running:
         per_task, subdirs = self._jobs(archive, trial, tasks, "search" if kind == "search" else "holdout")
@@ -255,6 +263,7 @@ class ALMASweeperImpl:
             run.process.join()
             self.busy_seconds += time.time() - run.trial.started
             if archive.get(trial_id).status == "pruned":
+                self._report_progress(archive, trial_id)
                 continue
             outcome = json.loads(run.result.read_text()) if run.result.is_file() else None
             if outcome is None:
@@ -267,7 +276,17 @@ class ALMASweeperImpl:
                 archive.finish(trial_id, score, outcome["task_scores"])
                 log.info("trial %d: score %.6f (tasks %s)", trial_id, score, outcome["task_scores"])
             if run.trial.kind == "search":
-                write_results(archive, self.sweep_dir, self.conf)
+                self._report_progress(archive, trial_id)
+                write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
+
+    def _report_progress(self, archive: Archive, trial_id: int) -> None:
+        """One search trial ended: trials done / budget, its score, the best so far, the ETA."""
+        ended = archive.get(trial_id)
+        finished = [t for t in archive.trials(kind="search", status="finished") if is_finite(t.score)]
+        best = max(finished, key=lambda t: t.score, default=None)
+        outcome = f"{ended.score:.6g}" if ended.status == "finished" else ended.status
+        self.progress.update(f"trial {trial_id} {outcome}, best {self.objective} "
+                             + (f"{best.score:.6g} (trial {best.id})" if best is not None else "none yet"))
 
     def _prune(self, archive: Archive, running: dict[int, Running]) -> None:
         p = self.conf.pruning

@@ -4,6 +4,7 @@ metrics quants expect, equity and drawdown plots (PNG and TensorBoard images).""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -12,34 +13,42 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.backtest.metrics import deflated_sharpe_ratio
-from openclaw_rl.backtest.run import EpisodeRecord, backtest_policy, backtest_strategy, make_strategy
-from openclaw_rl.backtest.plots import equity_figure
+from openclaw_rl.backtest.plots import backtest_title, episode_dates, equity_figure
+from openclaw_rl.backtest.run import backtest_policy, backtest_strategy, make_strategy
+from openclaw_rl.configs import CONFIG_DIR, refuse_chdir
+from openclaw_rl.episodes import EpisodeRecord
+from openclaw_rl.metrics import deflated_sharpe_ratio
+from openclaw_rl.progress import Progress
 from openclaw_rl.rock import ConfigError, EnvConfig
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
 log = logging.getLogger("openclaw_rl.backtest")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="backtest")
 def main(cfg: DictConfig) -> None:
     try:
+        refuse_chdir()
         env = EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True))
         strategies = {name: make_strategy(name, env, cfg.fit_seed, cfg.n_markets, key="strategies") for name in cfg.strategies}
     except ConfigError as err:
         raise SystemExit(f"ConfigError: {err}") from None
-    results: dict[str, tuple[EpisodeRecord, dict]] = {}
+    runs = {name: (lambda s=strategy: backtest_strategy(s, env, cfg.n_markets, cfg.seed)) for name, strategy in strategies.items()}
     if cfg.checkpoint is not None:
-        results["policy"] = backtest_policy(Path(cfg.checkpoint), env, cfg.n_markets, cfg.seed)
-    for name, strategy in strategies.items():
-        results[name] = backtest_strategy(strategy, env, cfg.n_markets, cfg.seed)
-    out = Path(HydraConfig.get().runtime.output_dir)
-    write_report(results, out, env.bars_per_year)
+        runs = {"policy": lambda: backtest_policy(Path(cfg.checkpoint), env, cfg.n_markets, cfg.seed), **runs}
+    results: dict[str, tuple[EpisodeRecord, dict]] = {}
+    with Progress(len(runs), "backtests", log) as progress:
+        for name, run in runs.items():
+            start = time.perf_counter()
+            results[name] = run()
+            progress.update(f"{name} ({time.perf_counter() - start:.1f}s)")
+    dates = episode_dates(env)
+    title = backtest_title(env, cfg.n_markets, dates)
+    write_report(results, Path(HydraConfig.get().runtime.output_dir), title, dates)
 
 
-def write_report(results: dict, out: Path, bars_per_year: float) -> None:
+def write_report(results: dict, out: Path, title: str, dates=None) -> None:
     """metrics.yaml (means over markets, deflated Sharpe given the number of candidates),
-    equity.png, and the same curves in TensorBoard."""
+    equity.png (titled ``title``; x axis ``dates`` when given), and the same curves in TensorBoard."""
     from torch.utils.tensorboard import SummaryWriter
 
     pooled = {name: (r.equity[1:] / r.equity[:-1] - 1.0).ravel() for name, (r, _) in results.items()}
@@ -51,7 +60,7 @@ def write_report(results: dict, out: Path, bars_per_year: float) -> None:
         report[name]["excess_log_return_vs_buy_and_hold"] = float(
             np.mean(np.log(record.equity[-1] / record.equity[0]) - record.buy_and_hold))
     (out / "metrics.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
-    figure = equity_figure({name: r for name, (r, _) in results.items()})
+    figure = equity_figure({name: r for name, (r, _) in results.items()}, title, dates)
     figure.savefig(out / "equity.png", dpi=100)
     writer = SummaryWriter(str(out / "tb"))
     writer.add_figure("backtest/equity_and_drawdown", figure)

@@ -20,7 +20,7 @@ from openclaw_rl.backtest.run import STRATEGY_CHOICES, backtest_policy, backtest
 from openclaw_rl.rock import ConfigError
 from openclaw_rl.rock.historical import DataError, load_series
 from openclaw_rl.roll.config import RunConfig
-from openclaw_rl.roll.trainer import run_training
+from openclaw_rl.roll.pipeline import run
 from openclaw_rl.strategies.v7 import RegimeEnsemble
 
 
@@ -75,7 +75,7 @@ def walk_forward(config: RunConfig, run_dir: Path, n_splits: int, purge: int | N
     for k, split in enumerate(splits):
         train_data = dataclasses.replace(env.data, start=stamps[split.train[0]], end=stamps[split.train[1] - 1])
         train_config = dataclasses.replace(config, env=dataclasses.replace(env, data=train_data))
-        trained = run_training(train_config, Path(run_dir) / f"split_{k}")
+        trained = run(train_config, Path(run_dir) / f"split_{k}")
         history = split.test[0] - env.window
         test_data = dataclasses.replace(env.data, start=stamps[history], end=stamps[split.test[1] - 1], sampling="first")
         test_env = dataclasses.replace(env, data=test_data)

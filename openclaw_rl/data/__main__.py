@@ -11,14 +11,16 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.backtest.run import load_policy, make_strategy, policy_actor, strategy_actor, strategy_env
+from openclaw_rl.backtest.run import load_policy, make_strategy, strategy_env
 from openclaw_rl.data.trajectories import generate
+from openclaw_rl.episodes import policy_actor, strategy_actor
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
+from openclaw_rl.configs import CONFIG_DIR
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
 log = logging.getLogger("openclaw_rl.data")
+BAR = {"auto": None, "bar": True, "log": False}  # progress -> Progress(bar=...)
 
 
 def actor_for(cfg: DictConfig, env: EnvConfig):
@@ -41,9 +43,14 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError("out: the dataset directory is required, e.g. out=runs/data/trend")
         if cfg.n_trajectories < 1 or cfg.shard_size < 1:
             raise ConfigError(f"n_trajectories and shard_size must be >= 1, got {cfg.n_trajectories}, {cfg.shard_size}")
+        # append, overwrite, progress: read with defaults until conf/generate.yaml declares them
+        append, overwrite, progress = cfg.get("append", False), cfg.get("overwrite", False), cfg.get("progress", "auto")
+        if progress not in BAR:
+            raise ConfigError(f"progress: unknown mode {progress!r}; allowed: {', '.join(BAR)}")
         make_actor, env, source = actor_for(cfg, EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True)))
         start = time.perf_counter()
-        dataset = generate(make_actor, env, cfg.n_trajectories, cfg.seed, Path(cfg.out), source, shard_size=cfg.shard_size)
+        dataset = generate(make_actor, env, cfg.n_trajectories, cfg.seed, Path(cfg.out), source, shard_size=cfg.shard_size,
+                           append=append, overwrite=overwrite, bar=BAR[progress])
     except (ConfigError, DataError, CheckpointError) as err:
         raise SystemExit(f"{type(err).__name__}: {err}") from None
     log.info("%s: %d trajectories of %s in %.1f s (the dataset now holds %d)", cfg.out, cfg.n_trajectories, source,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -21,13 +22,16 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 from openclaw_rl.atomic import atomic_write
-from openclaw_rl.backtest.run import EpisodeRecord, run_episodes
+from openclaw_rl.episodes import EpisodeRecord, run_episodes
+from openclaw_rl.ipa.chunks import chunk_index
+from openclaw_rl.progress import Progress
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.historical import DataError
 
 FORMAT = "openclaw_rl.trajectories/1"
 STEP_COLUMNS = ("traj", "t", "action", "logp", "reward", "chunk")
 TRAJ_COLUMNS = ("traj", "source", "regime", "market_seed", "length", "episodic_return", "log_return", "excess_log_return")
+log = logging.getLogger("openclaw_rl.data")
 
 
 def _parquet():
@@ -48,36 +52,56 @@ def _env_from_json(values: dict) -> EnvConfig:
 
 
 def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, seed: int, root: Path, source: str,
-             shard_size: int = 4096) -> "TrajectoryDataset":
+             shard_size: int = 4096, append: bool = False, overwrite: bool = False,
+             bar: bool | None = False) -> "TrajectoryDataset":
     """Play ``n_trajectories`` episodes (one per market, markets seeded ``seed, seed+1, ...``)
-    with ``make_actor`` (see ``backtest.run``) and append them to the dataset at ``root``."""
+    with ``make_actor`` (see ``openclaw_rl.episodes``) into a new dataset at ``root``.
+
+    A ``root`` that already holds a dataset is refused, unless ``append`` (add to it: same env
+    config only; trajectory ids go on) or ``overwrite`` (delete it first). Progress: one report
+    per shard, a bar on a terminal when ``bar`` is None."""
     pa, pq = _parquet()
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / "manifest.json"
     manifest = {"format": FORMAT, "env": _env_to_json(env_config), "shards": []}
-    if manifest_path.exists():
+    if append and overwrite:
+        raise DataError("append=true adds to the dataset, overwrite=true replaces it: give one of them")
+    if manifest_path.exists() and not (append or overwrite):
+        raise DataError(f"{root}: already holds a dataset; add to it with append=true (same env config), "
+                        "or replace it with overwrite=true")
+    if manifest_path.exists() and append:
         manifest = TrajectoryDataset(root).manifest
         if manifest["env"] != _env_to_json(env_config):
-            raise DataError(f"{root}: holds trajectories of another env config; write to a new directory")
+            raise DataError(f"{root}: holds trajectories of another env config; write to a new directory "
+                            "(or replace them with overwrite=true)")
+    if overwrite:
+        removed = [path for pattern in ("manifest.json", "*.steps.parquet*", "*.trajectories.parquet*")
+                   for path in root.glob(pattern)]
+        for path in removed:
+            path.unlink()
+        if removed:
+            log.warning("%s: deleted the dataset that was there (overwrite=true)", root)
+    root.mkdir(parents=True, exist_ok=True)
     regime = env_config.regime or env_config.market["kind"]
     done = 0
-    while done < n_trajectories:
-        n = min(shard_size, n_trajectories - done)
-        config = dataclasses.replace(env_config, n_envs=n)
-        record = run_episodes(MarketVecEnv(config=config), seed + done, make_actor)
-        first_traj = sum(s["n_trajectories"] for s in manifest["shards"])
-        steps, trajectories = _tables(record, first_traj, seed + done, source, regime, config.initial_equity)
-        index = len(manifest["shards"])
-        entry = {"steps_file": f"{index:05d}.steps.parquet", "trajectories_file": f"{index:05d}.trajectories.parquet",
-                 "n_steps": int(len(steps["traj"])), "n_trajectories": n}
-        for kind, table in (("steps", steps), ("trajectories", trajectories)):
-            tmp = root / (entry[f"{kind}_file"] + ".tmp")
-            pq.write_table(pa.table(table), tmp)
-            os.replace(tmp, root / entry[f"{kind}_file"])
-        manifest["shards"].append(entry)
-        atomic_write(manifest_path, json.dumps(manifest, indent=1))
-        done += n
+    with Progress(math.ceil(n_trajectories / shard_size), "shard", log, bar=bar) as progress:
+        while done < n_trajectories:
+            n = min(shard_size, n_trajectories - done)
+            config = dataclasses.replace(env_config, n_envs=n)
+            record = run_episodes(MarketVecEnv(config=config), seed + done, make_actor)
+            first_traj = sum(s["n_trajectories"] for s in manifest["shards"])
+            steps, trajectories = _tables(record, first_traj, seed + done, source, regime, config.initial_equity)
+            index = len(manifest["shards"])
+            entry = {"steps_file": f"{index:05d}.steps.parquet", "trajectories_file": f"{index:05d}.trajectories.parquet",
+                     "n_steps": int(len(steps["traj"])), "n_trajectories": n}
+            for kind, table in (("steps", steps), ("trajectories", trajectories)):
+                tmp = root / (entry[f"{kind}_file"] + ".tmp")
+                pq.write_table(pa.table(table), tmp)
+                os.replace(tmp, root / entry[f"{kind}_file"])
+            manifest["shards"].append(entry)
+            atomic_write(manifest_path, json.dumps(manifest, indent=1))
+            done += n
+            progress.update(f"{done}/{n_trajectories} trajectories")
     return TrajectoryDataset(root)
 
 
@@ -86,7 +110,7 @@ def _tables(record: EpisodeRecord, first_traj: int, first_seed: int, source: str
     bars, n = record.positions.shape
     length = record.lengths  # a market ruined early stops at its end
     previous = np.concatenate([np.zeros((1, n)), record.positions[:-1]])
-    chunk = np.cumsum(record.positions != previous, axis=0).astype(np.int32)
+    chunk = chunk_index(record.positions != previous).astype(np.int32)  # an order ends its chunk (ipa.chunks)
     keep = np.arange(bars)[:, None] < length[None, :]
     traj_ids = first_traj + np.arange(n)
     column = lambda x: x.T[keep.T]  # noqa: E731  (market-major order: one trajectory after another)

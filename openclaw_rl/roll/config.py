@@ -61,6 +61,8 @@ class IPAConfig:
     fixed_k: int = 8  # chunk length of the ``fixed`` chunker
     mismatch_h: float = 2.0  # drop chunks whose geometric-mean pi_old / mu exceeds this
     baseline: str = "none"  # none (the paper) | value (learned) | group (mean over same-seed markets)
+    topr_split: str = "trajectory"  # Eq. 9's no-ratio branch: trajectory (its return > 0: the paper, ROLL) | advantage (step's > 0)
+    mismatch_low: float = 0.0  # ROLL's two-sided filter: also drop chunks whose geometric-mean pi_old / mu is below this
 
 
 @dataclass
@@ -96,17 +98,19 @@ class ResampleConfig:
 @dataclass
 class TrainerConfig:
     stage: str = "rl"  # rl | sft (behaviour cloning on sft.datasets) | sft_rl (sft, then rl from it)
-    total_steps: int = 500_000  # env steps over all envs
+    total_steps: int = 500_000  # env steps over all envs, rounded up to whole rollouts (rollout_steps * n_envs)
     rollout_steps: int = 128  # steps per env per update
     group_size: int = 1  # envs that share a market seed (grpo, ipa.baseline=group)
     device: str = "auto"
     checkpoint_every: int = 10  # updates; the last checkpoint is replaced atomically
     log_every: int = 1  # updates between TensorBoard points
     progress: str = "auto"  # auto: a bar on a terminal, log lines otherwise
-    resume: str | None = None  # "auto" (this run dir's last checkpoint) or a checkpoint/run dir
+    resume: str | None = None  # auto (continue this run dir's run) | a checkpoint or run dir
     init_from: str | None = None  # start from these policy weights (e.g. an SFT checkpoint)
-    overwrite: bool = False  # replace a finished run in this run dir (otherwise refused)
-    threads: str = "auto"  # torch CPU threads: auto or a positive integer
+    overwrite: bool = False  # delete this run dir's checkpoints, events and reports and start clean (else a used run dir is refused)
+    # torch CPU threads: a positive integer, or auto: 1 on a GPU or for policies under 1M parameters (the env
+    # steps in numpy on one core; more threads only wait for each other: bench/results/threads.md), else torch's default
+    threads: str = "auto"
 
 
 @dataclass
@@ -138,7 +142,7 @@ class RunConfig:
 
     @property
     def num_updates(self) -> int:
-        return self.trainer.total_steps // self.batch_steps
+        return -(-self.trainer.total_steps // self.batch_steps)  # whole rollouts, rounded up
 
     def design(self) -> dict:
         """What a run is, as plain data: everything but trainer.* and eval.*, which a resumed run
@@ -169,6 +173,10 @@ class RunConfig:
         need(self.ipa.baseline in BASELINES, "ipa.baseline", f"unknown baseline {self.ipa.baseline!r}; allowed: {', '.join(BASELINES)}")
         need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
         need(self.ipa.mismatch_h > 0, "ipa.mismatch_h", f"must be > 0, got {self.ipa.mismatch_h}")
+        need(self.ipa.topr_split in ("trajectory", "advantage"), "ipa.topr_split",
+             f"unknown split {self.ipa.topr_split!r}; allowed: trajectory, advantage")
+        need(0 <= self.ipa.mismatch_low < self.ipa.mismatch_h, "ipa.mismatch_low",
+             f"must be in [0, ipa.mismatch_h={self.ipa.mismatch_h}), got {self.ipa.mismatch_low}")
         need(a.lr > 0, "algo.lr", f"must be > 0, got {a.lr}")
         need(a.reward_scale > 0, "algo.reward_scale", f"must be > 0, got {a.reward_scale}")
         need(0 < a.gamma <= 1, "algo.gamma", f"must be in (0, 1], got {a.gamma}")
@@ -214,6 +222,8 @@ class RunConfig:
         need(r.scan_anchors >= 2, "resample.scan_anchors", f"must be >= 2 (a fork lies between anchors), got {r.scan_anchors}")
         need(t.device in DEVICES, "trainer.device", f"unknown device {t.device!r}; allowed: {', '.join(DEVICES)}")
         need(t.progress in PROGRESS, "trainer.progress", f"unknown mode {t.progress!r}; allowed: {', '.join(PROGRESS)}")
+        need(not (t.overwrite and t.resume is not None), "trainer.overwrite",
+             f"true replaces the run in the run dir, trainer.resume={t.resume} continues one: give one of them")
         need(t.threads == "auto" or (t.threads.isdigit() and int(t.threads) >= 1), "trainer.threads",
              f"must be auto or a positive integer, got {t.threads!r}")
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")

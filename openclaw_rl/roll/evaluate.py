@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from openclaw_rl.backtest.metrics import metrics
-from openclaw_rl.backtest.run import policy_actor, run_episodes
+from openclaw_rl.episodes import policy_actor, run_episodes
+from openclaw_rl.metrics import metrics
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.roll.policy import ActorCritic
 

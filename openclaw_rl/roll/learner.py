@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from openclaw_rl.roll.algorithms import compute_targets, policy_loss
+from openclaw_rl.roll.algorithms import compute_targets, loss_terms, mismatch_stats
 from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch
@@ -18,7 +18,12 @@ class TrainingDiverged(RuntimeError):
 
 class Learner:
     """With ``resample.teacher`` set the loss is hybrid: ``lambda_rl`` times the RL loss on the
-    steps the policy sampled plus ``lambda_il`` times imitation of the replayed teacher steps."""
+    steps the policy sampled plus ``lambda_il`` times imitation of the replayed teacher steps.
+
+    After its gradient steps an update feeds the rollout's observations to the policy's observation
+    normalizer: statistics change between rollouts only, so a synchronous rollout's behaviour
+    log-probs equal the update's ``pi_old`` exactly (``ipa/mismatch_max`` is 1).
+    """
 
     def __init__(self, policy: ActorCritic, algo: AlgoConfig, ipa: IPAConfig, seed: int,
                  resample: ResampleConfig = ResampleConfig()):
@@ -30,8 +35,8 @@ class Learner:
         """Linear annealing to 0 over the run (a pure function of the update index)."""
         return self.algo.lr * (1.0 - update / num_updates) if self.algo.anneal_lr else self.algo.lr
 
-    def evaluate(self, batch: Batch):
-        """Log-probs, entropy and values of the batch's actions under the current policy."""
+    def score_actions(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's actions under the current policy: ``(logp, entropy, values)``, each ``[T, N]``."""
         head, values, _ = self.policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)
         dist = self.policy.distribution(head)
         return self.policy.log_prob(dist, batch.actions), self.policy.entropy(dist), values
@@ -42,40 +47,32 @@ class Learner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.no_grad():
-            logp_old, _, values_old = self.evaluate(batch)
+            logp_old, _, values_old = self.score_actions(batch)
             last_value = policy.value(batch.last_obs, self._last_state(batch), batch.last_starts)
             targets = compute_targets(algo, self.ipa, batch, values_old, last_value)
         n_envs = batch.rewards.shape[1]
         per_minibatch = n_envs // algo.num_minibatches
         stats: dict[str, list[float]] = {}
         stop = False
-        hybrid = self.resample.teacher is not None
+        fixed = {"logp": logp_old, "values": values_old, "adv": targets.advantages, "ret": targets.value_targets,
+                 "ids": targets.chunk_ids, "positive": targets.positive}
         for epoch in range(algo.update_epochs):
             # Shuffle env columns once per epoch; minibatches are then contiguous views.
             order = torch.as_tensor(self.rng.permutation(n_envs), device=batch.rewards.device)
             shuffled = batch.columns(order)
-            old = {name: x[:, order] for name, x in (("logp", logp_old), ("values", values_old),
-                   ("adv", targets.advantages), ("ret", targets.value_targets), ("ids", targets.chunk_ids))}
+            old = {name: x[:, order] for name, x in fixed.items()}
             for start in range(0, n_envs, per_minibatch):
                 cols = slice(start, start + per_minibatch)
                 mb = shuffled.columns(cols)
-                logp, entropy, values = self.evaluate(mb)
-                pg_loss, pg_stats = policy_loss(
-                    algo, self.ipa, logp, old["logp"][:, cols], mb.logp, old["adv"][:, cols], old["ids"][:, cols],
-                    targets.n_chunks, sampled=(~mb.teacher).to(logp.dtype) if hybrid else None,
-                )
-                v_loss = self._value_loss(values, old["values"][:, cols], old["ret"][:, cols])
-                policy_term = pg_loss
-                if hybrid:
-                    replayed = mb.teacher.to(logp.dtype)
-                    il_loss = -(logp * replayed).sum() / replayed.sum().clamp(min=1.0)
-                    policy_term = self.resample.lambda_rl * pg_loss + self.resample.lambda_il * il_loss
-                    pg_stats["losses/il_loss"] = il_loss.item()
-                loss = policy_term + algo.vf_coef * v_loss - algo.ent_coef * entropy.mean()
+                new = self.score_actions(mb)
+                terms, term_stats = loss_terms(algo, self.ipa, self.resample, mb, new,
+                                               {name: x[:, cols] for name, x in old.items()}, targets.n_chunks)
+                loss = sum(terms.values())
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        f"non-finite loss at update {update}, epoch {epoch}: policy {pg_loss.item()}, "
-                        f"value {v_loss.item()}, entropy {entropy.mean().item()}; the last checkpoint is intact"
+                        f"non-finite loss at update {update}, epoch {epoch}: "
+                        + ", ".join(f"{name} {term.item()}" for name, term in terms.items())
+                        + "; the last checkpoint is intact"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -85,28 +82,24 @@ class Learner:
                                            "the last checkpoint is intact")
                 self.optimizer.step()
                 with torch.no_grad():
-                    log_ratio = logp - old["logp"][:, cols]
+                    log_ratio = new[0] - old["logp"][:, cols]
                     approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()
-                for key, value in {"losses/policy_loss": pg_loss.item(), "losses/value_loss": v_loss.item(),
-                                   "losses/entropy": entropy.mean().item(), "losses/approx_kl": approx_kl,
-                                   "losses/grad_norm": grad_norm.item(), **pg_stats}.items():
+                for key, value in {**term_stats, "losses/approx_kl": approx_kl, "losses/grad_norm": grad_norm.item()}.items():
                     stats.setdefault(key, []).append(value)
             if algo.target_kl is not None and np.mean(stats["losses/approx_kl"][-algo.num_minibatches:]) > algo.target_kl:
                 stop = True
                 break
+        if policy.config.normalize_obs:  # the next rollout's statistics (this one acted with fixed ones)
+            policy.norm.update(batch.obs[~batch.padding])
         out = {key: float(np.mean(values)) for key, values in stats.items()}
         out["losses/grad_norm_max"] = float(np.max(stats["losses/grad_norm"]))
         out["charts/learning_rate"] = lr
         out["losses/early_stop"] = float(stop)
-        out["losses/explained_variance"] = explained_variance(values_old, targets.value_targets)
+        real = ~batch.padding
+        out["losses/explained_variance"] = explained_variance(values_old[real], targets.value_targets[real])
         out.update(targets.stats)
+        out.update(mismatch_stats(logp_old, batch, targets.chunk_ids, targets.n_chunks))
         return out
-
-    def _value_loss(self, values, values_old, value_targets) -> torch.Tensor:
-        if not self.algo.clip_vloss:
-            return 0.5 * ((values - value_targets) ** 2).mean()
-        clipped = values_old + (values - values_old).clamp(-self.algo.clip_coef, self.algo.clip_coef)
-        return 0.5 * torch.max((values - value_targets) ** 2, (clipped - value_targets) ** 2).mean()
 
     def _last_state(self, batch: Batch) -> torch.Tensor:
         """Recurrent state after the rollout's last step (re-run; empty for an MLP)."""

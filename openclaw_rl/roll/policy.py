@@ -48,7 +48,12 @@ def mlp(n_in: int, hidden: tuple[int, ...], activation: str) -> tuple[nn.Sequent
 
 
 class RunningNorm(nn.Module):
-    """Running mean/variance of observations (parallel-variance update), clipped to +-10 std."""
+    """Running mean/variance of observations (parallel-variance update), clipped to +-10 std.
+
+    Part of the policy: statistics change only between rollouts (``Learner.update`` feeds it each
+    rollout's observations after its gradient steps), so the policy that acts in a rollout is the one
+    the learner scores it with (``mu == pi_old``).
+    """
 
     def __init__(self, dim: int, clip: float = 10.0):
         super().__init__()
@@ -60,6 +65,8 @@ class RunningNorm(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         x = x.reshape(-1, x.shape[-1]).to(torch.float64)
+        if x.shape[0] == 0:
+            return
         batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
         delta, total = batch_mean - self.mean, self.count + n
         self.mean += delta * n / total

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from openclaw_rl.ipa.chunks import chunk_index
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.engine import MarketEngine, stack_snapshots
 from openclaw_rl.roll.config import ResampleConfig
@@ -51,11 +52,12 @@ def teacher_actions(strategy, engine: MarketEngine, rows: np.ndarray) -> tuple[n
     else:
         actions = config.nearest_action(positions)
         targets = np.asarray(config.actions, dtype=np.float64)[actions]
-    previous = np.vstack([np.zeros((1, len(rows))), targets[:-1]])
-    orders = np.abs(targets - previous) > config.trade_threshold if config.continuous else targets != previous
-    starts = np.zeros_like(orders)
-    starts[0] = True
-    starts[1:] = orders[:-1]
+    orders = np.zeros(targets.shape, dtype=bool)  # executed orders, as the engine decides them
+    held = np.zeros(len(rows))
+    for t, target in enumerate(targets):
+        orders[t] = np.abs(target - held) > config.trade_threshold if config.continuous else target != held
+        held = np.where(orders[t], target, held)
+    starts = np.diff(chunk_index(orders), axis=0, prepend=-1) != 0  # where the chunk index moves on
     return actions, starts
 
 

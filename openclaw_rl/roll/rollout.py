@@ -1,4 +1,18 @@
-"""Rollout collection: T steps of N batched markets into one ``Batch`` of ``[T, N]`` tensors."""
+"""Rollout collection: T steps of N batched markets into one ``Batch`` of ``[T, N]`` tensors.
+
+Three rules make the batch what the learner's math assumes:
+
+- The policy that acts is fixed for the whole rollout (its observation normalizer included: the
+  learner updates the statistics after its update), so the behaviour log-probs ``mu`` equal the
+  learner's ``pi_old`` exactly when collection is synchronous.
+- Time limits: the observation shows the fraction of the episode left, so the episode horizon is
+  part of the task the policy sees and nothing lies beyond it. A truncation whose final observation
+  shows no time left is recorded as ``terminated`` (value 0, no bootstrap); only a cut the state
+  does not show (a rollout's end, or a truncation with time left) bootstraps from the critic.
+- Groups (``trainer.group_size``: envs that share a market seed) stay on one market: a member whose
+  episode ends early (ruin) waits, as padding, until the rest of its group ends, and then starts
+  the group's next episode with it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +22,11 @@ import numpy as np
 import torch
 
 from openclaw_rl.rock import MarketVecEnv
+from openclaw_rl.rock.engine import MarketEngine
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.resample import TeacherReplay
+
+TIME_LEFT = -1  # the observation's last feature: the fraction of the episode left (rock.engine's layout)
 
 
 @dataclass
@@ -21,13 +38,13 @@ class Batch:
     logp: torch.Tensor  # behaviour log-prob (mu: the policy that acted)
     values: torch.Tensor  # critic at collection time
     rewards: torch.Tensor  # times algo.reward_scale: the learner's units
-    terminated: torch.Tensor  # bool
-    truncated: torch.Tensor  # bool (time limit)
+    terminated: torch.Tensor  # bool: the episode ended in a terminal state of the task (ruin, or the horizon)
+    truncated: torch.Tensor  # bool: the episode was cut where the state shows time left (bootstrap)
     final_values: torch.Tensor  # critic at the final observation where truncated, else 0
     starts: torch.Tensor  # 1.0 where the step is the first of an episode (GRU resets)
-    env_chunk_end: torch.Tensor  # bool: the env reports an executed order
-    targets: torch.Tensor  # target position the action asked for
-    prev_targets: torch.Tensor  # target of the previous step of the episode (0 at its start)
+    env_chunk_end: torch.Tensor  # bool: the env's chunk_end (the market env: an order executed this step)
+    positions: torch.Tensor  # position held after the step (changes only where an order executed)
+    prev_positions: torch.Tensor  # position held before the step (0 at an episode's start)
     step_in_episode: torch.Tensor  # long
     version: torch.Tensor  # long: the policy version that acted
     last_obs: torch.Tensor  # [N, obs_dim]: bootstrap state after the last step
@@ -36,15 +53,30 @@ class Batch:
     group: torch.Tensor  # [N] long: envs of a group share a market seed
     teacher: torch.Tensor  # bool: the step replays a teacher's prefix (resampling), not the policy's sample
     prefix_end: torch.Tensor  # bool: the last replayed step of an episode (a chunk boundary)
+    padding: torch.Tensor  # bool: the env waits for its group (its episode ended early); in no loss
+    return_before: torch.Tensor  # [N]: reward (learner units) of each column's first episode before the rollout
+
+    PER_ENV = ("last_obs", "last_starts", "group", "return_before")
 
     def columns(self, cols: torch.Tensor | slice) -> "Batch":
         """The sub-batch of env columns ``cols`` (whole sequences, whole chunks; a slice gives views)."""
         picked = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            per_env = f.name in ("last_obs", "last_starts", "group")
-            picked[f.name] = value[cols] if per_env else value[:, cols]
+            picked[f.name] = value[cols] if f.name in self.PER_ENV else value[:, cols]
         return Batch(**picked)
+
+
+def horizon_reached(truncated: np.ndarray, final_obs: np.ndarray) -> np.ndarray:
+    """Truncations whose final observation shows no time left: the task's horizon, a terminal state."""
+    return truncated & (final_obs[:, TIME_LEFT] <= 0.0)
+
+
+def restart_like(engine: MarketEngine, rows: np.ndarray, like: np.ndarray) -> None:
+    """Start markets ``rows`` on the episode that markets ``like`` (one each, same seed) have just
+    begun: the same episode counter gives the same market path (the engine's counter RNG)."""
+    engine.episodes[rows] = engine.episodes[like] - np.uint64(1)
+    engine.reset(rows)  # advances the counter by one: to that of ``like``
 
 
 class Collector:
@@ -52,20 +84,23 @@ class Collector:
 
     def __init__(self, envs: MarketVecEnv, policy: ActorCritic, device: torch.device, seeds: np.ndarray,
                  group: np.ndarray, reward_scale: float = 1.0, teacher: TeacherReplay | None = None):
-        """``teacher``: episodes start from its prefixes (chunk-level initialized resampling)."""
+        """``group[i]``: the group of env i (members share ``seeds``); ``teacher``: episodes start from
+        its prefixes (chunk-level initialized resampling)."""
         self.envs, self.policy, self.device, self.reward_scale = envs, policy, device, reward_scale
         self.teacher = teacher
-        self.group = torch.as_tensor(group, device=device)
+        self.group_np = np.asarray(group)
+        self.group = torch.as_tensor(self.group_np, device=device)
+        self.group_sizes = np.bincount(self.group_np)
         n = envs.num_envs
         obs, _ = envs.reset(seed=[int(s) for s in seeds])
         self.obs = obs
         self.starts = np.ones(n, dtype=np.float32)
-        self.prev_targets = np.zeros(n)
+        self.prev_positions = np.zeros(n)
         self.step_in_episode = np.zeros(n, dtype=np.int64)
+        self.waiting = np.zeros(n, dtype=bool)  # the episode ended; waits for its group (padding)
         self.state = policy.initial_state(n, device)
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
-        self.levels = np.asarray(envs.config.actions, dtype=np.float64)
         self.initial_equity = envs.config.initial_equity
         if teacher is not None:
             teacher.start(np.arange(n))
@@ -73,16 +108,15 @@ class Collector:
     def collect(self, steps: int, version: int) -> tuple[Batch, dict[str, list[float]]]:
         """Run ``steps`` steps; return the batch and the episodes that finished in it."""
         n, dev, policy = self.envs.num_envs, self.device, self.policy
-        keys = ("rewards", "terminated", "truncated", "final_values", "starts", "env_chunk_end", "targets",
-                "prev_targets", "step_in_episode", "teacher", "prefix_end")
+        keys = ("rewards", "terminated", "truncated", "final_values", "starts", "env_chunk_end", "positions",
+                "prev_positions", "step_in_episode", "teacher", "prefix_end", "padding")
         buf = {k: np.zeros((steps, n), dtype=np.int64 if k == "step_in_episode" else np.float32) for k in keys}
         obs_buf, actions, logps, values = [], [], [], []
         finished = {"episodic_return": [], "episodic_length": [], "episodic_log_return": []}
         initial_state = self.state.clone()
+        return_before = self.episode_return * self.reward_scale
         for t in range(steps):
             obs_t = torch.as_tensor(self.obs, device=dev)
-            if policy.config.normalize_obs:
-                policy.norm.update(obs_t)
             starts_t = torch.as_tensor(self.starts, device=dev)
             given = None
             if self.teacher is not None:
@@ -91,41 +125,51 @@ class Collector:
                 given = (torch.as_tensor(replayed, device=dev), torch.as_tensor(teacher_actions, device=dev))
             action, logp, value, self.state = policy.act(obs_t, self.state, starts_t, given=given)
             action_np = action.cpu().numpy()
-            targets = np.clip(action_np[:, 0], -self.envs.config.max_position, self.envs.config.max_position) \
-                if policy.continuous else self.levels[action_np]
             obs_buf.append(obs_t)
             actions.append(action)
             logps.append(logp)
             values.append(value)
+            padding = self.waiting.copy()
+            buf["padding"][t] = padding
             buf["starts"][t] = self.starts
-            buf["targets"][t] = targets
-            buf["prev_targets"][t] = self.prev_targets
+            buf["prev_positions"][t] = self.prev_positions
             buf["step_in_episode"][t] = self.step_in_episode
             self.obs, reward, terminated, truncated, info = self.envs.step(action_np)
-            buf["rewards"][t] = reward * self.reward_scale
-            buf["terminated"][t] = terminated
-            buf["truncated"][t] = truncated
-            buf["env_chunk_end"][t] = info["chunk_end"]
             done = terminated | truncated
-            self.episode_return += reward  # logged in the env's own units
-            self.episode_length += 1
-            if truncated.any():  # bootstrap from the true last observation, not the reset one
+            chunk_end, position = info["chunk_end"], info["position"]
+            if done.any():  # the ended episode's last step is in final_info (its info was reset)
+                chunk_end = np.where(done, info["final_info"]["chunk_end"], chunk_end)
+                position = np.where(done, info["final_info"]["position"], position)
+                horizon = horizon_reached(truncated, info["final_obs"])
+                terminated, truncated = terminated | horizon, truncated & ~horizon
+            buf["rewards"][t] = np.where(padding, 0.0, reward * self.reward_scale)
+            buf["terminated"][t] = terminated & ~padding
+            buf["truncated"][t] = truncated & ~padding
+            buf["env_chunk_end"][t] = chunk_end
+            buf["positions"][t] = position
+            if (truncated & ~padding).any():  # bootstrap from the true last observation, not the reset one
                 final = torch.as_tensor(info["final_obs"], device=dev)
-                buf["final_values"][t] = np.where(truncated, policy.value(final, self.state, torch.zeros(n, device=dev)).cpu().numpy(), 0.0)
-            if done.any():
-                rows = np.flatnonzero(done)
+                final_values = policy.value(final, self.state, torch.zeros(n, device=dev)).cpu().numpy()
+                buf["final_values"][t] = np.where(truncated & ~padding, final_values, 0.0)
+            ended = done & ~padding
+            self.episode_return += np.where(padding, 0.0, reward)  # logged in the env's own units
+            self.episode_length += ~padding
+            if ended.any():
+                rows = np.flatnonzero(ended)
                 finished["episodic_return"] += self.episode_return[rows].tolist()
                 finished["episodic_length"] += self.episode_length[rows].tolist()
                 equity = info["final_info"]["equity"][rows]
                 finished["episodic_log_return"] += np.log(np.maximum(equity, 1e-12) / self.initial_equity).tolist()
                 if self.teacher is not None:
                     self.teacher.finish(rows, self.episode_return[rows])
-                    self.teacher.start(rows)  # the env has already reset them
                 self.episode_return[rows] = 0.0
                 self.episode_length[rows] = 0
-            self.prev_targets = np.where(done, 0.0, targets)
-            self.step_in_episode = np.where(done, 0, self.step_in_episode + 1)
-            self.starts = done.astype(np.float32)
+            begins = self._sync_groups(ended, padding)
+            if self.teacher is not None and begins.any():
+                self.teacher.start(np.flatnonzero(begins))  # the env has already reset them
+            self.prev_positions = np.where(begins, 0.0, position)
+            self.step_in_episode = np.where(begins, 0, self.step_in_episode + 1)
+            self.starts = begins.astype(np.float32)
         as_tensor = {k: torch.as_tensor(v, device=dev) for k, v in buf.items()}
         batch = Batch(
             obs=torch.stack(obs_buf),
@@ -138,8 +182,8 @@ class Collector:
             final_values=as_tensor["final_values"],
             starts=as_tensor["starts"],
             env_chunk_end=as_tensor["env_chunk_end"].bool(),
-            targets=as_tensor["targets"],
-            prev_targets=as_tensor["prev_targets"],
+            positions=as_tensor["positions"],
+            prev_positions=as_tensor["prev_positions"],
             step_in_episode=as_tensor["step_in_episode"],
             version=torch.full((steps, n), version, dtype=torch.long, device=dev),
             last_obs=torch.as_tensor(self.obs, device=dev),
@@ -148,21 +192,40 @@ class Collector:
             group=self.group,
             teacher=as_tensor["teacher"].bool(),
             prefix_end=as_tensor["prefix_end"].bool(),
+            padding=as_tensor["padding"].bool(),
+            return_before=torch.as_tensor(return_before, dtype=torch.float32, device=dev),
         )
         return batch, finished
+
+    def _sync_groups(self, ended: np.ndarray, padding: np.ndarray) -> np.ndarray:
+        """After a step in which the episodes of ``ended`` ended: members whose group is still playing
+        wait; a group whose last members ended starts its next episode together (members that waited
+        are restarted on the market the others autoreset to). Returns where an episode begins next step."""
+        waiting = self.waiting | ended
+        group_done = np.bincount(self.group_np, weights=waiting, minlength=len(self.group_sizes)) == self.group_sizes
+        begins = group_done[self.group_np]
+        restart = begins & padding
+        if restart.any():
+            leader = np.zeros(len(self.group_sizes), dtype=np.int64)
+            leader[self.group_np[ended & begins]] = np.flatnonzero(ended & begins)
+            rows = np.flatnonzero(restart)
+            restart_like(self.envs.engine, rows, leader[self.group_np[rows]])
+            self.obs[rows] = self.envs.engine.obs[rows]
+        self.waiting = waiting & ~begins
+        return begins
 
     # State that spans rollouts, for exact resume (the env's own state comes with it).
     def state_dict(self) -> dict:
         return {
-            "env": self.envs.snapshot(), "obs": self.obs, "starts": self.starts, "prev_targets": self.prev_targets,
-            "step_in_episode": self.step_in_episode, "recurrent": self.state.cpu(),
-            "episode_return": self.episode_return, "episode_length": self.episode_length,
+            "env": self.envs.snapshot(), "obs": self.obs, "starts": self.starts,
+            "prev_positions": self.prev_positions, "step_in_episode": self.step_in_episode, "waiting": self.waiting,
+            "recurrent": self.state.cpu(), "episode_return": self.episode_return, "episode_length": self.episode_length,
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.envs.restore(state["env"])
-        for key in ("obs", "starts", "prev_targets", "step_in_episode", "episode_return", "episode_length"):
+        for key in ("obs", "starts", "prev_positions", "step_in_episode", "waiting", "episode_return", "episode_length"):
             setattr(self, key, np.array(state[key]))
         self.state = state["recurrent"].to(self.device)
         if self.teacher is not None:

@@ -1,20 +1,21 @@
-"""A training run: rollouts, updates, TensorBoard, checkpoints, exact resume, evaluation."""
+"""A training run of ``trainer.stage=rl``: rollouts, updates, TensorBoard, checkpoints, exact
+resume, evaluation. ``roll.pipeline.run`` is the front door that runs every stage."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
-from openclaw_rl.rock import MarketVecEnv
+from openclaw_rl.progress import Progress
+from openclaw_rl.rock import ConfigError, MarketVecEnv
 from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
@@ -24,9 +25,13 @@ from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
 from openclaw_rl.roll.rollout import Collector
+from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
 
 log = logging.getLogger("openclaw_rl.train")
 TRAIN_SEED_STRIDE = 100_000  # run seed s seeds its training markets s * stride + i // group_size
+TORCH_THREADS = torch.get_num_threads()  # at import: torch's default (one per physical core) unless set before
+SMALL_POLICY = 1_000_000  # parameters (a 512x512 MLP policy has 0.56M, 1024x1024 2.2M); see resolve_threads
+BAR = {"auto": None, "bar": True, "log": False}  # trainer.progress -> Progress(bar=...)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,6 +40,42 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("trainer.device=cuda but no CUDA device is available; use trainer.device=auto or cpu")
     return torch.device(name)
+
+
+def parse_threads(spec: str | int) -> int | None:
+    """``trainer.threads``: a positive integer, or None for ``auto``."""
+    text = str(spec).strip()
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"trainer.threads: must be auto or a positive integer, got {spec!r}")
+    return int(text)
+
+
+def resolve_threads(spec: str | int, n_parameters: int, device: torch.device) -> int:
+    """Torch's CPU threads for a run. ``auto``: one thread on a GPU or for a policy of fewer than
+    ``SMALL_POLICY`` parameters (the default MLP has about 14,000), torch's default otherwise.
+
+    The batched env steps in numpy on one core, and a small policy's matrices are too small for
+    intra-op threads to pay for their synchronization; when another process takes a core, threads
+    that wait for each other make a run many times slower (bench/results/threads.md). Measured on 2
+    cores: one thread was faster up to 512x512 MLPs, two were faster for 1024x1024 (9.4 s -> 5.8 s).
+    """
+    threads = parse_threads(spec)
+    if threads is not None:
+        return threads
+    return 1 if device.type == "cuda" or n_parameters < SMALL_POLICY else TORCH_THREADS
+
+
+@contextmanager
+def torch_threads(n: int):
+    """``torch.set_num_threads(n)`` for the run; the caller's setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
@@ -76,26 +117,36 @@ class TrainResult:
     run_dir: Path
 
 
-def train(config: RunConfig, run_dir: Path) -> float:
-    """Train with ``config`` under ``run_dir``; return the objective (for Hydra sweepers)."""
-    return run_training(config, run_dir).objective
-
-
 def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
-    """Train with ``config``; write TensorBoard events and checkpoints under ``run_dir``."""
-    device = resolve_device(config.trainer.device)
+    """Train with ``config`` (``trainer.stage=rl``); write TensorBoard events and checkpoints under ``run_dir``."""
+    trainer = config.trainer
+    if trainer.stage != "rl":
+        raise ConfigError(f"trainer.stage={trainer.stage}: run_training trains the rl stage; "
+                          "openclaw_rl.roll.pipeline.run runs every stage")
+    device = resolve_device(trainer.device)
+    parse_threads(trainer.threads)
+    resume_from, run_dir = find_resume(trainer.resume, Path(run_dir))
+    claim(run_dir, resume_from is not None, trainer.resume, trainer.overwrite)
+    log.info("run dir: %s", run_dir)
     torch.manual_seed(config.seed)
-    if config.trainer.stage != "rl":
-        from openclaw_rl.roll.sft import run_pipeline, run_sft
-
-        if config.trainer.stage == "sft_rl":
-            return run_pipeline(config, Path(run_dir), device)
-        return run_sft(config, Path(run_dir), device)
-    resume_from, run_dir = find_resume(config.trainer.resume, Path(run_dir))
     envs, policy, collector, learner = build(config, device)
-    update, global_step = 0, 0
+    threads = resolve_threads(trainer.threads, sum(p.numel() for p in policy.parameters()), device)
+    try:
+        with torch_threads(threads):
+            return _train(config, run_dir, device, resume_from, envs, policy, collector, learner)
+    finally:
+        envs.close()
+
+
+def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: Path | None, envs: MarketVecEnv,
+           policy: ActorCritic, collector: Collector, learner: Learner) -> TrainResult:
+    started = time.time()
+    update, global_step, logged = 0, 0, None
     if resume_from is not None:
         state = load_checkpoint(resume_from)
+        if state.get("stage") == "sft":
+            raise CheckpointError(f"{resume_from}: an SFT checkpoint; start RL from its weights with "
+                                  f"trainer.init_from={resume_from.parent.parent}")
         if state["config"] != config.design():
             raise CheckpointError(f"{resume_from}: was written by a run with a different configuration; "
                                   "resume with the same overrides (trainer.* may differ)")
@@ -103,16 +154,20 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         learner.load_state_dict(state["learner"])
         collector.load_state_dict(state["collector"])
         torch.set_rng_state(state["torch_rng"])
-        update, global_step = state["update"], state["global_step"]
+        update, global_step, logged = state["update"], state["global_step"], state.get("logged")
         log.info("resumed from %s at update %d (step %d)", resume_from, update, global_step)
     elif config.trainer.init_from is not None:
         source = find_checkpoint(config.trainer.init_from)
         load_policy_weights(policy, load_checkpoint(source)["policy"], source)
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=global_step if resume_from is not None else None)
     num_updates = config.num_updates
+    if config.trainer.total_steps % config.batch_steps:
+        log.warning("trainer.total_steps=%d is not a multiple of one rollout (%d steps): training %d",
+                    config.trainer.total_steps, config.batch_steps, num_updates * config.batch_steps)
+    log.info("torch threads: %d (trainer.threads=%s)", torch.get_num_threads(), config.trainer.threads)
+    writer = open_writer(run_dir, global_step if resume_from is not None else None, logged)
     # The fork scans' markets: fixed training-range seeds, built once.
     scan_markets = markets_at_start(config.env, scan_seeds(config)) if config.resample.scan_every else None
-    progress = _progress(config.trainer.progress, num_updates, update)
+    progress = Progress(num_updates, "update", log, initial=update, bar=BAR[config.trainer.progress])
     history = []
     try:
         while update < num_updates:
@@ -137,57 +192,36 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
                 with open(run_dir / "reports.jsonl", "a") as reports:
                     reports.write(json.dumps({"update": update, "step": global_step,
                                               "objective": metrics[config.eval.objective]}) + "\n")
-            if update % config.trainer.log_every == 0 or update == num_updates:
-                for key, value in stats.items():
-                    writer.add_scalar(key, value, global_step)
+            logged = stats if update % config.trainer.log_every == 0 or update == num_updates else {}
+            for key, value in logged.items():
+                writer.add_scalar(key, value, global_step)
             history.append(stats)
-            _report(progress, update, num_updates, global_step, stats)
+            progress.update(_summary(global_step, stats))
             if update % config.trainer.checkpoint_every == 0 or update == num_updates:
+                writer.flush()  # what was logged up to the checkpoint survives a kill
                 save_checkpoint(checkpoint_path(run_dir), {
                     "config": config.design(), "policy": policy.state_dict(),
                     "learner": learner.state_dict(), "collector": collector.state_dict(),
                     "torch_rng": torch.get_rng_state(), "update": update, "global_step": global_step,
+                    "logged": logged,  # this step's scalars, logged again by a resumed run (see open_writer)
                 })
+        progress.close()
         metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
         for key, value in metrics.items():
-            writer.add_scalar(f"eval/{key}", value, global_step)
+            if f"eval/{key}" not in (logged or {}):  # not when eval.every evaluated this last update already
+                writer.add_scalar(f"eval/{key}", value, global_step)
         objective = metrics[config.eval.objective]
-        writer.add_hparams(_hparams(config), {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}},
-                           run_name="hparams", global_step=global_step)
+        write_hparams(writer, hparams(dataclasses.asdict(config)),
+                      {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}},
+                      global_step, started)
         log.info("eval on %d held-out markets: %s -> objective %s = %.6f", config.eval.n_envs,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
         return TrainResult(objective, metrics, history, run_dir)
     finally:
         writer.close()
-        if progress is not None:
-            progress.close()
-        envs.close()
+        progress.close()
 
 
-def _hparams(config: RunConfig) -> dict:
-    flat = {}
-    for section in ("algo", "ipa", "trainer"):
-        for key, value in dataclasses.asdict(getattr(config, section)).items():
-            if isinstance(value, (int, float, str, bool)):
-                flat[f"{section}.{key}"] = value
-    flat.update({"env.regime": str(config.env.regime), "env.reward": config.env.reward,
-                 "env.market": config.env.market["kind"], "env.n_envs": config.env.n_envs, "seed": config.seed})
-    return flat
-
-
-def _progress(mode: str, total: int, initial: int):
-    if mode == "log" or (mode == "auto" and not sys.stderr.isatty()):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="update", dynamic_ncols=True)
-
-
-def _report(progress, update: int, total: int, step: int, stats: dict) -> None:
+def _summary(step: int, stats: dict) -> str:
     ret = stats.get("charts/episodic_log_return")
-    summary = f"SPS {stats['charts/SPS']:,.0f}" + (f", episode log return {ret:+.4f}" if ret is not None else "")
-    if progress is not None:
-        progress.set_postfix_str(summary)
-        progress.update(1)
-    else:
-        log.info("update %d/%d, step %d, %s", update, total, step, summary)
+    return f"step {step}, SPS {stats['charts/SPS']:,.0f}" + (f", episode log return {ret:+.4f}" if ret is not None else "")

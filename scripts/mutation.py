@@ -1,0 +1,221 @@
+"""Mutation testing of the core math: each mutant is a small semantic change that a test must catch.
+
+    python scripts/mutation.py            # every mutant; writes bench/results/mutation.md
+    python scripts/mutation.py --only per_step_ratio --only reinforce_sign
+    python scripts/mutation.py --list
+
+Each mutant replaces one exact snippet of one file (IPA, the learner's targets and losses, the
+collector, the engine's accounting and observation) in a temporary copy of the repository and runs
+its tests there (``pytest -x -q``); the working tree is never modified, so other processes (and
+other people's test runs) never see a mutant. A mutant is *killed* when a test fails. The script
+refuses to start when a snippet is not found exactly once (the file changed: update the mutant), when
+a mutated file does not compile, or when the tests fail without any mutant. Exit status 1 when any
+mutant survives.
+
+Two kinds of mutants: the semantic mistakes an implementation of IPA can make (the first group),
+and the behaviours this code had before it followed the paper (``old:``), so that the tests written
+for those fixes keep failing on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "mutation.md"
+COPIED = ("openclaw_rl", "hydra_plugins", "tests", "pyproject.toml")
+
+IPA = "openclaw_rl/ipa/loss.py"
+ALGOS = "openclaw_rl/roll/algorithms.py"
+ROLLOUT = "openclaw_rl/roll/rollout.py"
+ENGINE = "openclaw_rl/rock/engine.py"
+STORE = "openclaw_rl/data/trajectories.py"
+LEARNING = ("tests/test_ipa.py", "tests/test_learner.py")
+COLLECTING = ("tests/test_rollout.py", "tests/test_learner.py")
+ACCOUNTING = ("tests/test_accounting.py",)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str
+    file: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    # --- the semantic mistakes of an IPA implementation
+    Mutant("ratio_on_positive", "the truncated ratio also weights the positive branch", IPA,
+           "weight = torch.where(positive, torch.ones_like(rho), rho.detach().clamp(0.0, 1.0))",
+           "weight = rho.detach().clamp(0.0, 1.0)", LEARNING),
+    Mutant("per_step_ratio", "per-step ratio instead of the chunk's geometric mean", IPA,
+           "rho = torch.exp(chunk_mean(logp_new - logp_old, ids, n_chunks))",
+           "rho = torch.exp(logp_new - logp_old)", LEARNING),
+    Mutant("per_step_mismatch_mask", "mismatch mask per step instead of per chunk", IPA,
+           "    mismatch = chunk_mismatch(logp_old, logp_behaviour, ids, n_chunks)\n"
+           "    return ((mismatch >= low) & (mismatch <= high)).to(logp_old.dtype)[ids]",
+           "    mismatch = torch.exp(logp_old - logp_behaviour)\n"
+           "    return ((mismatch >= low) & (mismatch <= high)).to(logp_old.dtype)", LEARNING),
+    Mutant("arithmetic_mean_ratio", "arithmetic instead of geometric mean of the chunk's ratios", IPA,
+           "rho = torch.exp(chunk_mean(logp_new - logp_old, ids, n_chunks))",
+           "rho = chunk_mean(torch.exp(logp_new - logp_old), ids, n_chunks)", LEARNING),
+    Mutant("arithmetic_mean_mismatch", "arithmetic instead of geometric mean of the chunk's pi_old / mu", IPA,
+           "return torch.exp(chunk_means(logp_old - logp_behaviour, ids, n_chunks))",
+           "return chunk_means(torch.exp(logp_old - logp_behaviour), ids, n_chunks)", LEARNING),
+    Mutant("one_sided_filter", "mismatch_low ignored (ROLL's two-sided filter)", IPA,
+           "((mismatch >= low) & (mismatch <= high))", "(mismatch <= high)", LEARNING),
+    Mutant("chunk_return_not_shared", "each step keeps its own return-to-go instead of its chunk's G_k", ALGOS,
+           "chunk_return = chunk_first(g, ids, n_chunks)", "chunk_return = g", LEARNING),
+    Mutant("per_step_gamma_ipa", "IPA discounts every step instead of every chunk", ALGOS,
+           "g = returns_to_go(rewards, boundary, stop, truncated, final_values, last_value, algo.gamma)",
+           "g = returns_to_go(rewards, torch.ones_like(boundary), stop, truncated, final_values, last_value, algo.gamma)",
+           LEARNING),
+    Mutant("grpo_no_group_norm", "GRPO without group normalization (raw returns)", ALGOS,
+           "return finish((mc - mean) / (std + 1e-8), g)", "return finish(mc, g)", LEARNING),
+    Mutant("grpo_no_group_std", "GRPO centred on the group mean but not scaled by its std", ALGOS,
+           "return finish((mc - mean) / (std + 1e-8), g)", "return finish(mc - mean, g)", LEARNING),
+    Mutant("reinforce_sign", "REINFORCE loss sign flipped", ALGOS,
+           "return -(advantages * logp_new * learn).sum() / count, {}",
+           "return (advantages * logp_new * learn).sum() / count, {}", LEARNING),
+    Mutant("rl_on_teacher_steps", "the RL loss also trains on replayed teacher steps", ALGOS,
+           "learn = real * (~mb.teacher).to(logp.dtype)", "learn = real", LEARNING),
+    Mutant("padding_in_loss", "padding (an env waiting for its group) enters the losses", ALGOS,
+           "real = (~mb.padding).to(logp.dtype)", "real = torch.ones_like(logp)", LEARNING),
+    # --- the env's accounting and observation
+    Mutant("borrow_on_longs", "borrow charged on long positions too", ENGINE,
+           "cash -= self.borrow_rate * np.maximum(-new_units, 0.0) * close",
+           "cash -= self.borrow_rate * np.abs(new_units) * close", ACCOUNTING),
+    Mutant("pnl_vs_initial_equity", "unrealized-PnL feature against the initial equity, not the equity at the last order",
+           ENGINE, "new[4] = (equity / self.entry_equity - 1.0) * 100",
+           "new[4] = (equity / self.config.initial_equity - 1.0) * 100", ACCOUNTING),
+    # --- what the code did before it followed the paper
+    Mutant("old_discount_at_episode_end", "old: a gamma where an episode ends mid-chunk (boundary | done)", ALGOS,
+           "g = returns_to_go(rewards, boundary, stop, truncated, final_values, last_value, algo.gamma)",
+           "g = returns_to_go(rewards, boundary | done, stop, truncated, final_values, last_value, algo.gamma)",
+           LEARNING),
+    Mutant("old_topr_split_by_advantage", "old: TOPR's branches split by each step's advantage sign", ALGOS,
+           "positive = outcome > 0", "positive = advantages > 0", LEARNING),
+    Mutant("old_horizon_bootstraps", "old: the horizon is a truncation that bootstraps from the critic", ROLLOUT,
+           "return truncated & (final_obs[:, TIME_LEFT] <= 0.0)", "return truncated & False", COLLECTING),
+    Mutant("old_normalizer_moves_in_rollout", "old: normalizer statistics updated at every rollout step", ROLLOUT,
+           "            obs_t = torch.as_tensor(self.obs, device=dev)\n",
+           "            obs_t = torch.as_tensor(self.obs, device=dev)\n"
+           "            if policy.config.normalize_obs:\n"
+           "                policy.norm.update(obs_t)\n", COLLECTING),
+    Mutant("old_chunk_end_lost_on_done", "old: an order on an episode's last step is lost (final_info unread)", ROLLOUT,
+           'chunk_end = np.where(done, info["final_info"]["chunk_end"], chunk_end)', "chunk_end = chunk_end",
+           COLLECTING),
+    Mutant("old_trade_chunks_on_requested_targets", "old: trade chunks end where the requested target changes", ROLLOUT,
+           'chunk_end, position = info["chunk_end"], info["position"]',
+           'chunk_end, position = info["chunk_end"], action_np.reshape(n, -1)[:, 0].astype(np.float64)', COLLECTING),
+    Mutant("old_groups_split_after_ruin", "old: a ruined group member restarts alone (groups drift apart)", ROLLOUT,
+           "begins = group_done[self.group_np]", "begins = ended", COLLECTING),
+    Mutant("old_store_chunk_convention", "old: the trajectory store starts a chunk at an order", STORE,
+           "chunk_index(record.positions != previous)", "np.cumsum(record.positions != previous, axis=0)",
+           ("tests/test_rollout.py",)),
+]
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], env: dict) -> tuple[int, str]:
+    out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                         cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    return out.returncode, lines[-1] if lines else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", help="run this mutant only (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/mutation.md")
+    args = parser.parse_args()
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name:40s} {m.file:36s} {m.what}")
+        return 0
+    names = {m.name for m in MUTANTS}
+    unknown = set(args.only or ()) - names
+    if unknown:
+        parser.error(f"unknown mutant(s) {sorted(unknown)}; see --list")
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="openclaw-mutation-") as tmp:
+        copy = Path(tmp)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+        for name in COPIED:
+            source = ROOT / name
+            (shutil.copytree(source, copy / name, ignore=ignore) if source.is_dir() else shutil.copy2(source, copy / name))
+        env = {**os.environ, "PYTHONPATH": str(copy)}
+        where = subprocess.run([sys.executable, "-c", "import openclaw_rl; print(openclaw_rl.__file__)"], cwd=copy,
+                               env=env, capture_output=True, text=True).stdout.strip()
+        if not where.startswith(str(copy)):
+            print(f"refusing: the tests would import openclaw_rl from {where!r}, not from the copy", file=sys.stderr)
+            return 2
+        originals = {}
+        for m in chosen:  # every snippet must be where the mutant expects it, before anything runs
+            text = originals.setdefault(m.file, (copy / m.file).read_text())
+            count = text.count(m.original)
+            if count != 1:
+                print(f"refusing: mutant {m.name}: its snippet occurs {count} times in {m.file} (expected once); "
+                      f"the file changed, update the mutant:\n{m.original}", file=sys.stderr)
+                return 2
+            try:
+                compile(text.replace(m.original, m.mutated), m.file, "exec")
+            except SyntaxError as err:
+                print(f"refusing: mutant {m.name} does not compile: {err}", file=sys.stderr)
+                return 2
+        suites = sorted({t for m in chosen for t in m.tests})
+        code, last = run_tests(copy, tuple(suites), env)
+        if code != 0:
+            print(f"refusing: the tests fail without any mutant ({' '.join(suites)}): {last}", file=sys.stderr)
+            return 2
+        rows, survived = [], []
+        for m in chosen:
+            path = copy / m.file
+            start = time.perf_counter()
+            try:
+                path.write_text(originals[m.file].replace(m.original, m.mutated))
+                code, last = run_tests(copy, m.tests, env)
+            finally:
+                path.write_text(originals[m.file])
+            if code not in (0, 1):  # 1: tests failed; anything else (no tests, usage, crash) says nothing
+                print(f"error: mutant {m.name}: pytest exited {code}: {last}", file=sys.stderr)
+                return 2
+            killed = code == 1
+            if not killed:
+                survived.append(m.name)
+            verdict = "killed" if killed else "SURVIVED"
+            print(f"{verdict:8s} {m.name:40s} {time.perf_counter() - start:5.1f}s  {last}", flush=True)
+            rows.append((m, verdict, last))
+    total, killed = len(rows), len(rows) - len(survived)
+    summary = f"{killed}/{total} mutants killed"
+    print(summary + (f"; survived: {', '.join(survived)}" if survived else ""))
+    if not args.no_write and not args.only:
+        lines = ["# Mutation testing", "",
+                 f"`make mutation` (scripts/mutation.py), {datetime.date.today()}: **{summary}**. Each mutant changes one "
+                 "snippet in a temporary copy of the repository and runs the listed tests (`pytest -x -q`); killed = "
+                 "a test failed.", "",
+                 "| mutant | what it breaks | file | tests | result |", "|---|---|---|---|---|"]
+        for m, verdict, last in rows:
+            lines.append(f"| `{m.name}` | {m.what} | `{m.file}` | {', '.join(t.removeprefix('tests/') for t in m.tests)} "
+                         f"| {verdict} |")
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        from openclaw_rl.atomic import atomic_write
+
+        atomic_write(RESULTS, "\n".join(lines) + "\n")
+        print(f"wrote {RESULTS}")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
