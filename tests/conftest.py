@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from openclaw_rl.rock.config import EnvConfig
 from openclaw_rl.rock.markets import Bars
@@ -41,3 +42,12 @@ def scripted():
         return engine
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: torch's intra-op threads only wait for each other (as in training, trainer.threads=auto)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

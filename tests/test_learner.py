@@ -23,14 +23,6 @@ F, X = False, True
 ALGOS = ("ipa", "ppo", "grpo", "reinforce")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: torch's intra-op threads only wait for each other (as in training, trainer.threads=auto)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def small(**sections):
     values = {k: dict(v) for k, v in SMALL.items()}

@@ -19,14 +19,6 @@ from openclaw_rl.strategies.v7 import Momentum
 ENV = EnvConfig(window=4, episode_bars=8, n_envs=1, regime="bull")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: torch's intra-op threads only wait for each other (as in training, trainer.threads=auto)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 class Scripted:
     """A 'strategy' holding given positions on the episode's bars (for hand-computed cases)."""

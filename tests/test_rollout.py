@@ -3,7 +3,6 @@
 the trajectory store numbers chunks as the learner does."""
 
 import numpy as np
-import pytest
 import torch
 
 from openclaw_rl.episodes import EpisodeRecord
@@ -12,13 +11,6 @@ from openclaw_rl.roll.algorithms import compute_targets
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.trainer import build
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def config(env=None, **sections):

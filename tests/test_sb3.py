@@ -2,11 +2,9 @@
 
 import importlib
 import sys
-import time
 
 import numpy as np
 import pytest
-import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.env_util import make_vec_env
@@ -26,29 +24,22 @@ def adapter(n=8, **config):
 
 
 def train_ppo(env):
-    """One PPO rollout of 2,048 steps and its update; the seconds it took."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny MLP: more threads only contend (0.5 s vs 10 s on a busy 2-core box)
-    try:
-        start = time.perf_counter()
-        model = PPO("MlpPolicy", env, n_steps=256, batch_size=512, n_epochs=2, seed=0, device="cpu")
-        model.learn(total_timesteps=2048)
-        assert model.num_timesteps == 2048
-        return time.perf_counter() - start
-    finally:
-        torch.set_num_threads(threads)
+    """One PPO rollout of 2,048 steps and its update (on one torch thread: conftest)."""
+    model = PPO("MlpPolicy", env, n_steps=256, batch_size=512, n_epochs=2, seed=0, device="cpu")
+    model.learn(total_timesteps=2048)
+    assert model.num_timesteps == 2048
 
 
 @ASKS_FOR_RGB_ARRAY
 def test_ppo_trains_through_make_vec_env():
     env = make_vec_env(ENV_ID, n_envs=8, seed=0, env_kwargs=SHORT)  # asks for render_mode="rgb_array" first
     assert env.num_envs == 8 and env.render_mode is None
-    assert train_ppo(env) < 15
+    train_ppo(env)
 
 
 def test_ppo_trains_through_the_adapter_discrete_and_continuous():
-    assert train_ppo(adapter()) < 15
-    assert train_ppo(adapter(continuous=True)) < 15
+    train_ppo(adapter())
+    train_ppo(adapter(continuous=True))
 
 
 def test_sb3_env_checker_passes_on_the_single_env():
