@@ -50,7 +50,7 @@ def backtest_title(env: EnvConfig, n_markets: int, dates: np.ndarray | None = No
         period = f"{env.episode_bars} bars ({years:g} year{'' if years == 1 else 's'})"
         if env.market.get("kind") == "historical":
             period += " from random start dates"
-    return f"{market_name(env)}, {n_markets} markets, {period}"
+    return f"{market_name(env)}, {n_markets} market{'' if n_markets == 1 else 's'}, {period}"
 
 
 def equity_figure(records: dict, title: str, dates: np.ndarray | None = None):

@@ -17,16 +17,13 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
+from openclaw_rl.errors import ConfigError
 
 REWARDS = ("log_return", "dsr", "terminal_excess")
 N_SCALAR_FEATURES = 5  # observation features after the return window (see the engine's layout)
 MARKETS = (*SYNTHETIC_MODELS, "historical")
 SAMPLINGS = ("random", "first")
 ENV_OWNED = ("bars_per_year", "regime")  # model fields set from env.*, not from env.market.*
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names the key."""
 
 
 def typed(cls, values: Mapping[str, Any], prefix: str):

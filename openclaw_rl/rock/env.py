@@ -9,6 +9,7 @@ import numpy as np
 
 from openclaw_rl.rock.config import EnvConfig
 from openclaw_rl.rock.engine import MarketEngine
+from openclaw_rl.errors import RenderModeError
 
 
 def resolve_config(config: EnvConfig | None, kwargs: dict) -> EnvConfig:
@@ -19,14 +20,6 @@ def resolve_config(config: EnvConfig | None, kwargs: dict) -> EnvConfig:
         values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
         return EnvConfig.from_mapping(values, **kwargs)
     return config
-
-
-class RenderModeError(ValueError, TypeError):
-    """A ``render_mode`` these envs do not have (they render nothing).
-
-    Also a ``TypeError``, like an unexpected keyword argument: Stable-Baselines3's ``make_vec_env``
-    asks ``gym.make`` for ``render_mode="rgb_array"`` and retries without it on a ``TypeError``.
-    """
 
 
 def check_render_mode(render_mode: str | None, owner: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from openclaw_rl.rock import rng
 from openclaw_rl.rock.markets import NO_REGIME, Bars
+from openclaw_rl.errors import DataError
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 
@@ -26,10 +27,6 @@ BUILTIN_DATASETS = {
 }
 log = logging.getLogger("openclaw_rl.rock")
 _DEFAULT_COLUMNS = {"time": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume"}
-
-
-class DataError(ValueError):
-    """Historical data that cannot be used, with the file, column and row at fault."""
 
 
 @dataclass

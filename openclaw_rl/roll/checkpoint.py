@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from openclaw_rl.errors import CheckpointError
 
 FORMAT = "openclaw_rl.checkpoint/1"
 _ARRAY = "__ndarray__"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not fit this run."""
 
 
 def _encode(obj):

@@ -10,10 +10,7 @@ from openclaw_rl.roll.algorithms import compute_targets, loss_terms, mismatch_st
 from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or gradient became NaN or infinite."""
+from openclaw_rl.errors import TrainingDiverged
 
 
 class Learner:
