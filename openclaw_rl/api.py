@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from openclaw_rl.configs import compose_config
+from openclaw_rl.errors import ConfigError
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, load_policy_weights
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
@@ -45,7 +47,11 @@ def make_config(config: Sequence[str] | Mapping[str, Any] | RunConfig = ()) -> R
         return RunConfig.from_mapping(config)
     if isinstance(config, str):
         raise TypeError("learn(config): give a list of overrides, e.g. ['algo=ppo'], not one string")
-    composed = OmegaConf.to_container(compose_config(config), resolve=True)
+    try:
+        composed = OmegaConf.to_container(compose_config(config), resolve=True)
+    except ConfigCompositionException as err:  # a wrong type, an unknown key or group option: name it
+        cause = err.__cause__
+        raise ConfigError(f"{err}: {str(cause).splitlines()[0] if cause else ''}".rstrip(": ")) from None
     composed.pop("hydra", None)
     return RunConfig.from_mapping(composed)
 
@@ -58,12 +64,22 @@ def learn(config: Sequence[str] | Mapping[str, Any] | RunConfig = (), run_dir: s
         _console_logging()
     config = make_config(config)
     config.env.make_market()  # loads and validates historical data before anything runs
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / time.strftime("%Y-%m-%d/%H-%M-%S")
+    run_dir = Path(run_dir) if run_dir is not None else _new_run_dir()
     result = run_training(config, run_dir)
     policy = ActorCritic.for_env(config.env, config.policy)
     source = checkpoint_path(result.run_dir)
     load_policy_weights(policy, load_checkpoint(source)["policy"], source)
     return Trained(config, result.objective, result.metrics, policy.eval(), result.run_dir)
+
+
+def _new_run_dir() -> Path:
+    """``runs/DATE/TIME`` as on the command line, with ``-2``, ``-3``, ... for runs started in the same second."""
+    base = Path("runs") / time.strftime("%Y-%m-%d/%H-%M-%S")
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
 
 
 def _console_logging() -> None:

@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.rock.config import ConfigError, EnvConfig, market_defaults
+from openclaw_rl.rock.config import EnvConfig, market_defaults
 from openclaw_rl.rock.markets import SYNTHETIC_MODELS
-from openclaw_rl.roll.config import ALGOS, RunConfig
+from openclaw_rl.roll.config import ALGO_DEFAULTS, ALGOS, RunConfig
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
@@ -32,8 +32,8 @@ def register() -> None:
     for kind in SYNTHETIC_MODELS:
         store.store(group="env/market", name=kind, node=market_defaults(kind), provider="openclaw_rl")
     store.store(group="env/market", name="historical", node={"kind": "historical"}, provider="openclaw_rl")
-    for name in ALGOS:
-        store.store(group="algo", name=name, node={"name": name}, provider="openclaw_rl")
+    for name in ALGOS:  # with the algorithm's own defaults, so that --cfg job and .hydra/ show them
+        store.store(group="algo", name=name, node={"name": name, **ALGO_DEFAULTS[name]}, provider="openclaw_rl")
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
@@ -42,16 +42,6 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name, overrides=list(overrides))
 
-
-
-def refuse_chdir() -> None:
-    """Refuse ``hydra.job.chdir=true``: relative paths in a config (data, checkpoints, datasets, outputs)
-    are read from the directory a command was started in, and every output already goes to the run dir."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized() and HydraConfig.get().job.chdir:
-        raise ConfigError("hydra.job.chdir: must be false; openclaw_rl writes every output under the run dir "
-                          "(hydra.run.dir) and reads relative paths from the directory you started in")
 
 
 register()

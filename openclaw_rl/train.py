@@ -13,7 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.configs import CONFIG_DIR, refuse_chdir
+from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.rock.config import ConfigError
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError

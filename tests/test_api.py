@@ -49,6 +49,10 @@ def test_learn_takes_a_dict_or_a_config_object_and_they_agree(tmp_path):
     with pytest.raises(ConfigError, match=r"^trainer\.total_steps: must be an integer, got 'many'$"):
         learn({"trainer": {"total_steps": "many"}}, run_dir=tmp_path)
     assert not (tmp_path / "checkpoints").exists()
+    with pytest.raises(ConfigError, match=r"trainer\.total_steps=abc.*could not be converted to Integer"):
+        make_config(["trainer.total_steps=abc"])
+    with pytest.raises(ConfigError, match="algo"):
+        make_config(["algo=sac"])
     with pytest.raises(TypeError, match="list of overrides"):
         make_config("algo=ppo")
 

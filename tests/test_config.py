@@ -43,3 +43,17 @@ def test_regime_parameters_can_be_overridden():
 def test_malformed_regimes_name_the_regime(spec):
     with pytest.raises(ConfigError, match=r"env\.market\.regimes\.bull: needs a mapping of mean_pct, vol_pct, duration_bars"):
         EnvConfig.from_mapping(market={"kind": "regime_switching", "regimes": {"bull": spec}})
+
+
+def test_switching_the_model_by_key_names_the_leftover_parameter():
+    """env.market.kind=gbm keeps regime switching's parameters: refused, pointing at env/market=gbm's keys."""
+    with pytest.raises(ConfigError, match=r"env\.market\.regimes: unknown parameter of gbm; allowed: start_price"):
+        EnvConfig.from_mapping(market={**EnvConfig().market, "kind": "gbm"})
+
+
+def test_numpy_values_are_plain_numbers():
+    import numpy as np
+
+    config = EnvConfig.from_mapping(fee_bps=np.float64(2.5), window=np.int64(8), actions=np.array([-1.0, 1.0]))
+    assert (config.fee_bps, config.window, config.actions) == (2.5, 8, (-1.0, 1.0))
+    assert MarketEnv(fee_bps=np.float32(2.0)).config.fee_bps == 2.0

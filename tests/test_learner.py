@@ -350,7 +350,7 @@ def test_nan_loss_stops_with_a_clear_error():
     ({"ipa": {"mismatch_low": 3.0}}, r"ipa\.mismatch_low: must be in \[0, ipa\.mismatch_h=2\.0\), got 3\.0"),
     ({"algo": {"lr": -1e-3}}, r"algo\.lr: must be > 0, got -0\.001"),
     ({"algo": {"num_minibatches": 3}}, r"algo\.num_minibatches: must divide env\.n_envs=8"),
-    ({"trainer": {"total_steps": 10}}, r"trainer\.total_steps: must be at least one rollout"),
+    ({"trainer": {"total_steps": 0}}, r"trainer\.total_steps: must be >= 1 \(rounded up to whole rollouts\), got 0"),
     ({"algo": {"name": "grpo"}}, r"trainer\.group_size: grpo with a group baseline needs trainer\.group_size >= 2"),
     ({"trainer": {"group_size": 3}}, r"trainer\.group_size: must divide env\.n_envs=8"),
     ({"algo": {"learning_rate": 1.0}}, r"algo\.learning_rate: unknown key"),

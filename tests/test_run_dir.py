@@ -49,7 +49,7 @@ def test_a_finished_run_is_refused_then_overwrite_starts_clean(tmp_path, caplog)
     run(config(), tmp_path)
     assert f"run dir: {tmp_path}" in caplog.text
     written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
-    with pytest.raises(CheckpointError, match=r"already holds a run .*trainer\.resume=auto.*trainer\.overwrite=true"):
+    with pytest.raises(ConfigError, match=r"hydra\.run\.dir=.*: already holds a run .*trainer\.resume=auto.*trainer\.overwrite=true"):
         run(config(), tmp_path)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == written  # untouched
     with pytest.raises(ConfigError, match="give one of them"):
@@ -63,7 +63,7 @@ def test_a_finished_run_is_refused_then_overwrite_starts_clean(tmp_path, caplog)
 def test_outputs_of_a_run_that_never_checkpointed_are_refused_and_resume_auto_starts_over(tmp_path):
     (tmp_path / "tb").mkdir()
     (tmp_path / "tb" / "events.out.tfevents.1.host.1.1").write_bytes(b"")
-    with pytest.raises(CheckpointError, match="a run that never checkpointed"):
+    with pytest.raises(ConfigError, match="a run that never checkpointed"):
         run(config(), tmp_path)
     run(with_trainer(config(), resume="auto"), tmp_path)
     assert not (tmp_path / "tb" / "events.out.tfevents.1.host.1.1").exists()
@@ -130,7 +130,7 @@ def test_threads_auto_picks_one_for_small_policies_and_the_run_restores_the_sett
     assert trainer.resolve_threads("3", 14_000, cpu) == 3 and trainer.resolve_threads(2, 14_000, cpu) == 2
     for bad in ("0", "-1", "many", "1.5"):
         with pytest.raises(ConfigError, match="trainer.threads: must be auto or a positive integer"):
-            trainer.parse_threads(bad)
+            run(config(trainer={"threads": bad}), tmp_path)
     seen, real_update = [], Learner.update
 
     def update(self, batch, update, num_updates):

@@ -5,7 +5,10 @@ import sys
 
 import numpy as np
 import pytest
-from stable_baselines3 import PPO
+
+pytest.importorskip("stable_baselines3")  # the [sb3] extra; the dev extra installs it
+
+from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecCheckNan, VecEnv, VecMonitor, VecNormalize

@@ -45,6 +45,9 @@ def test_appending_continues_ids_and_refuses_another_env(tmp_path):
     make(tmp_path, "trend", TrendFollowing(fast=2, slow=5), n=3)
     data = generate(strategy_actor(TrendFollowing(fast=2, slow=5)), ENV, 2, 100, tmp_path / "trend", "trend", append=True)
     assert data.trajectories().column("traj").to_pylist() == [0, 1, 2, 3, 4]
+    with pytest.raises(DataError, match=r"already holds the markets seeded 100\.\.101 .*e\.g\. seed=102"):
+        generate(strategy_actor(TrendFollowing(fast=2, slow=5)), ENV, 4, 98, tmp_path / "trend", "trend", append=True)
+    assert len(TrajectoryDataset(tmp_path / "trend")) == 5  # nothing was added
     with pytest.raises(DataError, match="another env config"):
         generate(strategy_actor(TrendFollowing()), EnvConfig(window=8, episode_bars=31, continuous=True), 1, 0,
                  tmp_path / "trend", "trend", append=True)
@@ -176,4 +179,6 @@ def test_the_command_line_generates_a_dataset_and_names_bad_input(tmp_path):
     again = ["strategy=momentum", f"out={tmp_path / 'momentum'}", *small]
     result = cli(*again)  # a rerun never adds duplicates silently
     assert result.returncode != 0 and "add to it with append=true" in result.stderr and "overwrite=true" in result.stderr
-    assert cli(*again, "++append=true").returncode == 0 and len(TrajectoryDataset(tmp_path / "momentum")) == 12
+    result = cli(*again, "append=true")  # the same markets again: duplicates, refused
+    assert result.returncode != 0 and "already holds the markets seeded 0.." in result.stderr
+    assert cli(*again, "append=true", "seed=1000").returncode == 0 and len(TrajectoryDataset(tmp_path / "momentum")) == 12

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.backtest.plots import backtest_title, episode_dates, equity_figure
 from openclaw_rl.backtest.run import backtest_policy, backtest_strategy, make_strategy
-from openclaw_rl.configs import CONFIG_DIR, refuse_chdir
+from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.episodes import EpisodeRecord
 from openclaw_rl.metrics import deflated_sharpe_ratio
 from openclaw_rl.progress import Progress

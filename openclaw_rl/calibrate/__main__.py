@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from openclaw_rl.atomic import atomic_write
+from openclaw_rl.cli import refuse_chdir
 from openclaw_rl.calibrate import GARCH_MEANS, MODELS, fit, load_prices, log_returns_pct
 from openclaw_rl.rock import ConfigError, DataError, EnvConfig
 from openclaw_rl.rock.historical import DataConfig
@@ -70,6 +71,7 @@ def market_overrides(market: dict) -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="calibrate")
 def main(cfg: DictConfig) -> None:
     try:
+        refuse_chdir()
         if OmegaConf.is_missing(cfg, "out"):
             raise ConfigError("out: the market config file to write is required, e.g. out=my_market.yaml")
         if cfg.model not in MODELS:

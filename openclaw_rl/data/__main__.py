@@ -17,6 +17,7 @@ from openclaw_rl.episodes import policy_actor, strategy_actor
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
+from openclaw_rl.cli import refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 
 log = logging.getLogger("openclaw_rl.data")
@@ -39,6 +40,7 @@ def actor_for(cfg: DictConfig, env: EnvConfig):
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
 def main(cfg: DictConfig) -> None:
     try:
+        refuse_chdir()
         if OmegaConf.is_missing(cfg, "out"):
             raise ConfigError("out: the dataset directory is required, e.g. out=runs/data/trend")
         if cfg.n_trajectories < 1 or cfg.shard_size < 1:

@@ -74,6 +74,12 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
         if manifest["env"] != _env_to_json(env_config):
             raise DataError(f"{root}: holds trajectories of another env config; write to a new directory "
                             "(or replace them with overwrite=true)")
+        for shard in manifest["shards"]:  # the same markets twice would be duplicate trajectories
+            first = shard.get("first_seed")
+            if first is not None and first < seed + n_trajectories and seed < first + shard["n_trajectories"]:
+                raise DataError(f"{root}: already holds the markets seeded {first}..{first + shard['n_trajectories'] - 1} "
+                                f"({shard['trajectories_file']}); append markets from another seed, e.g. "
+                                f"seed={max(s.get('first_seed', 0) + s['n_trajectories'] for s in manifest['shards'])}")
     if overwrite:
         removed = [path for pattern in ("manifest.json", "*.steps.parquet*", "*.trajectories.parquet*")
                    for path in root.glob(pattern)]
@@ -93,7 +99,7 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
             steps, trajectories = _tables(record, first_traj, seed + done, source, regime, config.initial_equity)
             index = len(manifest["shards"])
             entry = {"steps_file": f"{index:05d}.steps.parquet", "trajectories_file": f"{index:05d}.trajectories.parquet",
-                     "n_steps": int(len(steps["traj"])), "n_trajectories": n}
+                     "n_steps": int(len(steps["traj"])), "n_trajectories": n, "first_seed": seed + done}
             for kind, table in (("steps", steps), ("trajectories", trajectories)):
                 tmp = root / (entry[f"{kind}_file"] + ".tmp")
                 pq.write_table(pa.table(table), tmp)

@@ -32,7 +32,7 @@ def typed(cls, values: Mapping[str, Any], prefix: str):
     that names the key."""
     try:
         schema = OmegaConf.structured(cls)
-        return OmegaConf.to_object(OmegaConf.merge(schema, _assign_market(schema, values)))
+        return OmegaConf.to_object(OmegaConf.merge(schema, _assign_market(schema, _plain(values))))
     except ConfigKeyError as err:
         key, parent = ".".join(filter(None, (prefix, err.full_key))), err.object_type
         allowed = f"; allowed: {', '.join(sorted(f.name for f in dataclasses.fields(parent)))}" if dataclasses.is_dataclass(parent) else ""
@@ -42,6 +42,17 @@ def typed(cls, values: Mapping[str, Any], prefix: str):
         rule = f"must be {'an' if expected and expected[1][0] in 'AEIOU' else 'a'} {expected[1].lower()}" if expected else err.msg.splitlines()[0]
         key = ".".join(filter(None, (prefix, err.full_key)))
         raise ConfigError(f"{key}: {rule}, got {err.value!r}" if expected else f"{key}: {rule}") from None
+
+
+def _plain(value):
+    """Numpy scalars and arrays as Python numbers and lists (OmegaConf takes only primitives)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _assign_market(schema, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,6 +90,10 @@ def _with_market_defaults(market: Mapping[str, Any]) -> dict[str, Any]:
     if market.get("kind") not in SYNTHETIC_MODELS:
         return market  # historical takes no parameters; an unknown kind is reported by validate
     values = market_defaults(market["kind"])
+    unknown = [key for key in market if key not in values]
+    if unknown:  # e.g. a typo, or env.market.kind=gbm over regime switching's parameters (use env/market=gbm)
+        raise ConfigError(f"env.market.{unknown[0]}: unknown parameter of {market['kind']}; "
+                          f"allowed: {', '.join(k for k in values if k != 'kind')}")
     given_regimes = market.pop("regimes", None)
     if isinstance(given_regimes, Mapping):
         regimes = values["regimes"]
@@ -201,12 +216,8 @@ class EnvConfig:
             if params:
                 raise ConfigError(f"{prefix}.market: historical takes no parameters (got {sorted(params)}); use env.data")
             return HistoricalReplay(load_series(self.data), self.data.sampling)
-        model_cls = SYNTHETIC_MODELS[kind]
+        model_cls = SYNTHETIC_MODELS[kind]  # __post_init__ refused parameters the model does not have
         fields = [f.name for f in dataclasses.fields(model_cls)]
-        allowed = [name for name in fields if name not in ("bars_per_year", "regime")]  # from env.*
-        for key in params:
-            if key not in allowed:
-                raise ConfigError(f"{prefix}.market.{key}: unknown parameter of {kind}; allowed: {', '.join(allowed)}")
         if model_cls is RegimeSwitching:
             params = _regime_params(params, self.regime, prefix)
         elif "bars_per_year" in fields:

@@ -137,6 +137,8 @@ def policy_loss(
         mean = (advantages * learn).sum() / count
         std = (((advantages - mean) ** 2 * learn).sum() / (count - 1).clamp(min=1.0)).sqrt()
         advantages = (advantages - mean) / (std + 1e-8)
+    if algo.name == "ipa" and ipa.topr_split == "advantage":
+        positive = advantages > 0  # the sign of the advantage the loss weights with (whitened or not)
     if algo.name == "ipa":
         return ipa_policy_loss(logp_new, logp_old, logp_behaviour, advantages, ids, n_chunks, positive,
                                ipa.mismatch_h, ipa.mismatch_low, learn)

@@ -190,8 +190,7 @@ class RunConfig:
         need(a.num_minibatches >= 1 and self.env.n_envs % a.num_minibatches == 0, "algo.num_minibatches",
              f"must divide env.n_envs={self.env.n_envs} (minibatches are groups of envs), got {a.num_minibatches}")
         need(t.rollout_steps >= 1, "trainer.rollout_steps", f"must be >= 1, got {t.rollout_steps}")
-        need(t.total_steps >= self.batch_steps, "trainer.total_steps",
-             f"must be at least one rollout (trainer.rollout_steps * env.n_envs = {self.batch_steps}), got {t.total_steps}")
+        need(t.total_steps >= 1, "trainer.total_steps", f"must be >= 1 (rounded up to whole rollouts), got {t.total_steps}")
         need(t.group_size >= 1 and self.env.n_envs % t.group_size == 0, "trainer.group_size",
              f"must divide env.n_envs={self.env.n_envs}, got {t.group_size}")
         grouped = a.name == "grpo" or (a.name == "ipa" and self.ipa.baseline == "group")
@@ -224,7 +223,7 @@ class RunConfig:
         need(t.progress in PROGRESS, "trainer.progress", f"unknown mode {t.progress!r}; allowed: {', '.join(PROGRESS)}")
         need(not (t.overwrite and t.resume is not None), "trainer.overwrite",
              f"true replaces the run in the run dir, trainer.resume={t.resume} continues one: give one of them")
-        need(t.threads == "auto" or (t.threads.isdigit() and int(t.threads) >= 1), "trainer.threads",
+        need(t.threads == "auto" or (str(t.threads).isdigit() and int(t.threads) >= 1), "trainer.threads",
              f"must be auto or a positive integer, got {t.threads!r}")
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")
         need(t.log_every >= 1, "trainer.log_every", f"must be >= 1, got {t.log_every}")

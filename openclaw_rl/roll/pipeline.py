@@ -9,7 +9,6 @@ from pathlib import Path
 
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
-from openclaw_rl.roll.run_dir import check_options
 from openclaw_rl.roll.sft import run_sft
 from openclaw_rl.roll.trainer import TrainResult, run_training
 
@@ -19,7 +18,7 @@ log = logging.getLogger("openclaw_rl.train")
 def run(config: RunConfig, run_dir: str | Path) -> TrainResult:
     """Train with ``config`` under ``run_dir``, whatever its ``trainer.stage``."""
     run_dir = Path(run_dir)
-    check_options(config.trainer.resume, config.trainer.overwrite)
+    config.validate()  # a RunConfig built in Python, not through from_mapping, is checked here too
     if config.trainer.stage == "sft":
         return run_sft(config, run_dir)
     if config.trainer.stage == "sft_rl":

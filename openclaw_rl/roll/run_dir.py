@@ -19,16 +19,10 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 
 from openclaw_rl.rock import ConfigError
-from openclaw_rl.roll.checkpoint import CheckpointError, checkpoint_path
+from openclaw_rl.roll.checkpoint import checkpoint_path
 
 log = logging.getLogger("openclaw_rl.train")
 OUTPUTS = ("checkpoints", "tb", "reports.jsonl")  # what a run writes, relative to its run dir
-
-
-def check_options(resume: str | None, overwrite: bool) -> None:
-    if overwrite and resume is not None:
-        raise ConfigError(f"trainer.overwrite=true replaces the run in the run dir, trainer.resume={resume} "
-                          "continues one: give one of them")
 
 
 def claim(run_dir: Path, resuming: bool, resume: str | None, overwrite: bool) -> None:
@@ -37,7 +31,6 @@ def claim(run_dir: Path, resuming: bool, resume: str | None, overwrite: bool) ->
     Refuses a run dir that holds another run's outputs unless ``overwrite`` (delete them) or
     ``resume == "auto"`` with no checkpoint to continue from (what is there never checkpointed:
     starting over is continuing it)."""
-    check_options(resume, overwrite)
     if resuming:
         return
     found = [name for name in OUTPUTS if (Path(run_dir) / name).exists()]
@@ -45,8 +38,8 @@ def claim(run_dir: Path, resuming: bool, resume: str | None, overwrite: bool) ->
         return
     if not (overwrite or resume == "auto"):
         what = "a run" if checkpoint_path(run_dir).is_file() else "the outputs of a run that never checkpointed"
-        raise CheckpointError(f"{run_dir}: already holds {what} ({', '.join(found)}); continue it with "
-                              "trainer.resume=auto, or replace it with trainer.overwrite=true")
+        raise ConfigError(f"hydra.run.dir={run_dir}: already holds {what} ({', '.join(found)}); continue it with "
+                          "trainer.resume=auto, or replace it with trainer.overwrite=true")
     for name in found:
         path = Path(run_dir) / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()

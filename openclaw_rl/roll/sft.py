@@ -25,7 +25,7 @@ from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import evaluate
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
-from openclaw_rl.roll.trainer import TrainResult, parse_threads, resolve_device, resolve_threads, torch_threads
+from openclaw_rl.roll.trainer import TrainResult, resolve_device, resolve_threads, torch_threads
 
 log = logging.getLogger("openclaw_rl.sft")
 
@@ -46,7 +46,6 @@ def check_datasets(config: RunConfig) -> EnvConfig:
 def run_sft(config: RunConfig, run_dir: Path) -> TrainResult:
     """Clone the datasets into a new policy, checkpoint it under ``run_dir`` and evaluate it held out."""
     device = resolve_device(config.trainer.device)
-    parse_threads(config.trainer.threads)
     data_env = check_datasets(config)
     claim(run_dir, False, config.trainer.resume, config.trainer.overwrite)
     log.info("run dir: %s", run_dir)

@@ -42,16 +42,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def parse_threads(spec: str | int) -> int | None:
-    """``trainer.threads``: a positive integer, or None for ``auto``."""
-    text = str(spec).strip()
-    if text == "auto":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"trainer.threads: must be auto or a positive integer, got {spec!r}")
-    return int(text)
-
-
 def resolve_threads(spec: str | int, n_parameters: int, device: torch.device) -> int:
     """Torch's CPU threads for a run. ``auto``: one thread on a GPU or for a policy of fewer than
     ``SMALL_POLICY`` parameters (the default MLP has about 14,000), torch's default otherwise.
@@ -61,9 +51,8 @@ def resolve_threads(spec: str | int, n_parameters: int, device: torch.device) ->
     that wait for each other make a run many times slower (bench/results/threads.md). Measured on 2
     cores: one thread was faster up to 512x512 MLPs, two were faster for 1024x1024 (9.4 s -> 5.8 s).
     """
-    threads = parse_threads(spec)
-    if threads is not None:
-        return threads
+    if str(spec) != "auto":
+        return int(spec)  # RunConfig.validate checked it
     return 1 if device.type == "cuda" or n_parameters < SMALL_POLICY else TORCH_THREADS
 
 
@@ -124,10 +113,12 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         raise ConfigError(f"trainer.stage={trainer.stage}: run_training trains the rl stage; "
                           "openclaw_rl.roll.pipeline.run runs every stage")
     device = resolve_device(trainer.device)
-    parse_threads(trainer.threads)
     resume_from, run_dir = find_resume(trainer.resume, Path(run_dir))
     claim(run_dir, resume_from is not None, trainer.resume, trainer.overwrite)
     log.info("run dir: %s", run_dir)
+    if config.env.market["kind"] == "historical":
+        log.warning("env.market=historical: the evaluation (and the objective) replays windows of the same series "
+                    "the run trains on, so it is in-sample; held-out time splits come with the benchmark suite")
     torch.manual_seed(config.seed)
     envs, policy, collector, learner = build(config, device)
     threads = resolve_threads(trainer.threads, sum(p.numel() for p in policy.parameters()), device)
