@@ -12,7 +12,7 @@ from tensorboard.plugins.hparams import metadata
 
 from openclaw_rl.rock import ConfigError
 from openclaw_rl.roll import trainer
-from openclaw_rl.roll.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.pipeline import run
