@@ -41,9 +41,9 @@ SPARSE = ["env.reward=terminal_excess", "env.episode_bars=252"]
 
 
 def shared(args) -> list[str]:
-    """The overrides every run shares (besides algo, seed, steps and the task's)."""
+    """The overrides every run shares (besides algo, seed, steps and the task's), then ``--override``s."""
     return [f"env.n_envs={args.n_envs}", "trainer.group_size=4", "trainer.progress=log",
-            "trainer.checkpoint_every=1000000", f"eval.n_envs={args.eval_envs}"]
+            "trainer.checkpoint_every=1000000", f"eval.n_envs={args.eval_envs}", *args.override]
 
 
 def overrides(algo: str, seed: int, steps: int, task: list[str], args) -> list[str]:
@@ -91,20 +91,23 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=64, help="training envs (env.n_envs)")
     parser.add_argument("--eval-envs", type=int, default=256, help="held-out markets (eval.n_envs)")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--override", action="append", default=[],
+                        help="an extra override for every run, e.g. --override algo.update_epochs=1 (repeatable)")
+    parser.add_argument("--skip-trend", action="store_true", help="only the sparse-reward task")
     parser.add_argument("--results", default="learning", help="bench/results/RESULTS.{json,md}")
     args = parser.parse_args()
+    if args.skip_trend:
+        args.trend_seeds = 0
     trend = {algo: [train(algo, s, TREND, args) for s in range(args.trend_seeds)] for algo in args.algos}
     random = [random_policy(s, TREND, args) for s in range(args.trend_seeds)]
-    for algo, runs in trend.items():
+    for algo, runs in trend.items() if args.trend_seeds else ():
         print(f"trend {algo}: log return {mean_sd([r['log_return'] for r in runs])}, "
               f"grad spike {mean_sd([r['grad_spike'] for r in runs])}", flush=True)
     sparse = {algo: [train(algo, s, SPARSE, args) for s in range(args.seeds)] for algo in args.algos}
     for algo, runs in sparse.items():
         print(f"sparse {algo}: excess {mean_sd([r['excess_log_return'] for r in runs])}, "
               f"grad spike {mean_sd([r['grad_spike'] for r in runs])}", flush=True)
-    buy_and_hold = random[0]["log_return"] - random[0]["excess_log_return"]
-    random_mean = float(np.mean([r["log_return"] for r in random]))
-    example = " ".join(overrides("ipa", 0, args.steps, TREND, args))
+    example = " ".join(overrides(args.algos[0], 0, args.steps, SPARSE if args.skip_trend else TREND, args))
     lines = [
         "# Learning benchmarks", "",
         f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores by `bench/learning.py`: {args.steps:,} env "
@@ -113,10 +116,17 @@ def main() -> None:
         f"{args.n_envs} envs, the default network, rollout, epochs and minibatches, trainer.group_size=4; held-out "
         f"evaluation on {args.eval_envs} markets (seeds disjoint from training), greedy actions. Mean ± std over "
         "seeds. Gradient norms are before clipping: the max over every minibatch of a run, the median over updates.", "",
-        f"## Trending market ({' '.join(TREND)}), {args.trend_seeds} seeds", "",
-        f"Buy-and-hold on the same held-out markets: {buy_and_hold:+.4f} log return; a uniformly random policy: "
-        f"{mean_sd([r['log_return'] for r in random])}.", "",
-        *table(trend, "log_return", random_mean), "",
+    ]
+    if random:
+        buy_and_hold = random[0]["log_return"] - random[0]["excess_log_return"]
+        random_mean = float(np.mean([r["log_return"] for r in random]))
+        lines += [
+            f"## Trending market ({' '.join(TREND)}), {args.trend_seeds} seeds", "",
+            f"Buy-and-hold on the same held-out markets: {buy_and_hold:+.4f} log return; a uniformly random policy: "
+            f"{mean_sd([r['log_return'] for r in random])}.", "",
+            *table(trend, "log_return", random_mean), "",
+        ]
+    lines += [
         f"## Long horizon, sparse terminal reward ({' '.join(SPARSE)}), {args.seeds} seeds", "",
         *table(sparse, "excess_log_return"),
     ]

@@ -91,8 +91,8 @@ def report(payload: dict) -> str:
         f"{' '.join(map(str, payload['load']))}`: the default config (64 envs, rollout 128, 64x64 MLP), "
         f"{payload['steps']:,} env steps on the CPU, whole runs (evaluation included), {payload['repeats']} runs per "
         f"cell, taken in turn. torch's default here is {payload['torch_default_threads']} threads; `auto` picked "
-        f"{payload['auto']}. Other engineers' jobs shared the machine throughout, so even the idle column is "
-        "not idle: read the ratios, not the absolute times.", "",
+        f"{payload['auto']}. \"Busy processes\" are busy-loop processes started beside the run; the machine is "
+        "shared, so read the ratios, not the absolute times.", "",
         "| threads | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results),
     ]
     for name in SETTINGS:

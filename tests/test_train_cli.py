@@ -90,3 +90,16 @@ def test_resume_with_a_different_design_is_refused(tmp_path):
     run(tmp_path, "trainer.total_steps=2048")
     result = run(tmp_path, "trainer.total_steps=4096", "trainer.resume=auto", "algo=ppo", check=False)
     assert result.returncode != 0 and "different configuration" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module,extra", [
+    ("openclaw_rl.train", []),
+    ("openclaw_rl.data", ["strategy=trend", "out=data"]),
+    ("openclaw_rl.backtest", []),
+    ("openclaw_rl.calibrate", ["model=garch", "data.path=prices.csv", "out=market.yaml"]),
+])
+def test_every_cli_refuses_hydra_job_chdir_before_writing(tmp_path, module, extra):
+    result = subprocess.run([sys.executable, "-m", module, "hydra.job.chdir=true", f"hydra.run.dir={tmp_path / 'run'}", *extra],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "hydra.job.chdir: must be false" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "run" / "data").exists() and not (tmp_path / "run" / "checkpoints").exists()
