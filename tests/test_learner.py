@@ -273,7 +273,7 @@ def test_synchronous_collection_gives_mu_equal_to_pi_old_exactly():
 
 
 def test_a_stale_behaviour_policy_drops_exactly_its_chunks():
-    config = small(algo={"name": "ipa", "update_epochs": 1, "num_minibatches": 1}, ipa={"mismatch_h": 2.0})
+    config = small(algo={"name": "ipa", "update_epochs": 1, "num_minibatches": 1}, ipa={"mismatch_high": 2.0})
     torch.manual_seed(0)
     _, policy, collector, learner = build(config, torch.device("cpu"))
     batch, _ = collector.collect(config.trainer.rollout_steps, version=0)
@@ -347,7 +347,7 @@ def test_nan_loss_stops_with_a_clear_error():
     ({"algo": {"name": "sac"}}, r"algo\.name: unknown algo 'sac'; allowed: ipa, ppo, grpo, reinforce"),
     ({"ipa": {"chunker": "token"}}, r"ipa\.chunker: unknown chunker 'token'; allowed: trade, fixed, env, step, episode"),
     ({"ipa": {"topr_split": "step"}}, r"ipa\.topr_split: unknown split 'step'; allowed: trajectory, advantage"),
-    ({"ipa": {"mismatch_low": 3.0}}, r"ipa\.mismatch_low: must be in \[0, ipa\.mismatch_h=2\.0\), got 3\.0"),
+    ({"ipa": {"mismatch_low": 3.0}}, r"ipa\.mismatch_low: must be in \[0, ipa\.mismatch_high=2\.0\), got 3\.0"),
     ({"algo": {"lr": -1e-3}}, r"algo\.lr: must be > 0, got -0\.001"),
     ({"algo": {"num_minibatches": 3}}, r"algo\.num_minibatches: must divide env\.n_envs=8"),
     ({"trainer": {"total_steps": 0}}, r"trainer\.total_steps: must be >= 1 \(rounded up to whole rollouts\), got 0"),

@@ -141,7 +141,7 @@ def policy_loss(
         positive = advantages > 0  # the sign of the advantage the loss weights with (whitened or not)
     if algo.name == "ipa":
         return ipa_policy_loss(logp_new, logp_old, logp_behaviour, advantages, ids, n_chunks, positive,
-                               ipa.mismatch_h, ipa.mismatch_low, learn)
+                               ipa.mismatch_high, ipa.mismatch_low, learn)
     if algo.name == "reinforce":
         return -(advantages * logp_new * learn).sum() / count, {}
     ratio = torch.exp(logp_new - logp_old)  # ppo, grpo: clipped surrogate

@@ -59,7 +59,7 @@ class AlgoConfig:
 class IPAConfig:
     chunker: str = "trade"
     fixed_k: int = 8  # chunk length of the ``fixed`` chunker
-    mismatch_h: float = 2.0  # drop chunks whose geometric-mean pi_old / mu exceeds this
+    mismatch_high: float = 2.0  # drop chunks whose geometric-mean pi_old / mu exceeds this
     baseline: str = "none"  # none (the paper) | value (learned) | group (mean over same-seed markets)
     topr_split: str = "trajectory"  # Eq. 9's no-ratio branch: trajectory (its return > 0: the paper, ROLL) | advantage (step's > 0)
     mismatch_low: float = 0.0  # ROLL's two-sided filter: also drop chunks whose geometric-mean pi_old / mu is below this
@@ -172,11 +172,11 @@ class RunConfig:
         need(self.ipa.chunker in CHUNKERS, "ipa.chunker", f"unknown chunker {self.ipa.chunker!r}; allowed: {', '.join(CHUNKERS)}")
         need(self.ipa.baseline in BASELINES, "ipa.baseline", f"unknown baseline {self.ipa.baseline!r}; allowed: {', '.join(BASELINES)}")
         need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
-        need(self.ipa.mismatch_h > 0, "ipa.mismatch_h", f"must be > 0, got {self.ipa.mismatch_h}")
+        need(self.ipa.mismatch_high > 0, "ipa.mismatch_high", f"must be > 0, got {self.ipa.mismatch_high}")
         need(self.ipa.topr_split in ("trajectory", "advantage"), "ipa.topr_split",
              f"unknown split {self.ipa.topr_split!r}; allowed: trajectory, advantage")
-        need(0 <= self.ipa.mismatch_low < self.ipa.mismatch_h, "ipa.mismatch_low",
-             f"must be in [0, ipa.mismatch_h={self.ipa.mismatch_h}), got {self.ipa.mismatch_low}")
+        need(0 <= self.ipa.mismatch_low < self.ipa.mismatch_high, "ipa.mismatch_low",
+             f"must be in [0, ipa.mismatch_high={self.ipa.mismatch_high}), got {self.ipa.mismatch_low}")
         need(a.lr > 0, "algo.lr", f"must be > 0, got {a.lr}")
         need(a.reward_scale > 0, "algo.reward_scale", f"must be > 0, got {a.reward_scale}")
         need(0 < a.gamma <= 1, "algo.gamma", f"must be in (0, 1], got {a.gamma}")
