@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from common import machine, mean_sd, write_results
 from openclaw_rl.backtest.run import strategy_env
@@ -34,10 +32,10 @@ from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE
 from openclaw_rl.roll.resample import teacher_actions
+from openclaw_rl.api import make_config
 from openclaw_rl.roll.pipeline import run as run_training
 from openclaw_rl.strategies.v7 import VolatilityTargeting
 
-CONF = Path(__file__).resolve().parent.parent / "openclaw_rl" / "conf"
 VARIANTS = {
     "RL from scratch (IPA)": ["trainer.stage=rl", "resample.teacher=null", "resample.scan_every=0"],
     "SFT alone": ["trainer.stage=sft"],
@@ -51,9 +49,8 @@ DATA_SEED = 10**9  # teacher markets: apart from training (seed * 1e5 + i) and h
 
 
 def config_for(overrides: list[str]) -> RunConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["+experiment=sft_then_ipa", *overrides])
-    return RunConfig.from_mapping(OmegaConf.to_container(cfg, resolve=True))
+    """The pipeline experiment with ``overrides``, composed as `openclaw-train` composes it."""
+    return make_config(["+experiment=sft_then_ipa", *overrides])
 
 
 def teacher_on_held_out(env: EnvConfig, n_markets: int) -> dict[str, float]:
