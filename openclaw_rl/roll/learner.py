@@ -80,7 +80,8 @@ class Learner:
                 self.optimizer.step()
                 with torch.no_grad():
                     log_ratio = new[0] - old["logp"][:, cols]
-                    approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()
+                    sampled = (~mb.padding & ~mb.teacher).to(log_ratio.dtype)  # the steps the RL loss learns on
+                    approx_kl = (((log_ratio.exp() - 1) - log_ratio) * sampled).sum().item() / max(sampled.sum().item(), 1.0)
                 for key, value in {**term_stats, "losses/approx_kl": approx_kl, "losses/grad_norm": grad_norm.item()}.items():
                     stats.setdefault(key, []).append(value)
             if algo.target_kl is not None and np.mean(stats["losses/approx_kl"][-algo.num_minibatches:]) > algo.target_kl:
