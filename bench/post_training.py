@@ -1,7 +1,7 @@
 """The post-training report: RL from scratch vs SFT alone vs SFT then IPA (with and without
 chunk-level initialized resampling), on held-out markets.
 
-Every variant is the pipeline config ``conf/experiment/sft_then_ipa.yaml`` with overrides
+Every variant is the pipeline config ``openclaw_rl/conf/experiment/sft_then_ipa.yaml`` with overrides
 (composed through Hydra as ``python -m openclaw_rl.train +experiment=sft_then_ipa ...`` would):
 the sparse task (the episode's log return over buy-and-hold, paid once at the end of a 252-bar
 regime-switching episode), a V7 volatility-targeting teacher, its dataset generated once.
@@ -84,9 +84,9 @@ def main() -> None:
         generate(strategy_actor(VolatilityTargeting()), strategy_env(probe.env, 4096), args.trajectories, DATA_SEED,
                  data, "vol_target")
         for seed in range(args.seeds):
-            for name, overrides in VARIANTS.items():
-                start = time.perf_counter()
-                result = run_training(config_for([*common, f"seed={seed}", *overrides]), Path(tmp) / f"{seed}-{len(runs[name])}-{name[:3]}")
+            for variant, (name, overrides) in enumerate(VARIANTS.items()):
+                start = time.perf_counter()  # one run dir per (seed, variant): a shared one is refused, not clobbered
+                result = run_training(config_for([*common, f"seed={seed}", *overrides]), Path(tmp) / f"{seed}-{variant}")
                 last = result.history[-1]
                 scan = {k: v for k, v in last.items() if k.startswith("resample/")}
                 runs[name].append({**result.metrics, **scan, "seconds": time.perf_counter() - start})
@@ -96,7 +96,7 @@ def main() -> None:
     lines = [
         "# Post-training: RL from scratch vs SFT vs SFT then IPA", "",
         f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores by `bench/post_training.py` (variants of "
-        f"`conf/experiment/sft_then_ipa.yaml`): regime-switching markets, 252-bar episodes, sparse reward (the "
+        f"`openclaw_rl/conf/experiment/sft_then_ipa.yaml`): regime-switching markets, 252-bar episodes, sparse reward (the "
         f"episode's log return over buy-and-hold, paid once), discrete actions (-1, 0, +1). SFT: "
         f"{probe.sft.updates} updates on {args.trajectories:,} volatility-targeting trajectories. RL: IPA (trade "
         f"chunker), {args.steps:,} env steps, 64 envs. Held-out: {probe.eval.n_envs} markets whose seeds no stage "
