@@ -87,8 +87,8 @@ def main() -> None:
             for variant, (name, overrides) in enumerate(VARIANTS.items()):
                 start = time.perf_counter()  # one run dir per (seed, variant): a shared one is refused, not clobbered
                 result = run_training(config_for([*common, f"seed={seed}", *overrides]), Path(tmp) / f"{seed}-{variant}")
-                last = result.history[-1]
-                scan = {k: v for k, v in last.items() if k.startswith("resample/")}
+                scans = [h for h in result.history if "resample/success_from_start" in h]  # the last fork scan
+                scan = {k: v for k, v in scans[-1].items() if k.startswith("resample/")} if scans else {}
                 runs[name].append({**result.metrics, **scan, "seconds": time.perf_counter() - start})
                 print(f"seed {seed} {name}: excess {result.metrics['excess_log_return']:+.4f} "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
