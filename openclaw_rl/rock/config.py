@@ -38,10 +38,12 @@ def typed(cls, values: Mapping[str, Any], prefix: str):
         allowed = f"; allowed: {', '.join(sorted(f.name for f in dataclasses.fields(parent)))}" if dataclasses.is_dataclass(parent) else ""
         raise ConfigError(f"{key}: unknown key{allowed}") from None
     except ValidationError as err:
-        expected = re.search(r"converted to (\w+)", err.msg)
-        rule = f"must be {'an' if expected and expected[1][0] in 'AEIOU' else 'a'} {expected[1].lower()}" if expected else err.msg.splitlines()[0]
         key = ".".join(filter(None, (prefix, err.full_key)))
-        raise ConfigError(f"{key}: {rule}, got {err.value!r}" if expected else f"{key}: {rule}") from None
+        expected = re.search(r"converted to (\w+)", err.msg)  # e.g. "... could not be converted to Integer"
+        if expected is None:
+            raise ConfigError(f"{key}: {err.msg.splitlines()[0]}") from None
+        article = "an" if expected[1][0] in "AEIOU" else "a"
+        raise ConfigError(f"{key}: must be {article} {expected[1].lower()}, got {err.value!r}") from None
 
 
 def _plain(value):
