@@ -382,3 +382,21 @@ def test_divergence_mid_run_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         trainer.run_training(config, tmp_path)
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["update"] == 3 and state["global_step"] == 3 * 128
+
+
+def test_topr_split_by_advantage_takes_the_sign_the_loss_weights_with():
+    """ipa.topr_split=advantage with algo.norm_adv=true: the split is by the whitened advantage.
+    Raw advantages 1, 2, 3 are all positive; whitened they are -1, 0, +1, so the first step (and the
+    zero one) gets the truncated chunk ratio 0.5, not the no-ratio branch."""
+    from openclaw_rl.roll.algorithms import policy_loss
+
+    algo = AlgoConfig(name="ipa", norm_adv=True).with_defaults()
+    ipa = IPAConfig(topr_split="advantage")
+    logp_new = torch.log(torch.tensor([[0.2], [0.4], [0.3]]))
+    logp_old = logp_new - math.log(0.5)  # every step its own chunk, rho = 0.5
+    ids = torch.arange(3).reshape(3, 1)
+    raw = torch.tensor([[1.0], [2.0], [3.0]])
+    loss, _ = policy_loss(algo, ipa, logp_new, logp_old, logp_old, raw, raw > 0, ids, 3, torch.ones(3, 1))
+    whitened, weight = torch.tensor([-1.0, 0.0, 1.0]), torch.tensor([0.5, 0.5, 1.0])
+    expected = -(weight * whitened * logp_new.reshape(-1)).sum() / 3
+    assert torch.allclose(loss, expected, atol=1e-6)
