@@ -9,7 +9,6 @@ of a training run's, so ``trainer.init_from`` starts RL (IPA) from it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -22,10 +21,9 @@ from openclaw_rl.data.trajectories import TrajectoryDataset, compose, replay
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.checkpoint import checkpoint_path, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
-from openclaw_rl.roll.evaluate import evaluate
 from openclaw_rl.roll.policy import ActorCritic
-from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
-from openclaw_rl.roll.trainer import TrainResult, resolve_device, resolve_threads, torch_threads
+from openclaw_rl.roll.run_dir import claim, open_writer
+from openclaw_rl.roll.trainer import TrainResult, final_evaluation, resolve_device, resolve_threads, torch_threads
 
 log = logging.getLogger("openclaw_rl.sft")
 
@@ -98,14 +96,7 @@ def _clone(config: RunConfig, run_dir: Path, device: torch.device, data_env: Env
                                                        "stage": "sft", "update": update})
         if update % 10 == 0 or update == config.sft.updates:
             log.info("sft update %d/%d, loss %.4f, accuracy %.3f", update, config.sft.updates, loss.item(), accuracy)
-    metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
-    for key, value in metrics.items():
-        writer.add_scalar(f"eval/{key}", value, config.sft.updates)
-    objective = metrics[config.eval.objective]
-    write_hparams(writer, hparams(dataclasses.asdict(config)),
-                  {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}},
-                  config.sft.updates, started)
-    writer.close()
-    log.info("eval on %d held-out markets after SFT: %s -> objective %s = %.6f", config.eval.n_envs,
-             ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
-    return TrainResult(objective, metrics, history, run_dir)
+    try:
+        return final_evaluation(config, policy, device, writer, config.sft.updates, started, history, run_dir, {})
+    finally:
+        writer.close()

@@ -197,20 +197,26 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
                     "logged": logged,  # this step's scalars, logged again by a resumed run (see open_writer)
                 })
         progress.close()
-        metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
-        for key, value in metrics.items():
-            if f"eval/{key}" not in (logged or {}):  # not when eval.every evaluated this last update already
-                writer.add_scalar(f"eval/{key}", value, global_step)
-        objective = metrics[config.eval.objective]
-        write_hparams(writer, hparams(dataclasses.asdict(config)),
-                      {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}},
-                      global_step, started)
-        log.info("eval on %d held-out markets: %s -> objective %s = %.6f", config.eval.n_envs,
-                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
-        return TrainResult(objective, metrics, history, run_dir)
+        return final_evaluation(config, policy, device, writer, global_step, started, history, run_dir, logged or {})
     finally:
         writer.close()
         progress.close()
+
+
+def final_evaluation(config: RunConfig, policy: ActorCritic, device: torch.device, writer, step: int, started: float,
+                     history: list[dict[str, float]], run_dir: Path, logged: dict[str, float]) -> TrainResult:
+    """The end of a stage: held-out evaluation, its scalars (unless ``logged`` at this step already, as
+    with ``eval.every``) and the run's HParams entry in TensorBoard, a log line, the result."""
+    metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
+    for key, value in metrics.items():
+        if f"eval/{key}" not in logged:
+            writer.add_scalar(f"eval/{key}", value, step)
+    objective = metrics[config.eval.objective]
+    write_hparams(writer, hparams(dataclasses.asdict(config)),
+                  {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}}, step, started)
+    log.info("%s: eval on %d held-out markets: %s -> objective %s = %.6f", config.trainer.stage, config.eval.n_envs,
+             ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
+    return TrainResult(objective, metrics, history, run_dir)
 
 
 def _summary(step: int, stats: dict) -> str:
