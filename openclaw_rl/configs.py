@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from openclaw_rl.benchmark.config import BenchConfig
 from openclaw_rl.rock.config import EnvConfig, market_defaults
 from openclaw_rl.rock.markets import SYNTHETIC_MODELS
 from openclaw_rl.roll.config import ALGO_DEFAULTS, ALGOS, RunConfig
@@ -28,6 +29,7 @@ def register() -> None:
     # The env/market option fills env.market; merged onto another model's defaults it would mix two models.
     run_schema.env.market = env_schema.market = {}
     store.store(name="run_schema", node=run_schema, provider="openclaw_rl")
+    store.store(name="bench_schema", node=BenchConfig, provider="openclaw_rl")
     store.store(group="env", name="schema", node=env_schema, provider="openclaw_rl")
     for kind in SYNTHETIC_MODELS:
         store.store(group="env/market", name=kind, node=market_defaults(kind), provider="openclaw_rl")

@@ -197,7 +197,7 @@ def test_close_only_series_derives_open_high_low_from_closes(tmp_path):
     np.testing.assert_allclose(series.high, np.maximum(series.open, close))
     np.testing.assert_allclose(series.low, np.minimum(series.open, close))
     assert series.volume is None
-    env = MarketEnv(market={"kind": "historical"}, data={"path": str(path), "columns": CLOSE_ONLY, "sampling": "first"},
+    env = MarketEnv(market={"kind": "historical"}, data={"path": str(path), "columns": CLOSE_ONLY, "sampling": "first", "split": "all"},
                     window=4, episode_bars=10)
     env.reset(seed=0)
     np.testing.assert_allclose(env.engine.open[1:, 0], env.engine.close[:-1, 0])  # fills at the previous close

@@ -24,7 +24,7 @@ COLUMNS = {"time": "day", "open": "o", "high": "h", "low": "l", "close": "c", "v
 
 
 def historical(path, **extra):
-    return dict(market={"kind": "historical"}, data={"path": str(path), "columns": COLUMNS}, window=5,
+    return dict(market={"kind": "historical"}, data={"path": str(path), "columns": COLUMNS, "split": "all"}, window=5,
                 episode_bars=20, **extra)
 
 
@@ -92,7 +92,7 @@ def test_missing_column_is_named(tmp_path):
 
 def test_window_longer_than_data_fails_before_any_reset(tmp_path):
     path, _ = write_csv(tmp_path, n=30)
-    with pytest.raises(DataError, match=r"needs 46 bars .* the data has 30"):
+    with pytest.raises(DataError, match=r"needs 46 bars .* env\.data\.split=all has 30 \(of 30\)"):
         MarketEnv(**{**historical(path), "episode_bars": 40})
 
 

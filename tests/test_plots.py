@@ -64,7 +64,7 @@ def test_historical_replay_from_the_first_bar_is_plotted_against_dates(tmp_path)
     pd.DataFrame({"Date": days, "Open": open_, "High": np.maximum(open_, close) * 1.01, "Low": np.minimum(open_, close) * 0.99,
                   "Close": close, "Volume": 1e6}).to_csv(tmp_path / "spy.csv", index=False)
     env = EnvConfig.from_mapping(market={"kind": "historical"}, window=8, episode_bars=40,
-                                 data={"path": str(tmp_path / "spy.csv"), "sampling": "first"})
+                                 data={"path": str(tmp_path / "spy.csv"), "sampling": "first", "split": "all"})
     dates = episode_dates(env)
     assert len(dates) == 41 and dates[0] == np.datetime64(days[8]) and dates[-1] == np.datetime64(days[48])
     title = backtest_title(env, 4, dates)
@@ -81,7 +81,7 @@ def test_historical_replay_from_the_first_bar_is_plotted_against_dates(tmp_path)
     np.testing.assert_allclose(line(top, "buy_and_hold").get_ydata(), close[8:49] / close[8], rtol=1e-3)
 
     random_starts = EnvConfig.from_mapping(market={"kind": "historical"}, window=8, episode_bars=40,
-                                           data={"path": str(tmp_path / "spy.csv")})
+                                           data={"path": str(tmp_path / "spy.csv"), "split": "all"})
     assert episode_dates(random_starts) is None
     assert backtest_title(random_starts, 4) == "spy.csv, 4 markets, 40 bars (0.16 years) from random start dates"
     assert backtest_title(EnvConfig(regime="crash"), 64) == "regime_switching (regime crash), 64 markets, 252 bars (1 year)"

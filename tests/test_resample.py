@@ -13,7 +13,8 @@ from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
 from openclaw_rl.roll.resample import (
     TeacherReplay, crucial_forks, fork_scan, markets_at_start, nth_start, teacher_actions,
 )
-from openclaw_rl.roll.trainer import TRAIN_SEED_STRIDE, build, run_training
+from openclaw_rl.roll.config import TRAIN_SEED_STRIDE
+from openclaw_rl.roll.trainer import build, run_training
 from openclaw_rl.strategies.v7 import Momentum
 
 ENV = EnvConfig(window=4, episode_bars=8, n_envs=1, regime="bull")

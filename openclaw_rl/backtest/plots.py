@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from openclaw_rl.rock import EnvConfig
-from openclaw_rl.rock.historical import load_series
 
 
 def growth_and_drawdown(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,11 +25,14 @@ def growth_and_drawdown(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def episode_dates(env: EnvConfig) -> np.ndarray | None:
     """The timestamps ``[episode_bars + 1]`` of the equity rows when every market replays the same
-    historical bars (``sampling=first``), else None. Equity row ``k`` is marked at the close of
-    bar ``window + k`` of the episode: the first ``window`` bars only fill the observation."""
+    historical bars (``sampling=first``: from the split's first bar), else None. Equity row ``k`` is
+    marked at the close of bar ``window + k`` of the episode: the first ``window`` bars only fill the
+    observation."""
     if env.market.get("kind") != "historical" or env.data.sampling != "first":
         return None
-    return load_series(env.data).time[env.window : env.window + env.episode_bars + 1]
+    replay = env.make_market()
+    first = replay.start + env.window
+    return replay.series.time[first : first + env.episode_bars + 1]
 
 
 def market_name(env: EnvConfig) -> str:

@@ -73,11 +73,12 @@ def walk_forward(config: RunConfig, run_dir: Path, n_splits: int, purge: int | N
     stamps = [str(t) for t in series.time]
     results = []
     for k, split in enumerate(splits):
-        train_data = dataclasses.replace(env.data, start=stamps[split.train[0]], end=stamps[split.train[1] - 1])
+        train_data = dataclasses.replace(env.data, start=stamps[split.train[0]], end=stamps[split.train[1] - 1], split="all")
         train_config = dataclasses.replace(config, env=dataclasses.replace(env, data=train_data))
         trained = run(train_config, Path(run_dir) / f"split_{k}")
         history = split.test[0] - env.window
-        test_data = dataclasses.replace(env.data, start=stamps[history], end=stamps[split.test[1] - 1], sampling="first")
+        test_data = dataclasses.replace(env.data, start=stamps[history], end=stamps[split.test[1] - 1], sampling="first",
+                                        split="all")
         test_env = dataclasses.replace(env, data=test_data)
         _, m = backtest_policy(Path(run_dir) / f"split_{k}", test_env, n_test_markets, 0)
         compared = {}

@@ -17,6 +17,7 @@ from openclaw_rl.episodes import policy_actor, strategy_actor
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
+from openclaw_rl.roll.lineage import checkpoint_lineage
 from openclaw_rl.cli import refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 
@@ -45,14 +46,13 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError("out: the dataset directory is required, e.g. out=runs/data/trend")
         if cfg.n_trajectories < 1 or cfg.shard_size < 1:
             raise ConfigError(f"n_trajectories and shard_size must be >= 1, got {cfg.n_trajectories}, {cfg.shard_size}")
-        # append, overwrite, progress: read with defaults until conf/generate.yaml declares them
-        append, overwrite, progress = cfg.get("append", False), cfg.get("overwrite", False), cfg.get("progress", "auto")
-        if progress not in BAR:
-            raise ConfigError(f"progress: unknown mode {progress!r}; allowed: {', '.join(BAR)}")
+        if cfg.progress not in BAR:
+            raise ConfigError(f"progress: unknown mode {cfg.progress!r}; allowed: {', '.join(BAR)}")
         make_actor, env, source = actor_for(cfg, EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True)))
         start = time.perf_counter()
+        lineage = checkpoint_lineage(cfg.checkpoint) if cfg.checkpoint is not None else None
         dataset = generate(make_actor, env, cfg.n_trajectories, cfg.seed, Path(cfg.out), source, shard_size=cfg.shard_size,
-                           append=append, overwrite=overwrite, bar=BAR[progress])
+                           append=cfg.append, overwrite=cfg.overwrite, bar=BAR[cfg.progress], lineage=lineage)
     except (ConfigError, DataError, CheckpointError) as err:
         raise SystemExit(f"{type(err).__name__}: {err}") from None
     log.info("%s: %d trajectories of %s in %.1f s (the dataset now holds %d)", cfg.out, cfg.n_trajectories, source,

@@ -26,6 +26,7 @@ from openclaw_rl.episodes import EpisodeRecord, run_episodes
 from openclaw_rl.ipa.chunks import chunk_index
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
+from openclaw_rl.rock.config import touched
 from openclaw_rl.rock.historical import DataError
 
 FORMAT = "openclaw_rl.trajectories/1"
@@ -53,13 +54,14 @@ def _env_from_json(values: dict) -> EnvConfig:
 
 def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, seed: int, root: Path, source: str,
              shard_size: int = 4096, append: bool = False, overwrite: bool = False,
-             bar: bool | None = False) -> "TrajectoryDataset":
+             bar: bool | None = False, lineage: list[dict] | None = None) -> "TrajectoryDataset":
     """Play ``n_trajectories`` episodes (one per market, markets seeded ``seed, seed+1, ...``)
     with ``make_actor`` (see ``openclaw_rl.episodes``) into a new dataset at ``root``.
 
     A ``root`` that already holds a dataset is refused, unless ``append`` (add to it: same env
     config only; trajectory ids go on) or ``overwrite`` (delete it first). Progress: one report
-    per shard, a bar on a terminal when ``bar`` is None."""
+    per shard, a bar on a terminal when ``bar`` is None. ``lineage``: that of the policy playing
+    (``roll.lineage``), kept in the manifest so that a clone of the dataset inherits it."""
     pa, pq = _parquet()
     root = Path(root)
     manifest_path = root / "manifest.json"
@@ -80,6 +82,9 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
                 raise DataError(f"{root}: already holds the markets seeded {first}..{first + shard['n_trajectories'] - 1} "
                                 f"({shard['trajectories_file']}); append markets from another seed, e.g. "
                                 f"seed={max(s.get('first_seed', 0) + s['n_trajectories'] for s in manifest['shards'])}")
+    for record in lineage or ():
+        if record not in manifest.setdefault("lineage", []):
+            manifest["lineage"].append(record)
     if overwrite:
         removed = [path for pattern in ("manifest.json", "*.steps.parquet*", "*.trajectories.parquet*")
                    for path in root.glob(pattern)]
@@ -172,6 +177,13 @@ class TrajectoryDataset:
 
     def __len__(self) -> int:
         return sum(s["n_trajectories"] for s in self.manifest["shards"])
+
+    def touched(self) -> list[dict]:
+        """What the dataset's episodes touched (one record per shard), and the lineage of the policy
+        that played them, if one did (see ``roll.lineage``)."""
+        records = [{**touched(self.env_config, (s["first_seed"], s["first_seed"] + s["n_trajectories"])),
+                    "use": "dataset", "by": str(self.root)} for s in self.manifest["shards"]]
+        return records + self.manifest.get("lineage", [])
 
     def shard(self, index: int):
         """(trajectories, steps) of one shard as pyarrow tables."""

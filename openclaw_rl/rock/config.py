@@ -17,7 +17,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
-from openclaw_rl.errors import ConfigError
+from openclaw_rl.rock.splits import SPLITS, check_fractions, seeds_record, time_splits
+from openclaw_rl.errors import ConfigError, DataError
 
 REWARDS = ("log_return", "dsr", "terminal_excess")
 N_SCALAR_FEATURES = 5  # observation features after the return window (see the engine's layout)
@@ -207,6 +208,14 @@ class EnvConfig:
                 fail("data.sampling", f"unknown sampling {self.data.sampling!r}; allowed: {', '.join(SAMPLINGS)}")
             if not isinstance(self.data.drop_missing, bool):
                 fail("data.drop_missing", f"must be true or false, got {self.data.drop_missing!r}")
+            if self.data.split not in (*SPLITS, "all"):
+                fail("data.split", f"unknown split {self.data.split!r}; allowed: {', '.join(SPLITS)}, all")
+            try:
+                check_fractions(self.data.split_fractions, f"{prefix}.data.split_fractions")
+            except DataError as err:
+                raise ConfigError(str(err)) from None
+            if not (isinstance(self.data.embargo, int) and self.data.embargo >= 0):
+                fail("data.embargo", f"must be a non-negative integer (bars), got {self.data.embargo!r}")
         else:
             self.make_market(prefix)  # checks the model's parameters
 
@@ -217,7 +226,10 @@ class EnvConfig:
         if kind == "historical":
             if params:
                 raise ConfigError(f"{prefix}.market: historical takes no parameters (got {sorted(params)}); use env.data")
-            return HistoricalReplay(load_series(self.data), self.data.sampling)
+            series = load_series(self.data)
+            split = self.data.split
+            bars = None if split == "all" else time_splits(len(series), self.data.split_fractions, self.data.embargo)[split]
+            return HistoricalReplay(series, self.data.sampling, bars, split)
         model_cls = SYNTHETIC_MODELS[kind]  # __post_init__ refused parameters the model does not have
         fields = [f.name for f in dataclasses.fields(model_cls)]
         if model_cls is RegimeSwitching:
@@ -230,6 +242,19 @@ class EnvConfig:
             raise ConfigError(f"{prefix}.market: {err}") from None
         _check_model(model, prefix)
         return model
+
+
+def with_split(env: EnvConfig, split: str) -> EnvConfig:
+    """``env`` drawing its historical episodes from ``split`` (synthetic markets split by seed instead)."""
+    return dataclasses.replace(env, data=dataclasses.replace(env.data, split=split))
+
+
+def touched(env: EnvConfig, seeds: tuple[int, int]) -> dict:
+    """What playing ``env`` with market seeds ``[low, high)`` touches: the seeds of a synthetic
+    market, the split's bars of a historical one (every episode lies in them, whatever its seed)."""
+    if env.market.get("kind") != "historical":
+        return seeds_record(*seeds)
+    return env.make_market().touched()
 
 
 def _regime_params(params: dict, regime: str | None, prefix: str) -> dict:

@@ -7,6 +7,7 @@ at a seeded offset, so replay shares the interface (and the seeding) of the synt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import logging
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 
 from openclaw_rl.rock import rng
 from openclaw_rl.rock.markets import NO_REGIME, Bars
+from openclaw_rl.rock.splits import bars_record, file_sha256
 from openclaw_rl.errors import DataError
 
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -35,7 +37,12 @@ class DataConfig:
 
     ``columns`` maps our field (time, open, high, low, close, volume) to the file's column;
     ``volume`` may map to null. ``start`` / ``end`` keep only bars in that time range.
-    ``sampling``: ``random`` episode start offsets (seeded), or ``first`` (always bar 0).
+    ``sampling``: ``random`` episode start offsets (seeded), or ``first`` (always the split's first bar).
+    ``split``: the range of the series that episodes are drawn from (``rock/splits.py``): ``train``
+    (the default: training never sees later bars), ``validation`` (the held-out evaluation that
+    returns a run's objective), ``test`` (read by the benchmark only), or ``all`` (no split, e.g.
+    walk-forward, which cuts the series itself with ``start`` / ``end``). ``split_fractions``
+    sizes train, validation and test; ``embargo`` bars lie unused between consecutive splits.
 
     Close-only series (one price column, e.g. a commodity): map ``open``, ``high`` and ``low``
     all to null, e.g. ``env.data.columns={time: date, open: null, high: null, low: null,
@@ -59,6 +66,9 @@ class DataConfig:
     end: str | None = None
     sampling: str = "random"
     drop_missing: bool = False
+    split: str = "train"
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    embargo: int = 20
 
 
 def builtin_path(name: str) -> tuple[Path, str, str]:
@@ -87,6 +97,7 @@ class PriceSeries:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray | None
+    sha256: str = ""  # of the file's bytes (the contamination guard's identity of the data)
 
     def __len__(self) -> int:
         return len(self.close)
@@ -128,7 +139,8 @@ def load_series(config: DataConfig) -> PriceSeries:
             raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'openclaw_rl[data]' ({err})") from None
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
-    return validate_frame(frame, str(path), columns, time_format, config.start, config.end, config.drop_missing)
+    series = validate_frame(frame, str(path), columns, time_format, config.start, config.end, config.drop_missing)
+    return dataclasses.replace(series, sha256=file_sha256(path))
 
 
 def _row(frame, position: int) -> str:
@@ -224,28 +236,37 @@ def validate_frame(frame, source: str, columns: dict, time_format: str | None, s
 
 
 class HistoricalReplay:
-    """Episodes are windows of a real series; ``random`` picks a seeded start per episode."""
+    """Episodes are windows of the bars ``[start, end)`` of a real series (one split of it, see
+    ``rock/splits.py``), never reaching past them; ``random`` picks a seeded start per episode."""
 
-    def __init__(self, series: PriceSeries, sampling: str = "random"):
+    def __init__(self, series: PriceSeries, sampling: str = "random", bars: tuple[int, int] | None = None,
+                 split: str = "all"):
         self.series = series
         self.sampling = sampling
+        self.start, self.end = bars if bars is not None else (0, len(series))
+        self.split = split
         self._logs = series.log_prices()
 
     def check_fits(self, n_bars: int) -> None:
-        if n_bars > len(self.series):
+        if n_bars > self.end - self.start:
             raise DataError(
                 f"{self.series.source}: an episode needs {n_bars} bars (env.window + env.episode_bars + 1) "
-                f"but the data has {len(self.series)}; shorten env.window or env.episode_bars"
+                f"but env.data.split={self.split} has {self.end - self.start} (of {len(self.series)}); shorten "
+                "env.window or env.episode_bars, or give the split more bars (env.data.split_fractions)"
             )
+
+    def touched(self) -> dict:
+        """The bars every episode of this replay lies in (the contamination guard's record)."""
+        return bars_record(self.series.sha256, self.series.source, self.series.time[self.start : self.end])
 
     def sample(self, keys: np.ndarray, n_bars: int) -> Bars:
         self.check_fits(n_bars)
-        n_starts = len(self.series) - n_bars + 1
+        n_starts = self.end - self.start - n_bars + 1
         if self.sampling == "first":
-            starts = np.zeros(len(keys), dtype=np.int64)
+            starts = np.full(len(keys), self.start, dtype=np.int64)
         else:
             u = rng.uniform(rng.substream(keys, 0), 1)[0]
-            starts = np.minimum((u * n_starts).astype(np.int64), n_starts - 1)
+            starts = self.start + np.minimum((u * n_starts).astype(np.int64), n_starts - 1)
         index = np.arange(n_bars)[:, None] + starts[None, :]
         regime = np.full(index.shape, NO_REGIME, dtype=np.int8)
         return Bars(*(self._logs[f][index] for f in PRICE_FIELDS), regime)

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from openclaw_rl.ipa.chunks import CHUNKERS
 from openclaw_rl.rock.config import ConfigError, EnvConfig, typed
+from openclaw_rl.rock.splits import seed_range
 from openclaw_rl.roll.policy import ACTIVATIONS, PolicyConfig
 from openclaw_rl.strategies.v7 import STRATEGIES
 
@@ -26,6 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PROGRESS = ("auto", "bar", "log")
 STAGES = ("rl", "sft", "sft_rl")
 RESAMPLE_MODES = ("parallel", "sequential", "fork")
+TRAIN_SEED_STRIDE = 100_000  # run seed s seeds its training markets from s * stride (rock/splits.py: below 2**40)
 
 
 @dataclass
@@ -167,7 +169,11 @@ class RunConfig:
             if not ok:
                 raise ConfigError(f"{key}: {message}")
 
-        need(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be a non-negative integer, got {self.seed!r}")
+        max_seed = seed_range("train")[1] // TRAIN_SEED_STRIDE - 1  # training markets stay in the train seed range
+        need(isinstance(self.seed, int) and 0 <= self.seed <= max_seed, "seed",
+             f"must be an integer in [0, {max_seed}], got {self.seed!r}")
+        need(self.env.data.split in ("train", "validation", "all"), "env.data.split",
+             f"training reads the train split (or validation, all); the test split is the benchmark's, got {self.env.data.split!r}")
         need(a.name in ALGOS, "algo.name", f"unknown algo {a.name!r}; allowed: {', '.join(ALGOS)}")
         need(self.ipa.chunker in CHUNKERS, "ipa.chunker", f"unknown chunker {self.ipa.chunker!r}; allowed: {', '.join(CHUNKERS)}")
         need(self.ipa.baseline in BASELINES, "ipa.baseline", f"unknown baseline {self.ipa.baseline!r}; allowed: {', '.join(BASELINES)}")

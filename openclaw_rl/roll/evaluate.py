@@ -1,4 +1,10 @@
-"""Evaluation on held-out markets: one episode per market, the metrics a trader reads."""
+"""Evaluation on the validation split: one episode per market, the metrics a trader reads.
+
+Synthetic markets come from the validation seed range, historical episodes from the validation
+bars (``rock/splits.py``): the objective a run returns to a sweeper never sees training markets,
+and never the test split, which only the benchmark reads. A historical run that trains on
+``env.data.split=all`` or ``validation`` has no held-out bars; it is evaluated on the bars it
+trained on (in-sample, and the trainer warns)."""
 
 from __future__ import annotations
 
@@ -10,16 +16,27 @@ import torch
 from openclaw_rl.episodes import policy_actor, run_episodes
 from openclaw_rl.metrics import metrics
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
+from openclaw_rl.rock.config import touched, with_split
+from openclaw_rl.rock.splits import seed_range
 from openclaw_rl.roll.policy import ActorCritic
 
-# Training markets are seeded below this, held-out evaluation markets from it up.
-EVAL_SEED_BASE = 2**40
+EVAL_SEED_BASE = seed_range("validation")[0]  # training markets are seeded below it
+
+
+def validation_env(env_config: EnvConfig, n_envs: int) -> EnvConfig:
+    split = "validation" if env_config.data.split == "train" else env_config.data.split
+    return with_split(dataclasses.replace(env_config, n_envs=n_envs), split)
+
+
+def validation_touched(env_config: EnvConfig, n_envs: int) -> dict:
+    """What ``evaluate`` reads (for the run's lineage)."""
+    return touched(validation_env(env_config, n_envs), (EVAL_SEED_BASE, EVAL_SEED_BASE + n_envs))
 
 
 def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: torch.device,
              deterministic: bool = True) -> dict[str, float]:
-    """Mean over ``n_envs`` held-out markets of the first episode's outcome."""
-    config = dataclasses.replace(env_config, n_envs=n_envs)
+    """Mean over ``n_envs`` validation markets of the first episode's outcome."""
+    config = validation_env(env_config, n_envs)
     was_training = policy.training
     policy.eval()
     record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))

@@ -21,6 +21,7 @@ from openclaw_rl.data.trajectories import TrajectoryDataset, compose, replay
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.checkpoint import checkpoint_path, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.lineage import run_lineage
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.run_dir import claim, open_writer
 from openclaw_rl.roll.trainer import TrainResult, final_evaluation, resolve_device, resolve_threads, torch_threads
@@ -45,15 +46,17 @@ def run_sft(config: RunConfig, run_dir: Path) -> TrainResult:
     """Clone the datasets into a new policy, checkpoint it under ``run_dir`` and evaluate it held out."""
     device = resolve_device(config.trainer.device)
     data_env = check_datasets(config)
+    lineage = run_lineage(config, run_dir)
     claim(run_dir, False, config.trainer.resume, config.trainer.overwrite)
     log.info("run dir: %s", run_dir)
     torch.manual_seed(config.seed)
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
     with torch_threads(resolve_threads(config.trainer.threads, sum(p.numel() for p in policy.parameters()), device)):
-        return _clone(config, run_dir, device, data_env, policy)
+        return _clone(config, run_dir, device, data_env, policy, lineage)
 
 
-def _clone(config: RunConfig, run_dir: Path, device: torch.device, data_env: EnvConfig, policy: ActorCritic) -> TrainResult:
+def _clone(config: RunConfig, run_dir: Path, device: torch.device, data_env: EnvConfig, policy: ActorCritic,
+           lineage: list[dict]) -> TrainResult:
     started = time.time()
     stream = compose(config.sft.mix(), config.seed)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.algo.lr, eps=1e-5)
@@ -93,7 +96,7 @@ def _clone(config: RunConfig, run_dir: Path, device: torch.device, data_env: Env
         history.append(stats)
         if update % config.trainer.checkpoint_every == 0 or update == config.sft.updates:
             save_checkpoint(checkpoint_path(run_dir), {"config": config.design(), "policy": policy.state_dict(),
-                                                       "stage": "sft", "update": update})
+                                                       "stage": "sft", "update": update, "lineage": lineage})
         if update % 10 == 0 or update == config.sft.updates:
             log.info("sft update %d/%d, loss %.4f, accuracy %.3f", update, config.sft.updates, loss.item(), accuracy)
     try:

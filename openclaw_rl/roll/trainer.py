@@ -19,16 +19,16 @@ from openclaw_rl.rock import ConfigError, MarketVecEnv
 from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
-from openclaw_rl.roll.config import RunConfig
-from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate
+from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig
+from openclaw_rl.roll.evaluate import evaluate
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.lineage import run_lineage
 from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
 from openclaw_rl.roll.rollout import Collector
 from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
 
 log = logging.getLogger("openclaw_rl.train")
-TRAIN_SEED_STRIDE = 100_000  # run seed s seeds its training markets s * stride + i // group_size
 TORCH_THREADS = torch.get_num_threads()  # at import: torch's default (one per physical core) unless set before
 SMALL_POLICY = 1_000_000  # parameters (a 512x512 MLP policy has 0.56M, 1024x1024 2.2M); see resolve_threads
 BAR = {"auto": None, "bar": True, "log": False}  # trainer.progress -> Progress(bar=...)
@@ -85,8 +85,7 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorC
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
     n, group_size = config.env.n_envs, config.trainer.group_size
     group = np.arange(n) // group_size
-    seeds = config.seed * TRAIN_SEED_STRIDE + group
-    assert seeds.max() < EVAL_SEED_BASE, "training seeds must stay below the held-out range"
+    seeds = config.seed * TRAIN_SEED_STRIDE + group  # RunConfig.validate keeps them in the train range
     teacher = TeacherReplay(config.resample, envs.engine, config.seed, policy, device) if config.resample.teacher else None
     collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale, teacher)
     learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
@@ -114,23 +113,24 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
                           "openclaw_rl.roll.pipeline.run runs every stage")
     device = resolve_device(trainer.device)
     resume_from, run_dir = find_resume(trainer.resume, Path(run_dir))
+    lineage = run_lineage(config, run_dir)
     claim(run_dir, resume_from is not None, trainer.resume, trainer.overwrite)
     log.info("run dir: %s", run_dir)
-    if config.env.market["kind"] == "historical":
-        log.warning("env.market=historical: the evaluation (and the objective) replays windows of the same series "
-                    "the run trains on, so it is in-sample; held-out time splits come with the benchmark suite")
+    if config.env.market["kind"] == "historical" and config.env.data.split != "train":
+        log.warning("env.data.split=%s: the run trains on bars beyond the train split (its validation objective is "
+                    "in-sample; the benchmark refuses it on any split it trained on)", config.env.data.split)
     torch.manual_seed(config.seed)
     envs, policy, collector, learner = build(config, device)
     threads = resolve_threads(trainer.threads, sum(p.numel() for p in policy.parameters()), device)
     try:
         with torch_threads(threads):
-            return _train(config, run_dir, device, resume_from, envs, policy, collector, learner)
+            return _train(config, run_dir, device, resume_from, envs, policy, collector, learner, lineage)
     finally:
         envs.close()
 
 
 def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: Path | None, envs: MarketVecEnv,
-           policy: ActorCritic, collector: Collector, learner: Learner) -> TrainResult:
+           policy: ActorCritic, collector: Collector, learner: Learner, lineage: list[dict]) -> TrainResult:
     started = time.time()
     update, global_step, logged = 0, 0, None
     if resume_from is not None:
@@ -195,6 +195,7 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
                     "learner": learner.state_dict(), "collector": collector.state_dict(),
                     "torch_rng": torch.get_rng_state(), "update": update, "global_step": global_step,
                     "logged": logged,  # this step's scalars, logged again by a resumed run (see open_writer)
+                    "lineage": lineage,
                 })
         progress.close()
         return final_evaluation(config, policy, device, writer, global_step, started, history, run_dir, logged or {})
@@ -214,7 +215,7 @@ def final_evaluation(config: RunConfig, policy: ActorCritic, device: torch.devic
     objective = metrics[config.eval.objective]
     write_hparams(writer, hparams(dataclasses.asdict(config)),
                   {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}}, step, started)
-    log.info("%s: eval on %d held-out markets: %s -> objective %s = %.6f", config.trainer.stage, config.eval.n_envs,
+    log.info("%s: eval on %d validation markets: %s -> objective %s = %.6f", config.trainer.stage, config.eval.n_envs,
              ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
     return TrainResult(objective, metrics, history, run_dir)
 

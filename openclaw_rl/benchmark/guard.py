@@ -1,0 +1,20 @@
+"""The contamination guard: an agent is not scored on markets that it, or anything its weights
+came from, touched (``roll.lineage``)."""
+
+from __future__ import annotations
+
+from openclaw_rl.rock.splits import describe, overlap
+
+
+def contamination(lineage: list[dict], test: dict) -> list[str]:
+    """How ``lineage`` overlaps the ``test`` record, one sentence per record (empty: clean). A record
+    of unknown content (a checkpoint without a lineage) overlaps everything."""
+    found = []
+    for record in lineage:
+        if record["kind"] == "unknown":
+            found.append(f"{record['by']} records no lineage (written before lineages existed), so it may have "
+                         "touched any market")
+        elif overlap(record, test):
+            found.append(f"{record['by']} touched {describe(record)} ({record['use']}), which overlaps the test "
+                         f"split's {describe(test)}")
+    return found

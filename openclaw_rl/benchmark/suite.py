@@ -1,0 +1,122 @@
+"""Score one agent on a tier's tasks: every check before any work, all markets of a task stepped
+in one batch, per-task statistics with intervals over seeds, and the aggregate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openclaw_rl.benchmark import stats
+from openclaw_rl.benchmark.agents import Agent, checkpoint_agent, strategy_agent
+from openclaw_rl.benchmark.config import BenchConfig
+from openclaw_rl.benchmark.guard import contamination
+from openclaw_rl.benchmark.report import RESULTS, write_outputs
+from openclaw_rl.benchmark.tasks import (
+    SUITE_VERSION, TIERS, Task, first_seed, load_user_task, read_salt, salt_fingerprint, select,
+)
+from openclaw_rl.episodes import run_episodes
+from openclaw_rl.errors import ConfigError
+from openclaw_rl.metrics import deflated_sharpe_ratio, metrics
+from openclaw_rl.progress import Progress
+from openclaw_rl.rock import EnvConfig, MarketVecEnv
+from openclaw_rl.rock.config import touched
+
+log = logging.getLogger("openclaw_rl.bench")
+
+
+class Contaminated(ConfigError):
+    """An agent whose lineage overlaps a task's test split (``allow_contaminated=true`` scores it, marked)."""
+
+
+@dataclass
+class Plan:
+    task: Task
+    env: EnvConfig  # the task's test split with the agent's action interface, all seeds' markets
+    first_seed: int
+    overlaps: list[str]
+
+
+def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_contaminated: bool) -> list[Plan]:
+    """Every task's env, seeds and contamination check, before any market is stepped."""
+    spec = TIERS[tier]
+    plans = []
+    for task in tasks:
+        env = agent.env_for(task.env_config("test", spec.n_seeds * spec.n_markets))
+        env.make_market()  # loads and checks the data of a historical task
+        seed = first_seed(task, salt if spec.private else None)
+        overlaps = contamination(agent.lineage, touched(env, (seed, seed + env.n_envs)))
+        if overlaps and not allow_contaminated:
+            raise Contaminated(f"task {task.name}: {agent.name} is contaminated: {overlaps[0]}"
+                               + (f" (and {len(overlaps) - 1} more)" if len(overlaps) > 1 else "")
+                               + "; allow_contaminated=true scores it anyway, marked")
+        plans.append(Plan(task, env, seed, overlaps))
+    return plans
+
+
+def score(agent: Agent, plans: list[Plan], tier: str, salt: str | None, bar: bool | None = None) -> dict:
+    """Play every task's test markets and return the results (what ``results.json`` holds)."""
+    spec = TIERS[tier]
+    started = time.time()
+    results = {"suite_version": SUITE_VERSION, "tier": tier, "agent": agent.name, "n_trials": agent.n_trials,
+               "n_seeds": spec.n_seeds, "n_markets": spec.n_markets,
+               "salt_fingerprint": salt_fingerprint(salt) if spec.private else None, "tasks": {}}
+    with Progress(len(plans), "task", log, bar=bar) as progress:
+        for p in plans:
+            start = time.perf_counter()
+            results["tasks"][p.task.name] = _score_task(agent, p, spec.n_seeds, spec.n_markets, spec.private)
+            progress.update(f"{p.task.name} ({time.perf_counter() - start:.1f}s)")
+    normalized = {name: np.array(t["seeds"]["normalized_excess"]) for name, t in results["tasks"].items()}
+    results["aggregate"] = stats.aggregate(normalized)
+    results["elapsed_s"] = time.time() - started
+    return results
+
+
+def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bool) -> dict:
+    env = p.env
+    record = run_episodes(MarketVecEnv(config=env), p.first_seed, agent.actor_for(env, p.first_seed))
+    m = metrics(record.equity, record.positions, env.bars_per_year)
+    log_return = np.log(record.equity[-1] / record.equity[0])
+    excess = log_return - record.buy_and_hold
+    per_market = {"log_return": log_return, "excess_log_return": excess,
+                  "normalized_excess": stats.normalized_excess(excess, record.buy_and_hold),
+                  "buy_and_hold": record.buy_and_hold, "sharpe": m["sharpe"], "max_drawdown": m["max_drawdown"]}
+    seeds = {key: value.reshape(n_seeds, n_markets).mean(axis=1) for key, value in per_market.items()}
+    mean, low, high = stats.mean_ci(seeds["excess_log_return"])
+    returns = (record.equity[1:] / record.equity[:-1] - 1.0).ravel()
+    result = {
+        "about": p.task.about, "historical": p.task.historical,
+        "excess_log_return": mean, "low": low, "high": high,
+        **{key: float(np.mean(value)) for key, value in per_market.items() if key != "excess_log_return"},
+        # Under the null that all N designs tried have Sharpe 0, their estimates vary by 1/(bars - 1).
+        "deflated_sharpe": deflated_sharpe_ratio(returns, agent.n_trials, 1.0 / (len(returns) - 1)),
+        "contaminated": p.overlaps,
+        "seeds": {key: value.tolist() for key, value in seeds.items()},
+    }
+    if not private:  # the private tier keeps its markets secret
+        result["market_seeds"] = [p.first_seed, p.first_seed + env.n_envs]
+    return result
+
+
+def run_benchmark(config: BenchConfig, out: Path, bar: bool | None = None) -> dict:
+    """Check everything (agent, tier, tasks, salt, contamination), then score and write the outputs in ``out``."""
+    if (config.checkpoint is None) == (config.strategy is None):
+        raise ConfigError("checkpoint, strategy: give exactly one, e.g. checkpoint=runs/my-run or strategy=trend")
+    if (Path(out) / RESULTS).exists():
+        raise ConfigError(f"{out}: already holds a benchmark's {RESULTS}; choose another hydra.run.dir")
+    user_tasks = [load_user_task(path) for path in config.user_tasks]
+    tasks = select(config.tier, config.tasks, user_tasks)
+    salt = read_salt(config.salt_file) if TIERS[config.tier].private else None
+    agent = checkpoint_agent(config.checkpoint, torch.device(config.device)) if config.checkpoint is not None \
+        else strategy_agent(config.strategy)
+    plans = plan(agent, tasks, config.tier, salt, config.allow_contaminated)
+    for p in plans:
+        for overlap in p.overlaps:
+            log.warning("task %s: scored although contaminated (allow_contaminated=true): %s", p.task.name, overlap)
+    results = score(agent, plans, config.tier, salt, bar)
+    write_outputs(results, Path(out))
+    return results

@@ -1,0 +1,148 @@
+"""The suite's tasks and tiers, and which markets a tier scores.
+
+A task is an env (``EnvConfig`` fields over their defaults: the market, costs, reward, episode
+length) with the splits of ``rock/splits.py``: synthetic tasks split by seed range, historical
+ones by time. The benchmark scores the **test** split only: public tiers from fixed seeds in the
+test range, the private tier from seeds derived from a salt the user keeps outside configs.
+Changing a task, a tier's size or the seed rule changes ``SUITE_VERSION``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from openclaw_rl.errors import ConfigError
+from openclaw_rl.rock import EnvConfig
+from openclaw_rl.rock.config import with_split
+from openclaw_rl.rock.splits import PRIVATE_SEEDS, seed_range
+
+SUITE_VERSION = "1.0"
+SALT_ENV = "OPENCLAW_BENCH_SALT"
+MIN_SALT = 16  # characters: a salt is a secret, and results carry its fingerprint
+SEED_BLOCK = 2**16  # seeds per task and tier: n_seeds * n_markets must fit
+
+
+@dataclass(frozen=True)
+class Tier:
+    n_seeds: int  # independent sets of test markets; intervals are over these
+    n_markets: int  # markets (episodes) per seed, stepped in one batch with the other seeds'
+    smoke_only: bool = False  # only the tasks marked smoke
+    private: bool = False  # seeds from the salt
+
+
+TIERS = {
+    "smoke": Tier(4, 32, smoke_only=True),
+    "full": Tier(8, 64),
+    "private": Tier(8, 64, private=True),
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    about: str
+    env: Mapping[str, Any] = field(default_factory=dict)  # EnvConfig fields over their defaults
+    smoke: bool = False
+
+    @property
+    def historical(self) -> bool:
+        return self.env.get("market", {}).get("kind") == "historical"
+
+    def env_config(self, split: str, n_markets: int) -> EnvConfig:
+        """The task's env drawing ``n_markets`` markets from ``split``."""
+        return with_split(EnvConfig.from_mapping({**self.env, "n_envs": n_markets}, prefix=f"task {self.name}: env"), split)
+
+
+def _historical(builtin: str, episode_bars: int, **env) -> dict:
+    return {"market": {"kind": "historical"}, "data": {"builtin": builtin}, "episode_bars": episode_bars, **env}
+
+
+TASKS = {task.name: task for task in (
+    Task("bull", "regime switching held in the fitted bull regime (S&P 500 1990-2022)", {"regime": "bull"}),
+    Task("sideways", "held in the fitted sideways regime", {"regime": "sideways"}),
+    Task("crash", "held in the fitted crash regime", {"regime": "crash"}, smoke=True),
+    Task("switching", "the fitted 3-regime Markov chain (the default env)", {}, smoke=True),
+    Task("switching_costly", "the chain with 10 bps fees and 5 bps slippage", {"fee_bps": 10.0, "slippage_bps": 5.0},
+         smoke=True),
+    Task("garch", "GARCH(1,1) with Student-t shocks (fitted)", {"market": {"kind": "garch"}}),
+    Task("heston", "Heston stochastic volatility (textbook parameters)", {"market": {"kind": "heston"}}),
+    Task("merton", "Merton jump diffusion (textbook parameters)", {"market": {"kind": "merton"}}),
+    Task("googl_daily", "GOOGL daily bars 2009-2018, half-year episodes", _historical("googl_daily", 126)),
+    Task("eurusd_hourly", "EURUSD hourly bars 2017, one-week episodes",
+         _historical("eurusd_hourly", 120, bars_per_year=6240.0)),
+)}
+
+
+def load_user_task(path: str | Path) -> Task:
+    """A task from a YAML file ``{name, about, env}`` (e.g. a CSV with ``env.data.path``): validated in
+    full, its data loaded and its test split checked to hold an episode, before any work."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"user_tasks: {path}: no such file")
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("env", {}), dict):
+        raise ConfigError(f"user_tasks: {path}: needs a mapping with a name (string) and an env (mapping), got {spec!r}")
+    unknown = set(spec) - {"name", "about", "env"}
+    if unknown:
+        raise ConfigError(f"user_tasks: {path}: unknown key(s) {sorted(unknown)}; allowed: name, about, env")
+    if spec["name"] in TASKS:
+        raise ConfigError(f"user_tasks: {path}: the name {spec['name']!r} is a suite task; choose another")
+    task = Task(spec["name"], spec.get("about", str(path)), spec.get("env", {}))
+    task.env_config("test", 1).make_market().check_fits(task.env_config("test", 1).bars_per_episode)
+    return task
+
+
+def select(tier: str, names: list[str] | None, user_tasks: list[Task]) -> list[Task]:
+    """The tasks a run scores: the tier's (or ``names`` among the suite's and the user's), user tasks included."""
+    if tier not in TIERS:
+        raise ConfigError(f"tier: unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
+    known = {**TASKS, **{task.name: task for task in user_tasks}}
+    if names is not None:
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(f"tasks: unknown task {unknown[0]!r}; allowed: {', '.join(known)}")
+        return [known[name] for name in names]
+    suite = [task for task in TASKS.values() if task.smoke or not TIERS[tier].smoke_only]
+    return suite + list(user_tasks)
+
+
+def read_salt(salt_file: str | None) -> str:
+    """The private tier's salt, from ``salt_file`` or the environment (never from a config value)."""
+    if salt_file is not None:
+        path = Path(salt_file).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"salt_file: {path}: no such file")
+        salt = path.read_text().strip()
+        where = f"salt_file {path}"
+    else:
+        salt = os.environ.get(SALT_ENV, "").strip()
+        where = f"${SALT_ENV}"
+        if not salt:
+            raise ConfigError(f"tier=private needs a salt: set {SALT_ENV}, or salt_file=PATH to a file holding it "
+                              f"(kept outside configs and run dirs, at least {MIN_SALT} characters)")
+    if len(salt) < MIN_SALT:
+        raise ConfigError(f"{where}: the salt must have at least {MIN_SALT} characters, has {len(salt)}")
+    return salt
+
+
+def salt_fingerprint(salt: str) -> str:
+    """What results record of a salt: enough to tell two salts apart, not to recover one."""
+    return hashlib.sha256(f"openclaw_rl.bench/{salt}".encode()).hexdigest()[:16]
+
+
+def first_seed(task: Task, salt: str | None) -> int:
+    """The first market seed a tier scores on ``task``: a fixed block of the test range for public
+    tiers, a block of the private range picked by a hash of the salt and the task otherwise."""
+    if salt is None:
+        return seed_range("test")[0] + zlib.crc32(task.name.encode()) % 2**20 * SEED_BLOCK
+    low, high = PRIVATE_SEEDS
+    digest = int.from_bytes(hashlib.sha256(f"{salt}\0{task.name}".encode()).digest()[:8], "big")
+    return low + digest % (high - low - SEED_BLOCK)
+
