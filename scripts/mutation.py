@@ -127,6 +127,27 @@ MUTANTS = [
     Mutant("old_store_chunk_convention", "old: the trajectory store starts a chunk at an order", STORE,
            "chunk_index(record.positions != previous)", "np.cumsum(record.positions != previous, axis=0)",
            ("tests/test_rollout.py",)),
+    # --- splits, the contamination guard and the regression gate
+    Mutant("split_ignores_its_start", "historical episodes start anywhere in the series, not inside their split",
+           "openclaw_rl/rock/historical.py",
+           "starts = self.start + np.minimum((u * n_starts).astype(np.int64), n_starts - 1)",
+           "starts = np.minimum((u * n_starts).astype(np.int64), n_starts - 1)", ("tests/test_splits.py",)),
+    Mutant("no_embargo", "splits abut: the embargo is not left out", "openclaw_rl/rock/splits.py",
+           "usable = n_bars - 2 * embargo", "usable, embargo = n_bars, 0", ("tests/test_splits.py",)),
+    Mutant("evaluate_on_train", "the objective is evaluated on the train split", "openclaw_rl/roll/evaluate.py",
+           'split = "validation" if env_config.data.split == "train" else env_config.data.split',
+           "split = env_config.data.split", ("tests/test_splits.py",)),
+    Mutant("seed_overlap_off_by_one", "seed ranges that share their last seed do not overlap",
+           "openclaw_rl/rock/splits.py", 'return a["low"] < b["high"] and b["low"] < a["high"]',
+           'return a["low"] < b["high"] - 1 and b["low"] < a["high"] - 1', ("tests/test_splits.py",)),
+    Mutant("unknown_lineage_is_clean", "a checkpoint without a lineage passes the guard", "openclaw_rl/benchmark/guard.py",
+           'if record["kind"] == "unknown":', 'if False:', ("tests/test_benchmark.py",)),
+    Mutant("gate_without_bonferroni", "the regression gate tests every task at the uncorrected level",
+           "openclaw_rl/benchmark/stats.py", "corrected = 1.0 - (1.0 - level) / len(a)", "corrected = level",
+           ("tests/test_bench_stats.py",)),
+    Mutant("gate_sign", "a task regresses when B is significantly better", "openclaw_rl/benchmark/stats.py",
+           '"regressed": diff["high"] < 0', '"regressed": diff["low"] > 0', ("tests/test_bench_stats.py",)),
+
 ]
 
 
