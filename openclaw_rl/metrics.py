@@ -41,6 +41,13 @@ def metrics(equity: np.ndarray, positions: np.ndarray, bars_per_year: float) -> 
     }
 
 
+def episode_log_return(final_equity: np.ndarray, initial_equity: float, ruin_fraction: float) -> np.ndarray:
+    """Log growth of equity over an episode as the env's reward counts it: equity at or below the ruin
+    level (negative, after a gap through a short position) counts as the ruin level."""
+    floor = initial_equity * (ruin_fraction if ruin_fraction > 0 else 1e-12)
+    return np.log(np.maximum(final_equity, floor) / initial_equity)
+
+
 def max_drawdown(equity: np.ndarray) -> np.ndarray:
     """Largest peak-to-trough fall, as a fraction of the peak."""
     peaks = np.maximum.accumulate(equity, axis=0)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from openclaw_rl.backtest.run import backtest_strategy
 from openclaw_rl.rock import EnvConfig
@@ -63,3 +64,18 @@ def test_cli_backtests_a_trained_policy_beside_the_strategies(tmp_path):
                             f"checkpoint={tmp_path / 'run'}", "env.window=16", "strategies=[]"],
                            cwd=root, capture_output=True, text=True)
     assert wrong.returncode != 0 and "trained with env.window=8" in wrong.stderr
+
+
+def test_a_grpo_checkpoint_loads_without_its_trainer_settings(tmp_path):
+    """A checkpoint stores the design, not trainer.*: a grpo design (which needs trainer.group_size >= 2
+    to train) still loads for backtests and the benchmark."""
+    from openclaw_rl.backtest.run import load_policy
+    from openclaw_rl.roll.config import RunConfig
+    from openclaw_rl.roll.pipeline import run
+
+    config = RunConfig.from_mapping({"algo": {"name": "grpo", "num_minibatches": 2}, "env": {"n_envs": 8},
+                                     "trainer": {"group_size": 4, "total_steps": 256, "rollout_steps": 32, "progress": "log"},
+                                     "eval": {"n_envs": 2}})
+    run(config, tmp_path / "grpo")
+    policy, loaded = load_policy(tmp_path / "grpo", torch.device("cpu"))
+    assert loaded.algo.name == "grpo" and loaded.trainer.group_size == 1  # the default: not part of the design

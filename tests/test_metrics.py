@@ -6,7 +6,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from openclaw_rl.metrics import EULER_GAMMA, deflated_sharpe_ratio, max_drawdown, metrics
+from openclaw_rl.metrics import EULER_GAMMA, deflated_sharpe_ratio, episode_log_return, max_drawdown, metrics
 
 # One market, four bars: equity 100 -> 110 -> 99 -> 108.9 -> 108.9
 EQUITY = np.array([[100.0], [110.0], [99.0], [108.9], [108.9]])
@@ -51,3 +51,10 @@ def test_deflated_sharpe_ratio_by_hand():
     assert deflated_sharpe_ratio(returns, 1000, variance) < deflated_sharpe_ratio(returns, 20, variance)
     # one trial: the probabilistic Sharpe ratio against 0
     assert deflated_sharpe_ratio(returns, 1, variance) > 0.5
+
+
+def test_episode_log_return_counts_ruin_as_the_ruin_level():
+    final = np.array([110_000.0, 5_000.0, 4_000.0, -14_438.0])  # a gap through a short can leave equity negative
+    got = episode_log_return(final, 100_000.0, 0.05)
+    np.testing.assert_allclose(got, [math.log(1.1), math.log(0.05), math.log(0.05), math.log(0.05)])
+    assert np.isfinite(episode_log_return(np.array([-1.0]), 100_000.0, 0.0)).all()  # no ruin level: a tiny floor

@@ -18,7 +18,7 @@ from openclaw_rl.backtest.run import backtest_policy, backtest_strategy, make_st
 from openclaw_rl.cli import refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.episodes import EpisodeRecord
-from openclaw_rl.metrics import deflated_sharpe_ratio
+from openclaw_rl.metrics import deflated_sharpe_ratio, episode_log_return
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import ConfigError, EnvConfig
 
@@ -44,10 +44,10 @@ def main(cfg: DictConfig) -> None:
             progress.update(f"{name} ({time.perf_counter() - start:.1f}s)")
     dates = episode_dates(env)
     title = backtest_title(env, cfg.n_markets, dates)
-    write_report(results, Path(HydraConfig.get().runtime.output_dir), title, dates)
+    write_report(results, Path(HydraConfig.get().runtime.output_dir), env, title, dates)
 
 
-def write_report(results: dict, out: Path, title: str, dates=None) -> None:
+def write_report(results: dict, out: Path, env: EnvConfig, title: str, dates=None) -> None:
     """metrics.yaml (means over markets, deflated Sharpe given the number of candidates),
     equity.png (titled ``title``; x axis ``dates`` when given), and the same curves in TensorBoard."""
     from torch.utils.tensorboard import SummaryWriter
@@ -59,7 +59,7 @@ def write_report(results: dict, out: Path, title: str, dates=None) -> None:
         report[name] = {key: float(np.mean(value)) for key, value in m.items()}
         report[name]["deflated_sharpe"] = deflated_sharpe_ratio(pooled[name], len(results), float(np.var(sharpes)) or 1e-12)
         report[name]["excess_log_return_vs_buy_and_hold"] = float(
-            np.mean(np.log(record.equity[-1] / record.equity[0]) - record.buy_and_hold))
+            np.mean(episode_log_return(record.equity[-1], env.initial_equity, env.ruin_fraction) - record.buy_and_hold))
     (out / "metrics.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
     figure = equity_figure({name: r for name, (r, _) in results.items()}, title, dates)
     figure.savefig(out / "equity.png", dpi=100)

@@ -11,6 +11,7 @@ import torch
 from openclaw_rl.episodes import EpisodeRecord, policy_actor, run_episodes, strategy_actor
 from openclaw_rl.metrics import metrics
 from openclaw_rl.rock import ConfigError, EnvConfig, MarketVecEnv
+from openclaw_rl.rock.config import typed
 from openclaw_rl.roll.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, load_policy_weights
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
@@ -52,7 +53,8 @@ def load_policy(checkpoint: Path, device: torch.device, env: EnvConfig | None = 
     with ``env``, a clear error unless the policy observes and acts as that env needs."""
     path = find_checkpoint(checkpoint)
     state = load_checkpoint(path)
-    config = RunConfig.from_mapping(state["config"])
+    # The design only: trainer.* is not stored (a grpo design's group_size, say, is a trainer setting).
+    config = typed(RunConfig, state["config"], "")
     trained = config.env
     if env is not None and (env.window, env.continuous, env.actions) != (trained.window, trained.continuous, trained.actions):
         raise CheckpointError(f"{checkpoint}: the policy was trained with env.window={trained.window}, "

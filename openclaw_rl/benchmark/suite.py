@@ -21,7 +21,7 @@ from openclaw_rl.benchmark.tasks import (
 )
 from openclaw_rl.episodes import run_episodes
 from openclaw_rl.errors import ConfigError
-from openclaw_rl.metrics import deflated_sharpe_ratio, metrics
+from openclaw_rl.metrics import deflated_sharpe_ratio, episode_log_return, metrics
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched
@@ -80,7 +80,7 @@ def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bo
     env = p.env
     record = run_episodes(MarketVecEnv(config=env), p.first_seed, agent.actor_for(env, p.first_seed))
     m = metrics(record.equity, record.positions, env.bars_per_year)
-    log_return = np.log(record.equity[-1] / record.equity[0])
+    log_return = episode_log_return(record.equity[-1], env.initial_equity, env.ruin_fraction)
     excess = log_return - record.buy_and_hold
     per_market = {"log_return": log_return, "excess_log_return": excess,
                   "normalized_excess": stats.normalized_excess(excess, record.buy_and_hold),

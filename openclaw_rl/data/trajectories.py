@@ -24,6 +24,7 @@ import numpy as np
 from openclaw_rl.atomic import atomic_write
 from openclaw_rl.episodes import EpisodeRecord, run_episodes
 from openclaw_rl.ipa.chunks import chunk_index
+from openclaw_rl.metrics import episode_log_return
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched
@@ -101,7 +102,7 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
             config = dataclasses.replace(env_config, n_envs=n)
             record = run_episodes(MarketVecEnv(config=config), seed + done, make_actor)
             first_traj = sum(s["n_trajectories"] for s in manifest["shards"])
-            steps, trajectories = _tables(record, first_traj, seed + done, source, regime, config.initial_equity)
+            steps, trajectories = _tables(record, first_traj, seed + done, source, regime, config)
             index = len(manifest["shards"])
             entry = {"steps_file": f"{index:05d}.steps.parquet", "trajectories_file": f"{index:05d}.trajectories.parquet",
                      "n_steps": int(len(steps["traj"])), "n_trajectories": n, "first_seed": seed + done}
@@ -116,7 +117,7 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
     return TrajectoryDataset(root)
 
 
-def _tables(record: EpisodeRecord, first_traj: int, first_seed: int, source: str, regime: str, initial_equity: float):
+def _tables(record: EpisodeRecord, first_traj: int, first_seed: int, source: str, regime: str, config: EnvConfig):
     """Column dicts of one shard from the curves of one batch of markets."""
     bars, n = record.positions.shape
     length = record.lengths  # a market ruined early stops at its end
@@ -133,7 +134,7 @@ def _tables(record: EpisodeRecord, first_traj: int, first_seed: int, source: str
         "reward": column(record.rewards).astype(np.float32),
         "chunk": column(chunk),
     }
-    log_return = np.log(np.maximum(record.equity[-1], 1e-12) / initial_equity)
+    log_return = episode_log_return(record.equity[-1], config.initial_equity, config.ruin_fraction)
     trajectories = {
         "traj": traj_ids.astype(np.int64),
         "source": [source] * n,

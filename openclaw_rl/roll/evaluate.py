@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from openclaw_rl.episodes import policy_actor, run_episodes
-from openclaw_rl.metrics import metrics
+from openclaw_rl.metrics import episode_log_return, metrics
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched, with_split
 from openclaw_rl.rock.splits import seed_range
@@ -41,7 +41,7 @@ def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: to
     policy.eval()
     record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))
     policy.train(was_training)
-    log_return = np.log(np.maximum(record.equity[-1], 1e-12) / config.initial_equity)
+    log_return = episode_log_return(record.equity[-1], config.initial_equity, config.ruin_fraction)
     return {
         "log_return": float(log_return.mean()),
         "excess_log_return": float((log_return - record.buy_and_hold).mean()),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from openclaw_rl.metrics import episode_log_return
 from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.rock.engine import MarketEngine
 from openclaw_rl.roll.policy import ActorCritic
@@ -101,7 +102,7 @@ class Collector:
         self.state = policy.initial_state(n, device)
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
-        self.initial_equity = envs.config.initial_equity
+        self.initial_equity, self.ruin_fraction = envs.config.initial_equity, envs.config.ruin_fraction
         if teacher is not None:
             teacher.start(np.arange(n))
 
@@ -159,7 +160,7 @@ class Collector:
                 finished["episodic_return"] += self.episode_return[rows].tolist()
                 finished["episodic_length"] += self.episode_length[rows].tolist()
                 equity = info["final_info"]["equity"][rows]
-                finished["episodic_log_return"] += np.log(np.maximum(equity, 1e-12) / self.initial_equity).tolist()
+                finished["episodic_log_return"] += episode_log_return(equity, self.initial_equity, self.ruin_fraction).tolist()
                 if self.teacher is not None:
                     self.teacher.finish(rows, self.episode_return[rows])
                 self.episode_return[rows] = 0.0
