@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> None:
             key, _, value = extra.partition("=")
             if key != "level":
                 raise SystemExit(f"compare: unknown argument {extra!r}; allowed: level=0.95\n{USAGE}")
-            level = float(value)
+            try:
+                level = float(value)
+            except ValueError:
+                raise SystemExit(f"compare: level must be a number in (0, 1), got {value!r}") from None
         try:
             text, regressed = compare(argv[1], argv[2], level)
         except (ConfigError, ValueError) as err:

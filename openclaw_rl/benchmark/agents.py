@@ -43,8 +43,8 @@ def checkpoint_agent(path: str, device: torch.device) -> Agent:
 
     def env_for(task_env: EnvConfig) -> EnvConfig:
         if trained.window != task_env.window:
-            raise CheckpointError(f"{path}: the policy observes env.window={trained.window} bars, the task "
-                                  f"{task_env.market['kind']} gives {task_env.window}")
+            raise CheckpointError(f"{path}: the policy observes env.window={trained.window} bars, the suite's "
+                                  f"tasks give {task_env.window}")
         reach = trained.max_position if trained.continuous else max(abs(a) for a in trained.actions)
         if reach > task_env.max_position:
             raise CheckpointError(f"{path}: the policy's positions reach {reach} of equity, the task allows "
@@ -85,12 +85,13 @@ def _random_actor(env: EnvConfig, seed: int):
 
 def designs_tried(checkpoint: Path) -> int:
     """How many designs an ALMA sweep tried before this checkpoint's (1 outside a sweep): the
-    finished trials in the ``archive.sqlite`` of the sweep dir that holds its run dir
+    finished search trials (not the holdout reruns of designs already counted) in the ``archive.sqlite``
+    of the sweep dir that holds its run dir
     (``<sweep>/trial_NNNN/task_K/checkpoints/last.pt``)."""
     for folder in Path(checkpoint).resolve().parents[:4]:
         archive = folder / "archive.sqlite"
         if archive.is_file():
             with sqlite3.connect(f"file:{archive}?mode=ro", uri=True) as db:
-                (count,) = db.execute("SELECT COUNT(*) FROM trials WHERE status = 'finished'").fetchone()
+                (count,) = db.execute("SELECT COUNT(*) FROM trials WHERE status = 'finished' AND kind = 'search'").fetchone()
             return max(int(count), 1)
     return 1

@@ -103,6 +103,10 @@ def select(tier: str, names: list[str] | None, user_tasks: list[Task]) -> list[T
     """The tasks a run scores: the tier's (or ``names`` among the suite's and the user's), user tasks included."""
     if tier not in TIERS:
         raise ConfigError(f"tier: unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
+    names_given = [task.name for task in user_tasks]
+    twice = sorted({name for name in names_given if names_given.count(name) > 1})
+    if twice:
+        raise ConfigError(f"user_tasks: two tasks are named {twice[0]!r}; give each task its own name")
     known = {**TASKS, **{task.name: task for task in user_tasks}}
     if names is not None:
         unknown = [name for name in names if name not in known]
