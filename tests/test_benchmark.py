@@ -442,7 +442,6 @@ def test_a_checkpoint_observing_another_window_is_refused(tmp_path):
     narrow = train(tmp_path / "narrow", env={"window": 8, "episode_bars": 30})
     message = bench_error(f"checkpoint={narrow}", "tasks=[crash]", f"hydra.run.dir={tmp_path / 'out'}")
     assert message.startswith(f"CheckpointError: {narrow}: the policy observes env.window=8 bars, the suite's tasks give 32")
-    assert message.endswith(" gives 32")
     assert not (tmp_path / "out" / "results.json").exists()
 
 
