@@ -343,7 +343,7 @@ def planted(trend, folder, task, shift):
 
 
 def compare_cli(a, b):
-    return subprocess.run([str(ROOT / ".venv" / "bin" / "openclaw-bench"), "compare", str(a), str(b)], cwd=ROOT,
+    return subprocess.run([str(Path(sys.executable).parent / "openclaw-bench"), "compare", str(a), str(b)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

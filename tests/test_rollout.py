@@ -7,6 +7,7 @@ import torch
 
 from openclaw_rl.episodes import EpisodeRecord
 from openclaw_rl.ipa.chunks import chunk_boundaries, chunk_ids
+from openclaw_rl.rock import EnvConfig
 from openclaw_rl.roll.algorithms import compute_targets
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.trainer import build
@@ -134,7 +135,7 @@ def test_the_trajectory_store_numbers_chunks_as_the_learner_does():
     positions = np.array([[0.0, 1, 1, 1, -1, -1], [1, 1, 0, 0, 0, 1]]).T  # two markets, 6 bars
     record = EpisodeRecord(equity=np.ones((7, 2)), positions=positions, rewards=np.zeros((6, 2)),
                            buy_and_hold=np.zeros(2), lengths=np.array([6, 6]), logp=np.zeros((6, 2)))
-    steps, _ = _tables(record, 0, 0, "test", "bull", 1.0)
+    steps, _ = _tables(record, 0, 0, "test", "bull", EnvConfig(initial_equity=1.0))
     previous = np.vstack([np.zeros((1, 2)), positions[:-1]])
     ids, _ = chunk_ids(torch.as_tensor(positions != previous))
     learner = (ids - ids[0]).T.reshape(-1).tolist()  # per trajectory from 0, market after market
