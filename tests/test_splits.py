@@ -71,6 +71,16 @@ def test_every_episode_of_a_split_lies_inside_its_bars(tmp_path, sampling):
     assert val_start - train_end == 20 and test_start - val_end == 20  # embargo: no shared or adjacent bar
 
 
+def train_on(path, run_dir, n_envs, steps):
+    """A small IPA run on the default (train) split of a price file."""
+    return run(RunConfig.from_mapping({
+        "env": {"market": {"kind": "historical"}, "data": {"path": str(path)}, "window": 8, "episode_bars": 30,
+                "n_envs": n_envs},
+        "trainer": {"total_steps": steps, "rollout_steps": 32, "progress": "log"},
+        "algo": {"num_minibatches": 2}, "eval": {"n_envs": n_envs},
+    }), run_dir)
+
+
 def test_training_never_reads_a_later_split(tmp_path):
     """Change every bar after the train split: the trained weights stay bit-identical, while the
     validation objective (which reads the later bars) changes."""
@@ -78,14 +88,7 @@ def test_training_never_reads_a_later_split(tmp_path):
     train_end = ranges["train"][1]
     results = {}
     for name, future in (("same", None), ("changed", train_end)):
-        path = write_prices(tmp_path / f"{name}.csv", future_from=future)
-        config = RunConfig.from_mapping({
-            "env": {"market": {"kind": "historical"}, "data": {"path": str(path)}, "window": 8, "episode_bars": 30,
-                    "n_envs": 8},
-            "trainer": {"total_steps": 512, "rollout_steps": 32, "progress": "log"},
-            "algo": {"num_minibatches": 2}, "eval": {"n_envs": 8},
-        })
-        result = run(config, tmp_path / name)
+        result = train_on(write_prices(tmp_path / f"{name}.csv", future_from=future), tmp_path / name, 8, 512)
         results[name] = (load_checkpoint(checkpoint_path(tmp_path / name))["policy"], result.objective)
     (same, objective_same), (changed, objective_changed) = results["same"], results["changed"]
     for key in same:
@@ -98,14 +101,7 @@ def test_the_objective_reads_validation_not_test(tmp_path):
     test_start = time_splits(N_BARS, [0.6, 0.2, 0.2], 20)["test"][0]
     objectives = []
     for name, future in (("a", None), ("b", test_start)):
-        path = write_prices(tmp_path / f"{name}.csv", future_from=future)
-        config = RunConfig.from_mapping({
-            "env": {"market": {"kind": "historical"}, "data": {"path": str(path)}, "window": 8, "episode_bars": 30,
-                    "n_envs": 4},
-            "trainer": {"total_steps": 128, "rollout_steps": 32, "progress": "log"},
-            "algo": {"num_minibatches": 2}, "eval": {"n_envs": 4},
-        })
-        objectives.append(run(config, tmp_path / name).objective)
+        objectives.append(train_on(write_prices(tmp_path / f"{name}.csv", future_from=future), tmp_path / name, 4, 128).objective)
     assert objectives[0] == objectives[1]
 
 
