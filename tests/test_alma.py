@@ -126,15 +126,6 @@ def test_archive_persists_trials_reports_and_expansions(tmp_path):
     assert archive.get(a).times_expanded == 1
 
 
-def test_archive_marks_trials_in_flight_as_interrupted(tmp_path):
-    archive = Archive(tmp_path / "a.sqlite")
-    done = archive.add("search", {"x": 1}, ["x=1"], "baseline")
-    archive.finish(done, 1.0, [1.0])
-    flying = archive.add("search", {"x": 2}, ["x=2"], "initial")
-    assert [t.id for t in archive.mark_interrupted()] == [flying]
-    assert [t.status for t in archive.trials()] == ["finished", "interrupted"]
-
-
 def test_sweep_progress_reports_trials_done_best_so_far_and_eta(tmp_path, caplog, monkeypatch):
     import logging
 

@@ -2,6 +2,8 @@
 kill and resume, pruning."""
 
 import csv
+import re
+import json
 import os
 import signal
 import sqlite3
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from openclaw_rl.alma.archive import Archive
+from openclaw_rl.alma.space import SpaceError
 from openclaw_rl.alma.sweeper import ALMASweeperImpl, Running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,32 +82,94 @@ def status_counts(db: Path) -> dict[str, int]:
         connection.close()
 
 
-def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
-    args = ["hydra.sweeper.budget=8", "hydra.sweeper.n_initial=3", "hydra.sweeper.n_workers=2",
-            "algo.lr=tag(log, interval(1e-4, 1e-2))", "ipa.chunker=choice(trade, fixed, step)"]
+LONGER = ["trainer.total_steps=8192", "trainer.checkpoint_every=1"]  # trials long enough to kill one mid-run
+
+
+def wait_for(condition, seconds=300):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def checkpointed_in_flight(db: Path, sweep_dir: Path) -> list[int]:
+    """Trials running with a checkpoint on disk."""
+    if status_counts(db).get("finished", 0) < 1:
+        return []
+    running = [t.id for t in Archive(db).trials(status="running")]
+    return [i for i in running if (sweep_dir / f"trial_{i:04d}" / "task_0" / "checkpoints" / "last.pt").is_file()]
+
+
+def test_killed_sweep_continues_its_trials_from_their_checkpoints(tmp_path):
+    """kill -9 of the sweeper and its workers mid-trial, then the same command: no finished trial runs
+    again, and the trials in flight continue from their checkpoints, under their own ids and job dirs."""
+    args = ["hydra.sweeper.budget=5", "hydra.sweeper.n_initial=3", "hydra.sweeper.n_workers=2",
+            "algo.lr=tag(log, interval(1e-4, 1e-2))", "ipa.chunker=choice(trade, fixed, step)", *LONGER]
     process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     db = tmp_path / "archive.sqlite"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        counts = status_counts(db)
-        if counts.get("finished", 0) >= 2 and counts.get("running", 0) >= 1:
-            break
-        time.sleep(0.05)
+    wait_for(lambda: checkpointed_in_flight(db, tmp_path))
     os.killpg(process.pid, signal.SIGKILL)  # the sweeper and its workers
     process.wait()
     before = {t.id: t for t in Archive(db).trials() if t.status == "finished"}
-    in_flight = [t.id for t in Archive(db).trials() if t.status == "running"]
+    in_flight = checkpointed_in_flight(db, tmp_path)
     assert before and in_flight
+    # a trial that wrote its result just before the kill is adopted, not resumed
+    resumable = [i for i in in_flight if not (tmp_path / f"trial_{i:04d}" / "result.json").is_file()]
+    assert resumable
     sweep(tmp_path, *args)
     after = Archive(db).trials(kind="search")
     for trial_id, trial in before.items():  # finished trials are kept as they were
         kept = next(t for t in after if t.id == trial_id)
-        assert (kept.status, kept.score) == ("finished", trial.score)
-    retried = {t.retry_of for t in after if t.mutation == "retry"}
-    assert set(in_flight) <= retried  # every trial in flight was run again, under a new id
-    assert sum(t.status == "finished" for t in after) == 8
-    assert len({t.run_dir for t in after}) == len(after)  # job dirs never collide
+        assert (kept.status, kept.score, kept.ended) == ("finished", trial.score, trial.ended)
+    assert [t.status for t in after] == ["finished"] * 5 and max(t.id for t in after) == 5  # no trial added
+    for trial_id in in_flight:
+        log = (tmp_path / f"trial_{trial_id:04d}" / "task_0" / "train.log").read_text()
+        assert ("resumed from" in log) == (trial_id in resumable), trial_id
+
+
+def test_an_orphan_workers_result_is_adopted_not_rerun(tmp_path):
+    """Only the sweeper is killed: its workers finish as orphans, and the rerun adopts their results
+    instead of running them again."""
+    args = ["hydra.sweeper.budget=3", "hydra.sweeper.n_initial=3", "hydra.sweeper.n_workers=2",
+            "algo.lr=tag(log, interval(1e-4, 1e-2))", *LONGER]
+    process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    db = tmp_path / "archive.sqlite"
+    wait_for(lambda: status_counts(db).get("running", 0) == 2 and all(
+        (tmp_path / f"trial_{i:04d}" / "worker.json").is_file() for i in (1, 2)))
+    workers = {i: json.loads((tmp_path / f"trial_{i:04d}" / "worker.json").read_text())["pid"] for i in (1, 2)}
+    process.kill()  # the sweeper alone: its workers go on as orphans
+    process.wait()
+    wait_for(lambda: all((tmp_path / f"trial_{i:04d}" / "result.json").is_file() for i in (1, 2)))
+    result = sweep(tmp_path, *args)
+    assert "adopting the result" in result.stderr + result.stdout
+    trials = Archive(db).trials(kind="search")
+    assert [t.status for t in trials] == ["finished"] * 3
+    for i in (1, 2):
+        adopted = json.loads((tmp_path / f"trial_{i:04d}" / "result.json").read_text())["task_scores"]
+        assert trials[i - 1].task_scores == adopted
+        log = (tmp_path / f"trial_{i:04d}" / "task_0" / "train.log").read_text()
+        assert log.count("run dir:") == 1, "an adopted trial ran again"
+    assert all(pid != json.loads((tmp_path / "trial_0003" / "worker.json").read_text())["pid"] for pid in workers.values())
+
+
+def test_a_worker_killed_by_a_signal_continues_from_its_checkpoint(tmp_path):
+    args = ["hydra.sweeper.budget=2", "hydra.sweeper.n_initial=2", "hydra.sweeper.n_workers=1",
+            "algo.lr=tag(log, interval(1e-4, 1e-2))", *LONGER]
+    process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    checkpoint = tmp_path / "trial_0001" / "task_0" / "checkpoints" / "last.pt"
+    wait_for(lambda: checkpoint.is_file() and (tmp_path / "trial_0001" / "worker.json").is_file())
+    os.kill(json.loads((tmp_path / "trial_0001" / "worker.json").read_text())["pid"], signal.SIGKILL)  # as the OOM killer
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    assert "trial 1: its worker was killed (signal 9); continuing it from its checkpoints (retry 1 of 1)" in output
+    trials = Archive(tmp_path / "archive.sqlite").trials()
+    assert [(t.id, t.status) for t in trials] == [(1, "finished"), (2, "finished")]
+    assert "resumed from" in (tmp_path / "trial_0001" / "task_0" / "train.log").read_text()
 
 
 def test_failure_rate_stops_the_sweep_and_bad_spaces_fail_before_any_job(tmp_path):
@@ -126,7 +191,7 @@ class FakeProcess:
 
 
 def test_pruning_stops_a_trial_below_its_peers(tmp_path):
-    sweeper = ALMASweeperImpl(pruning={"enabled": True, "min_peers": 3, "quantile": 0.25})
+    sweeper = ALMASweeperImpl(pruning={"enabled": True, "min_peers": 3, "quantile": 0.25, "min_reports": 1})
     archive = Archive(tmp_path / "a.sqlite")
     peers = [archive.add("search", {"x": i}, [], "initial") for i in range(3)]
     for trial, score in zip(peers, (1.0, 2.0, 3.0)):
@@ -145,6 +210,25 @@ def test_pruning_stops_a_trial_below_its_peers(tmp_path):
     assert not fine.process.terminated and archive.get(fine.trial.id).status == "running"
 
 
+def test_pruning_waits_for_a_trials_second_report(tmp_path):
+    """The grace period (pruning.min_reports=2): a trial far below its peers at its first report goes
+    on, and is stopped at its second."""
+    sweeper = ALMASweeperImpl(pruning={"enabled": True, "min_peers": 3, "quantile": 0.25})
+    archive = Archive(tmp_path / "a.sqlite")
+    for i, score in enumerate((1.0, 2.0, 3.0)):
+        peer = archive.add("search", {"x": i}, [], "initial")
+        archive.report(peer, 0, 100, score)
+        archive.report(peer, 0, 200, score)
+    trial = archive.get(archive.add("search", {"x": "low"}, [], "initial"))
+    (tmp_path / "reports.jsonl").write_text('{"step": 100, "objective": 0.5}\n')
+    runs = {trial.id: Running(trial, FakeProcess(), tmp_path / "result.json", [tmp_path])}
+    sweeper._prune(archive, runs)
+    assert not runs[trial.id].process.terminated and archive.get(trial.id).status == "running"
+    (tmp_path / "reports.jsonl").write_text('{"step": 100, "objective": 0.5}\n{"step": 200, "objective": 0.5}\n')
+    sweeper._prune(archive, runs)
+    assert runs[trial.id].process.terminated and "pruned at task 0, step 200" in archive.get(trial.id).error
+
+
 def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
     sweep(tmp_path, "hydra.sweeper.launcher=hydra", "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2",
           "hydra.sweeper.n_workers=2", "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3)",
@@ -157,3 +241,56 @@ def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
     for t in search:
         assert t.status == ("failed" if t.design["algo.num_minibatches"] == 3 else "finished")
         assert (Path(t.run_dir) / "task_0" / ".hydra" / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"mutation_scale": -0.1}, "hydra.sweeper.mutation_scale: must be > 0, got -0.1"),
+    ({"min_trials_for_failure": 0}, "hydra.sweeper.min_trials_for_failure: must be >= 1, got 0"),
+    ({"poll_seconds": -1.0}, "hydra.sweeper.poll_seconds: must be > 0, got -1.0"),
+    ({"holdout_top_k": -1}, "hydra.sweeper.holdout_top_k: must be >= 1, got -1"),
+    ({"max_retries": -1}, "hydra.sweeper.max_retries: must be >= 0, got -1"),
+    ({"pruning": {"min_peers": -2}}, "hydra.sweeper.pruning.min_peers: must be >= 1, got -2"),
+])
+def test_sweeper_settings_are_checked_up_front(setting, message):
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        ALMASweeperImpl(**setting)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["hydra.sweeper.tasks=['env.regime=nope']"], "task 'env.regime=nope': env.regime: unknown regime 'nope'"),
+    (["env.n_envs=10"], "the overrides every trial shares: algo.num_minibatches: must divide env.n_envs=10"),
+    (["hydra.sweeper.inherit_weights=true", "hydra.sweeper.inherit_key=trainer.nope"],
+     "the overrides every trial shares do not compose: Could not override 'trainer.nope'"),
+])
+def test_shared_mistakes_fail_the_sweep_before_any_job(tmp_path, args, message):
+    result = sweep(tmp_path, "algo.lr=tag(log, interval(1e-4, 1e-2))", *args, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+    assert not list(tmp_path.glob("trial_*"))
+
+
+def test_a_sweep_whose_every_trial_failed_exits_non_zero(tmp_path):
+    result = sweep(tmp_path, "hydra.sweeper.budget=2", "hydra.sweeper.n_workers=1", "hydra.sweeper.max_failure_rate=1.0",
+                   "algo.num_minibatches=choice(3, 5)", check=False)
+    assert result.returncode != 0 and "sweep failed: none of its 2 trials finished" in result.stderr
+
+
+def test_the_baseline_of_a_group_choice_is_the_configs_own_default(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.budget=1", "hydra.sweeper.n_initial=1", "hydra.sweeper.n_workers=1", "algo=choice(ppo, ipa)")
+    (baseline,) = Archive(tmp_path / "archive.sqlite").trials()
+    assert baseline.mutation == "baseline" and baseline.design == {"algo": "ipa"}
+
+
+def test_a_second_sweep_on_a_dir_in_use_is_refused(tmp_path):
+    args = ["hydra.sweeper.budget=2", "hydra.sweeper.n_workers=1", "algo.lr=tag(log, interval(1e-4, 1e-2))", *LONGER]
+    first = subprocess.Popen(sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: status_counts(tmp_path / "archive.sqlite").get("running", 0) >= 1)
+        second = sweep(tmp_path, *args, check=False)
+        assert second.returncode != 0
+        assert f"in use by another sweep (pid {first.pid} on host" in second.stderr, second.stderr[-2000:]
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    sweep(tmp_path, *args)  # the killed sweeper's lock is free: the rerun takes it and finishes the sweep
+    assert [t.status for t in Archive(tmp_path / "archive.sqlite").trials()] == ["finished"] * 2

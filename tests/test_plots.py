@@ -110,10 +110,10 @@ def test_best_so_far_marks_the_baseline_initial_and_proposed_trials(tmp_path):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:2] == ["best so far", "baseline design"] and "proposed (ALMA rule)" in legend
 
-    # A baseline killed in flight and rerun is still the baseline.
+    # A baseline killed in flight and rerun under a new id (as sweeps before resume-in-place did) is still the baseline.
     resumed = Archive(tmp_path / "resumed.sqlite")
     first = resumed.add("search", {"x": 0}, ["x=0"], "baseline")
-    resumed.mark_interrupted()
+    resumed.fail(first, "killed", status="interrupted")
     resumed.finish(resumed.add("search", {"x": 0}, ["x=0"], "retry", retry_of=first), 0.12, [0.12])
     (ax,) = best_so_far_figure(resumed.trials(kind="search")).axes
     np.testing.assert_allclose(line(ax, "baseline design").get_ydata(), [0.12])

@@ -123,14 +123,6 @@ class Archive:
                                (task, step, excluding)).fetchall()
         return [r[0] for r in rows]
 
-    def mark_interrupted(self) -> list[Trial]:
-        """Trials left running by a killed sweep become 'interrupted'; returned for rerunning."""
-        stale = self.trials(status="running")
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute("UPDATE trials SET status = 'interrupted', ended = ? WHERE status = 'running'", (time.time(),))
-        return stale
-
     def trials(self, kind: str | None = None, status: str | None = None) -> list[Trial]:
         query, args = f"SELECT {', '.join(COLUMNS)} FROM trials WHERE 1 = 1", []
         if kind is not None:

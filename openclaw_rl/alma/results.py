@@ -68,7 +68,8 @@ def best_so_far(trials) -> np.ndarray:
 
 
 def origin(trial, by_id: dict) -> str | None:
-    """How a trial's design was made: its ``mutation``, or for a retry that of the trial it reruns."""
+    """How a trial's design was made: its ``mutation``, or for a retry (archives of sweeps before trials
+    resumed in place) that of the trial it reruns."""
     while trial.mutation == "retry" and trial.retry_of in by_id:
         trial = by_id[trial.retry_of]
     return trial.mutation

@@ -4,8 +4,9 @@
 into the archive and the next design is proposed and started (no batches). A trial runs the
 task function once per task (``tasks``) through Hydra's own ``run_job``, in the job dir
 ``<sweep dir>/trial_NNNN/task_K``, and hands its scores back through a file. Running the same
-command on the same sweep dir resumes: finished trials stay, trials in flight are run again
-under new ids (job dirs never collide).
+command on the same sweep dir resumes: finished trials stay; of the trials a killed sweep left
+running, a result an orphan worker wrote is adopted, an orphan still running is waited for, and
+the others continue from their last checkpoints in their own job dirs (``resume_key=auto``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import socket
 import sys
 import time
 import traceback
@@ -27,11 +29,14 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from openclaw_rl.alma.archive import Archive, Trial
+from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_credit
 from openclaw_rl.alma.space import SearchSpace, SpaceError
 from openclaw_rl.atomic import atomic_write
+from openclaw_rl.errors import ConfigError, DataError
 from openclaw_rl.progress import Progress
+from openclaw_rl.roll.config import RunConfig
 
 log = logging.getLogger("openclaw_rl.alma")
 AGGREGATES = ("mean", "min")
@@ -42,6 +47,7 @@ LAUNCHERS = ("local", "hydra")
 class PruningConf:
     enabled: bool = False
     min_peers: int = 4  # reports from at least this many other trials at the same task and step
+    min_reports: int = 2  # a trial is never pruned at its first reports (early scores rank designs poorly)
     quantile: float = 0.25  # stop a trial whose report is below this quantile of its peers'
     report_file: str = "reports.jsonl"  # written by the task in its job dir: {"step": int, "objective": float}
 
@@ -62,6 +68,8 @@ class ALMASweeperConf:
     holdout_top_k: int = 3
     inherit_weights: bool = False  # a child starts from its parent's final weights (the ROLL level)
     inherit_key: str = "trainer.init_from"
+    resume_key: str = "trainer.resume"  # set to auto when an interrupted trial continues from its checkpoint
+    max_retries: int = 1  # a worker killed by a signal (the OOM killer, say) continues this often before failing
     max_failure_rate: float = 0.5  # stop once more than this share of at least min_trials_for_failure trials failed
     min_trials_for_failure: int = 4
     poll_seconds: float = 0.2
@@ -75,6 +83,7 @@ class Running:
     process: Any
     result: Path
     job_dirs: list[Path]
+    started: float = field(default_factory=time.time)
 
 
 class ALMASweeperImpl:
@@ -93,6 +102,13 @@ class ALMASweeperImpl:
         need(c.budget >= 1, "budget", f"must be >= 1, got {c.budget}")
         need(c.n_workers >= 1, "n_workers", f"must be >= 1, got {c.n_workers}")
         need(c.n_initial >= 1, "n_initial", f"must be >= 1, got {c.n_initial}")
+        need(c.mutation_scale > 0, "mutation_scale", f"must be > 0, got {c.mutation_scale}")
+        need(c.min_trials_for_failure >= 1, "min_trials_for_failure", f"must be >= 1, got {c.min_trials_for_failure}")
+        need(c.poll_seconds > 0, "poll_seconds", f"must be > 0, got {c.poll_seconds}")
+        need(c.holdout_top_k >= 1, "holdout_top_k", f"must be >= 1, got {c.holdout_top_k}")
+        need(c.max_retries >= 0, "max_retries", f"must be >= 0, got {c.max_retries}")
+        need(c.pruning.min_peers >= 1, "pruning.min_peers", f"must be >= 1, got {c.pruning.min_peers}")
+        need(c.pruning.min_reports >= 1, "pruning.min_reports", f"must be >= 1, got {c.pruning.min_reports}")
         need(c.tau > 0, "tau", f"must be > 0, got {c.tau}")
         need(c.score_scale is None or c.score_scale > 0, "score_scale", f"must be > 0 or null, got {c.score_scale}")
         need(c.aggregate in AGGREGATES, "aggregate", f"unknown {c.aggregate!r}; allowed: {', '.join(AGGREGATES)}")
@@ -118,26 +134,53 @@ class ALMASweeperImpl:
         space = SearchSpace(arguments)
         tasks = [t.split() for t in c.tasks] or [[]]
         holdout = [t.split() for t in c.holdout_tasks]
-        for task in tasks + holdout:  # compose every task once: bad overrides fail before any job
-            self.hydra_context.config_loader.load_sweep_config(self.config, space.overrides(space.center()) + task)
+        self._check_jobs(space, tasks, holdout)
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        self.lock = SweepLock(self.sweep_dir)
+        self.lock.acquire()
+        try:
+            return self._sweep(space, tasks, holdout)
+        finally:
+            self.lock.release()
+
+    def _check_jobs(self, space: SearchSpace, tasks: list[list[str]], holdout: list[list[str]]) -> None:
+        """Compose and validate every task once with what every trial shares (the plain overrides, the
+        inherit key), the searched keys at their defaults: a mistake there would fail every trial, so it
+        fails the sweep before any job. An error in a searched key is left to the trials it concerns."""
+        extra = [f"{self.conf.inherit_key}=null"] if self.conf.inherit_weights else []
+        searched = {dim.key for dim in space.dims}
+        for task in tasks + holdout:
+            where = f"task '{' '.join(task)}'" if task else "the overrides every trial shares"
+            try:
+                composed = self.hydra_context.config_loader.load_sweep_config(self.config, space.fixed + task + extra)
+            except Exception as err:  # noqa: BLE001  Hydra's override and composition errors
+                raise SpaceError(f"{where} do not compose: {err}") from None
+            if "trainer" not in composed or "env" not in composed:
+                continue  # not an openclaw_rl training run: the task function validates its own config
+            try:
+                RunConfig.from_mapping(_job_values(composed)).env.make_market()
+            except (ConfigError, DataError) as err:
+                if str(err).split(":")[0] not in searched:
+                    raise SpaceError(f"{where}: {err}") from None
+
+    def _sweep(self, space: SearchSpace, tasks: list[list[str]], holdout: list[list[str]]) -> dict:
+        c = self.conf
         archive = Archive(self.sweep_dir / "archive.sqlite")
         known = archive.get_meta("space")
         if known is not None and known != space.signature:
             raise SpaceError(f"{self.sweep_dir}: this sweep dir holds a sweep over another search space; "
                              "use a new hydra.sweep.dir or the same overrides")
         archive.set_meta("space", space.signature)
-        retries = archive.mark_interrupted()
-        if retries:
-            log.info("resuming %s: rerunning %d interrupted trial(s)", self.sweep_dir, len(retries))
         proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale)
         initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
         self.busy_seconds, start = 0.0, time.time()
-        running: dict[int, Running] = {}
+        self.attempts: dict[int, int] = {}
+        self.tasks, self.holdout = tasks, holdout
         stop_reason = None
         self.objective = str(OmegaConf.select(self.config, "eval.objective", default=None) or "objective")
         done = sum(t.status in ("finished", "failed", "pruned") for t in archive.trials(kind="search"))
         self.progress = Progress(c.budget, "trials", log, initial=min(done, c.budget))
+        running = self._recover(archive)
         while True:
             self._collect(archive, running)
             self._prune(archive, running)
@@ -146,11 +189,11 @@ class ALMASweeperImpl:
             if self.launcher is not None:  # one round of n_workers trials through the Hydra launcher
                 round_ = []
                 while stop_reason is None and len(round_) < c.n_workers and len(searched) < c.budget:
-                    round_.append(self._next_trial(archive, space, proposer, initial, retries, len(searched)))
+                    round_.append(self._next_trial(archive, space, proposer, initial, len(searched)))
                     searched.append(round_[-1])
                 self._launch_round(archive, round_, tasks, "search")
             while self.launcher is None and stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
-                trial = self._next_trial(archive, space, proposer, initial, retries, len(searched))
+                trial = self._next_trial(archive, space, proposer, initial, len(searched))
                 running[trial.id] = self._start(archive, trial, tasks, "search")
                 searched.append(trial)
             if not running and (stop_reason is not None or len(searched) >= c.budget):
@@ -162,7 +205,12 @@ class ALMASweeperImpl:
         if holdout and stop_reason is None:
             self._run_holdout(archive, holdout)
         results = write_results(archive, self.sweep_dir, c, utilization, objective=self.objective)
+        searched = archive.trials(kind="search")
         archive.close()
+        if stop_reason is None and not any(t.status == "finished" for t in searched):
+            last = next((t.error for t in reversed(searched) if t.error), "") or ""
+            stop_reason = (f"sweep failed: none of its {len(searched)} trials finished; last error: "
+                           f"{(last.strip().splitlines() or [''])[-1]}; see {self.sweep_dir / 'archive.csv'}")
         if stop_reason is not None:
             raise RuntimeError(stop_reason)
         return results
@@ -173,7 +221,7 @@ class ALMASweeperImpl:
         design = space.center()
         choices = self.config.hydra.runtime.choices
         for dim in space.dims:
-            value = choices.get(dim.key) if "/" in dim.key else OmegaConf.select(self.config, dim.key, default=None)
+            value = choices.get(dim.key) if dim.key in choices else OmegaConf.select(self.config, dim.key, default=None)
             if isinstance(value, DictConfig) or value is None:
                 continue
             value = OmegaConf.to_container(value) if not isinstance(value, (int, float, str, bool)) else value
@@ -182,13 +230,9 @@ class ALMASweeperImpl:
         return design
 
     def _next_trial(self, archive: Archive, space: SearchSpace, proposer: Proposer, initial: list[dict],
-                    retries: list[Trial], n_searched: int) -> Trial:
+                    n_searched: int) -> Trial:
         c = self.conf
         rng = np.random.default_rng([c.seed, n_searched])
-        if retries:
-            old = retries.pop(0)
-            trial_id = archive.add("search", old.design, old.overrides, "retry", old.parent, old.parent2, retry_of=old.id)
-            return archive.get(trial_id)
         everything = archive.trials(kind="search")
         designs = [t.design for t in everything]
         for k, design in enumerate(initial):
@@ -200,7 +244,8 @@ class ALMASweeperImpl:
             design = space.latin_hypercube(1, rng)[0]
             return archive.get(archive.add("search", design, space.overrides(design), "initial"))
         baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))
-        credit = operator_credit(everything, evaluated)
+        ended = [t for t in everything if t.status in ("finished", "failed", "pruned")]
+        credit = operator_credit(everything, ended)  # a failed or pruned child is a try its operator did not win
         design, operator, parent, other = proposer.propose(evaluated, baseline, credit, designs, rng)
         return archive.get(archive.add("search", design, space.overrides(design), operator, parent.id,
                                        other.id if other is not None else None))
@@ -242,42 +287,82 @@ class ALMASweeperImpl:
                 self._report_progress(archive, trial.id)
         write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
 
-    def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> Running:
+    def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str, resume: bool = False) -> Running:
+        """Fork a worker for ``trial``; ``resume``: it continues in its job dirs from their checkpoints."""
         per_task, subdirs = self._jobs(archive, trial, tasks, "search" if kind == "search" else "holdout")
+        if resume:
+            per_task = [overrides + [f"{self.conf.resume_key}=auto"] for overrides in per_task]
         prefix = "trial" if kind == "search" else "holdout"
         job_dirs = [self.sweep_dir / s for s in subdirs]
         result = self.sweep_dir / f"{prefix}_{trial.id:04d}" / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
         process = multiprocessing.get_context("fork").Process(
             target=_run_trial,
-            args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result, self.conf.n_workers),
+            args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result,
+                  self.conf.n_workers),
             name=f"alma-{prefix}-{trial.id}",
         )
         process.start()
-        log.info("started %s %d (%s): %s", prefix, trial.id, trial.mutation, " ".join(trial.overrides))
+        atomic_write(result.parent / "worker.json", json.dumps({"pid": process.pid, "host": socket.gethostname(),
+                                                                 "start": _process_start(process.pid)}))
+        log.info("%s %s %d (%s): %s", "resumed" if resume else "started", prefix, trial.id, trial.mutation,
+                 " ".join(trial.overrides))
         return Running(trial, process, result, job_dirs)
+
+    def _recover(self, archive: Archive) -> dict[int, Running]:
+        """The trials a killed sweep left running: the result an orphan worker wrote since is adopted,
+        an orphan still running is waited for, and the others continue from their checkpoints."""
+        running = {}
+        for trial in archive.trials(status="running"):
+            tasks = self.tasks if trial.kind == "search" else self.holdout
+            prefix = "trial" if trial.kind == "search" else "holdout"
+            folder = self.sweep_dir / f"{prefix}_{trial.id:04d}"
+            result = folder / "result.json"
+            orphan = Orphan.of(folder / "worker.json")
+            if result.is_file():
+                log.info("trial %d: adopting the result its worker wrote after the sweep stopped", trial.id)
+                self._record(archive, trial, json.loads(result.read_text()))
+            elif orphan is not None:
+                log.info("trial %d: its worker (pid %d) is still running; waiting for it", trial.id, orphan.pid)
+                running[trial.id] = Running(trial, orphan, result, [folder / f"task_{k}" for k in range(len(tasks))])
+            else:
+                running[trial.id] = self._start(archive, trial, tasks, trial.kind, resume=True)
+        return running
 
     def _collect(self, archive: Archive, running: dict[int, Running]) -> None:
         for trial_id in [i for i, r in running.items() if not r.process.is_alive()]:
             run = running.pop(trial_id)
             run.process.join()
-            self.busy_seconds += time.time() - run.trial.started
+            self.busy_seconds += time.time() - run.started
             if archive.get(trial_id).status == "pruned":
                 self._report_progress(archive, trial_id)
                 continue
             outcome = json.loads(run.result.read_text()) if run.result.is_file() else None
-            if outcome is None:
-                archive.fail(trial_id, f"worker exited with code {run.process.exitcode} before reporting a result")
-            elif "error" in outcome:
-                archive.fail(trial_id, outcome["error"])
-                log.warning("trial %d failed: %s", trial_id, outcome["error"].strip().splitlines()[-1])
-            else:
-                score = aggregate(outcome["task_scores"], self.conf.aggregate)
-                archive.finish(trial_id, score, outcome["task_scores"])
-                log.info("trial %d: score %.6f (tasks %s)", trial_id, score, outcome["task_scores"])
-            if run.trial.kind == "search":
-                self._report_progress(archive, trial_id)
-                write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
+            code = run.process.exitcode
+            if outcome is None and (code is None or code < 0) and self.attempts.get(trial_id, 0) < self.conf.max_retries:
+                self.attempts[trial_id] = self.attempts.get(trial_id, 0) + 1  # killed by a signal: continue it
+                log.warning("trial %d: its worker was killed (%s); continuing it from its checkpoints (retry %d of %d)",
+                            trial_id, f"signal {-code}" if code is not None else "orphan gone", self.attempts[trial_id],
+                            self.conf.max_retries)
+                tasks = self.tasks if run.trial.kind == "search" else self.holdout
+                running[trial_id] = self._start(archive, run.trial, tasks, run.trial.kind, resume=True)
+                continue
+            self._record(archive, run.trial, outcome, code)
+
+    def _record(self, archive: Archive, trial: Trial, outcome: dict | None, code: int | None = None) -> None:
+        """A trial's outcome into the archive (and the results files, for a search trial)."""
+        if outcome is None:
+            archive.fail(trial.id, f"worker exited with code {code} before reporting a result")
+        elif "error" in outcome:
+            archive.fail(trial.id, outcome["error"])
+            log.warning("trial %d failed: %s", trial.id, outcome["error"].strip().splitlines()[-1])
+        else:
+            score = aggregate(outcome["task_scores"], self.conf.aggregate)
+            archive.finish(trial.id, score, outcome["task_scores"])
+            log.info("trial %d: score %.6f (tasks %s)", trial.id, score, outcome["task_scores"])
+        if trial.kind == "search":
+            self._report_progress(archive, trial.id)
+            write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
 
     def _report_progress(self, archive: Archive, trial_id: int) -> None:
         """One search trial ended: trials done / budget, its score, the best so far, the ETA."""
@@ -296,8 +381,8 @@ class ALMASweeperImpl:
             if run.trial.kind != "search":
                 continue
             for task, job_dir in enumerate(run.job_dirs):
-                for step, score in _read_reports(job_dir / p.report_file):
-                    if not archive.report(run.trial.id, task, step, score):
+                for index, (step, score) in enumerate(_read_reports(job_dir / p.report_file)):
+                    if not archive.report(run.trial.id, task, step, score) or index + 1 < p.min_reports:
                         continue
                     peers = archive.peers_at(task, step, excluding=run.trial.id)
                     if len(peers) >= p.min_peers and score < np.quantile(peers, p.quantile):
@@ -337,6 +422,51 @@ class ALMASweeperImpl:
             self._collect(archive, running)
 
 
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: ``/proc/PID/stat``), telling it from a later process given its pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+@dataclass
+class Orphan:
+    """A worker of an earlier sweep process that is still running (this host, same pid and start time)."""
+
+    pid: int
+    start: str | None
+    exitcode = None
+
+    @classmethod
+    def of(cls, record: Path) -> "Orphan | None":
+        try:
+            worker = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return None
+        orphan = cls(worker["pid"], worker.get("start"))
+        return orphan if worker.get("host") == socket.gethostname() and orphan.is_alive() else None
+
+    def is_alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # someone else's process reuses the pid
+            return False
+        return self.start is None or _process_start(self.pid) == self.start
+
+    def join(self) -> None:
+        """Not our child: there is nothing to reap."""
+
+
+def _job_values(composed: DictConfig) -> dict:
+    """A composed sweep config as the task function receives it: plain values, without ``hydra``."""
+    values = OmegaConf.to_container(composed, resolve=False)
+    values.pop("hydra", None)
+    return OmegaConf.to_container(OmegaConf.create(values), resolve=True)
+
+
 def _read_reports(path: Path) -> list[tuple[int, float]]:
     if not path.is_file():
         return []
@@ -354,7 +484,8 @@ def _share_cores(n_workers: int) -> None:
 
 def _run_trial(hydra_context, task_function, config, trial_id: int, per_task: list[list[str]], subdirs: list[str],
                result: Path, n_workers: int) -> None:
-    """Worker process: run the task function once per task; write scores or the error."""
+    """Worker process (its copy of the sweep lock dropped at the fork: ``alma.lock``): run the task
+    function once per task; write scores or the error."""
     _share_cores(n_workers)
     scores, outcome = [], None
     try:

@@ -1,20 +1,34 @@
-"""Checkpoints: atomic writes, and loads that never unpickle arbitrary objects.
+"""Checkpoints: atomic writes, a checksum, and loads that never unpickle arbitrary objects.
 
 Everything is stored as tensors, numbers, strings, lists and dicts, so ``torch.load`` runs with
 ``weights_only=True``; numpy arrays (env state, RNG) travel as raw bytes plus dtype and shape.
+
+A file holds ``{"format": FORMAT, "sha256": hex, "payload": uint8 tensor}``: the payload is
+serialized once (``torch.save`` into memory) and its SHA-256 is checked before it is unpickled, so
+a flipped byte anywhere, inside a tensor's data included, is an error rather than silently wrong
+weights. Files of the older format ``openclaw_rl.checkpoint/1`` (the payload's keys at the top level,
+no checksum) still load, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from openclaw_rl.atomic import FILE_MODE
 from openclaw_rl.errors import CheckpointError
 
-FORMAT = "openclaw_rl.checkpoint/1"
+FORMAT = "openclaw_rl.checkpoint/2"
+_FORMAT_V1 = "openclaw_rl.checkpoint/1"  # no checksum: read for compatibility
 _ARRAY = "__ndarray__"
+
+log = logging.getLogger("openclaw_rl.train")
 
 
 def _encode(obj):
@@ -53,28 +67,63 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write ``payload`` to ``path`` atomically (a crash leaves the previous file intact)."""
+    """Write ``payload`` to ``path`` atomically (a crash leaves the previous file intact), with the
+    SHA-256 of its serialized bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT, **_encode(payload)}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(_encode(payload), buffer)
+    view = buffer.getbuffer()
+    digest = hashlib.sha256(view).hexdigest()
+    data = torch.frombuffer(view, dtype=torch.uint8)  # the buffer's bytes, not a copy
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, FILE_MODE)
+        with os.fdopen(handle, "wb") as file:
+            torch.save({"format": FORMAT, "sha256": digest, "payload": data}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path) -> dict:
+    """The payload ``save_checkpoint`` wrote to ``path``, after checking its checksum."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    data = _torch_load(path, path)
+    found = data.get("format") if isinstance(data, dict) else None
+    if found == _FORMAT_V1:
+        log.warning("%s: a checkpoint of the older format %s, which carries no checksum: corruption in it "
+                    "cannot be detected (saving it again writes %s)", path, _FORMAT_V1, FORMAT)
+        return _decode({key: value for key, value in data.items() if key != "format"})
+    if found != FORMAT:
+        what = found if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path}: not an openclaw_rl checkpoint (format {what!r}, expected {FORMAT!r})")
+    payload, expected = data.get("payload"), data.get("sha256")
+    if not (isinstance(payload, torch.Tensor) and payload.dtype == torch.uint8 and payload.dim() == 1
+            and isinstance(expected, str)):
+        raise CheckpointError(f"{path}: not a readable openclaw_rl checkpoint (format {FORMAT!r} without "
+                              "a uint8 payload and its sha256)")
+    raw = payload.numpy()
+    if hashlib.sha256(raw).hexdigest() != expected:
+        raise CheckpointError(f"{path}: the checksum does not match its contents (a corrupted or altered "
+                              "file); resume from another checkpoint or start over")
+    del data
+    inner = _torch_load(io.BytesIO(raw), path)  # one copy of the bytes, freed once loaded
+    if not isinstance(inner, dict):
+        raise CheckpointError(f"{path}: not an openclaw_rl checkpoint (payload is a {type(inner).__name__})")
+    return _decode(inner)
+
+
+def _torch_load(source, path: Path):
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, wrong format, disallowed pickled object
         raise CheckpointError(f"{path}: not a readable openclaw_rl checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an openclaw_rl checkpoint (format {data.get('format') if isinstance(data, dict) else type(data).__name__!r}, expected {FORMAT!r})")
-    return _decode(data)
 
 
 def load_policy_weights(policy: torch.nn.Module, state: dict, source: Path) -> None:
