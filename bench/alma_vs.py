@@ -1,122 +1,275 @@
-"""Design search at equal trial budget: ALMA vs hydra-optuna-sweeper (TPE) vs random search.
+"""Design search at equal compute: ALMA (one- and two-level) vs Optuna TPE vs random search.
 
-Every sweeper searches the same space on the same training objective (held-out log return after
-a short IPA run on a trending market), with 2 jobs at a time, over several sweep seeds. ALMA runs
-trials steady-state in its own workers; the Optuna sweepers run batches of 2 through Hydra's
-joblib launcher. Worker utilization = sum of job durations / (2 x sweep wall clock), each job
-timed the same way for all (from its .hydra/config.yaml to its log's last write).
+Every sweeper searches the same space for the suite's ``switching`` task (the default env: the
+regime-switching chain) with the same compute: ``trials`` trials of ``steps`` env steps each, 2 at
+a time, per sweep seed. A trial's objective is its validation excess log return over buy-and-hold
+(the trainer's end-of-run evaluation on validation markets). Each sweep's chosen design, its best
+trial, is then scored by ``run_benchmark`` on the task's test split: the sweep's test score.
 
-    python bench/alma_vs.py [--budget 20] [--seeds 3]
+Sweepers: ``alma`` (ALMA's defaults); ``alma_two_level`` (``inherit_weights=true``: a child continues
+from its parent's final weights while ALMA changes the design, each trial still training ``steps``
+steps); ``tpe`` and ``random`` (hydra-optuna-sweeper's samplers, batches of 2 through Hydra's joblib
+launcher). Sweeps run one after another. Worker utilization = sum of job durations / (2 x sweep wall
+clock), every job timed the same way (from its .hydra/config.yaml to its train.log's last write);
+ALMA's own figure (optimization_results.yaml) is kept for reference.
 
-Writes bench/results/alma_vs.{json,md}.
+    python bench/alma_vs.py [--seeds 5] [--budget 20]   # ~20 minutes on 2 cores
+    python bench/alma_vs.py --quick                      # a check that the script works (~2 minutes)
+
+Writes bench/results/NAME.{json,md,png} (NAME: alma_vs, or alma_vs_quick).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import io
+import math
 import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
-from common import machine, mean_sd, write_results
+from common import RESULTS, machine, mean_sd, write_results
+from openclaw_rl.atomic import atomic_write
+from openclaw_rl.benchmark import stats
+from openclaw_rl.benchmark.config import BenchConfig
+from openclaw_rl.benchmark.suite import run_benchmark
+from openclaw_rl.benchmark.tasks import TIERS
 
 ROOT = Path(__file__).resolve().parent.parent
+TASK = "switching"  # the suite's task whose env is the default one: training runs need no env override
 SPACE = ["algo.lr=tag(log, interval(1e-5, 3e-2))", "algo.ent_coef=interval(0.0, 0.05)",
          "algo.gamma=interval(0.9, 0.999)", "ipa.chunker=choice(trade, fixed, step, episode)",
          "algo.update_epochs=range(1, 9)"]
-TASK = ["env.regime=bull", "env.n_envs=32", "trainer.rollout_steps=64", "trainer.total_steps=40960",
-        "eval.n_envs=64", "trainer.progress=log"]
-OBJECTIVE = re.compile(r"objective log_return = (-?[0-9.e+-]+|nan)")
+OBJECTIVE = re.compile(r"objective excess_log_return = (\S+)")
 WORKERS = 2
+SWEEPERS = {
+    "alma": "ALMA (defaults, steady state)",
+    "alma_two_level": "ALMA two-level (inherit_weights=true)",
+    "tpe": "Optuna TPE (joblib, batches of 2)",
+    "random": "random search (Optuna, joblib, batches of 2)",
+}
+PAIRS = (("alma_two_level", "tpe"), ("alma", "tpe"))  # (a, b): a - b, paired by sweep seed
 
 
-def sweeper_args(name: str, budget: int, seed: int) -> list[str]:
-    if name == "alma":
-        return ["hydra/sweeper=alma", f"hydra.sweeper.budget={budget}", f"hydra.sweeper.seed={seed}",
-                f"hydra.sweeper.n_workers={WORKERS}"]
-    sampler = {"tpe": "tpe", "random": "random"}[name]
-    return ["hydra/sweeper=optuna", f"hydra/sweeper/sampler={sampler}", "hydra/launcher=joblib",
-            f"hydra.launcher.n_jobs={WORKERS}", f"hydra.sweeper.n_trials={budget}", f"hydra.sweeper.n_jobs={WORKERS}",
+@dataclass(frozen=True)
+class Budget:
+    name: str  # of the results files
+    seeds: int  # sweep seeds 0..seeds-1
+    trials: int  # per sweep
+    steps: int  # env steps per trial
+    tier: str  # of the test scoring
+
+
+def task_overrides(steps: int) -> list[str]:
+    """What every trial trains with (besides the searched keys): a few seconds per run."""
+    return ["env.n_envs=32", "trainer.rollout_steps=64", f"trainer.total_steps={steps}", "eval.n_envs=64",
+            "eval.objective=excess_log_return", "trainer.progress=log", "trainer.threads=1"]
+
+
+def sweeper_overrides(name: str, trials: int, seed: int) -> list[str]:
+    if name.startswith("alma"):
+        two_level = ["hydra.sweeper.inherit_weights=true"] if name == "alma_two_level" else []
+        return ["hydra/sweeper=alma", f"hydra.sweeper.budget={trials}", f"hydra.sweeper.seed={seed}",
+                f"hydra.sweeper.n_workers={WORKERS}", *two_level]
+    return ["hydra/sweeper=optuna", f"hydra/sweeper/sampler={name}", "hydra/launcher=joblib",
+            f"hydra.launcher.n_jobs={WORKERS}", f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.n_jobs={WORKERS}",
             "hydra.sweeper.direction=maximize", f"hydra.sweeper.sampler.seed={seed}"]
 
 
 def job_dirs(name: str, sweep_dir: Path) -> list[Path]:
-    if name == "alma":
-        rows = sqlite3.connect(sweep_dir / "archive.sqlite").execute(
-            "SELECT id FROM trials WHERE kind = 'search' ORDER BY id").fetchall()
+    """The sweep's job dirs in the order their trials started."""
+    if name.startswith("alma"):
+        with sqlite3.connect(sweep_dir / "archive.sqlite") as db:
+            rows = db.execute("SELECT id FROM trials WHERE kind = 'search' ORDER BY id").fetchall()
         return [sweep_dir / f"trial_{r[0]:04d}" / "task_0" for r in rows]
     return sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
-def score(job: Path) -> float:
+def validation(job: Path) -> float:
+    """The job's validation objective, from its train.log (NaN for a failed trial)."""
     log = job / "train.log"
     found = OBJECTIVE.findall(log.read_text()) if log.is_file() else []
-    return float(found[-1]) if found else float("nan")
+    return float(found[-1]) if found else math.nan
 
 
 def duration(job: Path) -> float:
-    return (job / "train.log").stat().st_mtime - (job / ".hydra" / "config.yaml").stat().st_mtime
+    log = job / "train.log"
+    return log.stat().st_mtime - (job / ".hydra" / "config.yaml").stat().st_mtime if log.is_file() else 0.0
 
 
-def run(name: str, budget: int, seed: int) -> dict:
+def chosen(name: str, sweep_dir: Path, jobs: list[Path], scores: list[float]) -> Path:
+    """The job dir of the sweep's best trial: ALMA's own choice, else the best parsed objective."""
+    if name.startswith("alma"):
+        best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["best_trial"]
+        return Path(best["run_dir"]) / "task_0"
+    if not np.isfinite(scores).any():
+        raise RuntimeError(f"{sweep_dir}: no trial finished")
+    return jobs[int(np.nanargmax(scores))]
+
+
+def best_so_far(scores: list[float]) -> list[float]:
+    """Best finite objective among the first k trials, k = 1..n (NaN before the first)."""
+    best = np.fmax.accumulate(np.nan_to_num(scores, nan=-np.inf))
+    return np.where(np.isfinite(best), best, np.nan).tolist()
+
+
+def sweep(name: str, budget: Budget, seed: int) -> dict:
+    """One sweep, then its chosen design scored on the test split (while its job dirs exist)."""
     with tempfile.TemporaryDirectory() as tmp:
         sweep_dir = Path(tmp) / "sweep"
         command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}",
-                   *sweeper_args(name, budget, seed), *TASK, *SPACE]
-        start = time.time()
+                   *sweeper_overrides(name, budget.trials, seed), *task_overrides(budget.steps), *SPACE]
+        start = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        wall = time.time() - start
+        wall = time.perf_counter() - start
         if result.returncode != 0:
             raise RuntimeError(f"{name} seed {seed} failed:\n{result.stderr[-3000:]}")
         jobs = job_dirs(name, sweep_dir)
-        scores = [score(j) for j in jobs]
-        busy = sum(duration(j) for j in jobs if (j / "train.log").is_file())
-    best = np.fmax.accumulate(np.nan_to_num(scores, nan=-np.inf))
-    return {"scores": scores, "best_so_far": best.tolist(), "wall": wall, "utilization": busy / (WORKERS * wall)}
+        scores = [validation(j) for j in jobs]
+        busy = sum(duration(j) for j in jobs)
+        best = chosen(name, sweep_dir, jobs, scores)
+        overrides = best / ".hydra" / "overrides.yaml"
+        design = yaml.safe_load(overrides.read_text()) if overrides.is_file() else None
+        own = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text()).get("worker_utilization") \
+            if name.startswith("alma") else None
+        start = time.perf_counter()
+        results = run_benchmark(BenchConfig(checkpoint=str(best), tier=budget.tier, tasks=[TASK]), Path(tmp) / "bench",
+                                bar=False)
+        scoring = time.perf_counter() - start
+    task = results["tasks"][TASK]
+    return {"seed": seed, "validation": scores, "best_so_far": best_so_far(scores),
+            "chosen": {"start_index": jobs.index(best), "overrides": design, "validation": scores[jobs.index(best)]},
+            "test": task["excess_log_return"], "test_interval": [task["low"], task["high"]],
+            "test_seeds": task["seeds"]["excess_log_return"], "test_buy_and_hold": task["buy_and_hold"],
+            "wall_s": wall, "utilization": busy / (WORKERS * wall), "alma_utilization": own, "scoring_s": scoring}
+
+
+def marks(trials: int) -> list[int]:
+    """Trials done at 25, 50, 75 and 100% of a sweep's compute."""
+    return sorted({max(1, math.ceil(trials * q)) for q in (0.25, 0.5, 0.75, 1.0)})
+
+
+def number(x: float) -> str:
+    return f"{x:+.4f}" if math.isfinite(x) else "n/a"
+
+
+def verdict(a: str, b: str, d: dict) -> str:
+    """One sentence from a paired difference ``a - b``: who is ahead, and whether the interval excludes 0."""
+    if d["mean"] == 0:
+        return f"`{a}` and `{b}` tie on the test split (mean over {d['n']} sweep seeds)."
+    ahead, behind = (a, b) if d["mean"] > 0 else (b, a)
+    text = f"`{ahead}` is ahead of `{behind}` on the test split by {abs(d['mean']):.4f} (mean over {d['n']} sweep seeds)"
+    if not math.isfinite(d["low"]):
+        return text + "; one sweep seed gives no interval."
+    ci = f"the 95% interval [{number(d['low'])}, {number(d['high'])}]"
+    if d["low"] > 0 or d["high"] < 0:
+        return text + f"; {ci} excludes 0."
+    return text + f", but {ci} includes 0: no significant difference."
+
+
+def figure(payload: dict) -> bytes:
+    """Best validation objective so far vs env steps spent, mean ± sd over sweep seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b = payload["budget"]
+    steps = b["steps"] * np.arange(1, b["trials"] + 1)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, runs in payload["runs"].items():
+        curves = np.array([r["best_so_far"] for r in runs])
+        mean, sd = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+        (line,) = ax.plot(steps, mean, drawstyle="steps-post", marker=".", label=SWEEPERS[name])
+        ax.fill_between(steps, mean - sd, mean + sd, step="post", color=line.get_color(), alpha=0.15)
+    ax.set_xlabel(f"env steps of finished trials, in start order ({b['steps']:,} per trial, {WORKERS} workers)")
+    ax.set_ylabel("best validation excess log return so far")
+    ax.set_title(f"Design search on `{TASK}`: mean ± sd over {b['seeds']} sweep seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def report(payload: dict) -> str:
+    b, runs, spec = payload["budget"], payload["runs"], TIERS[payload["budget"]["tier"]]
+    ks = marks(b["trials"])
+    lines = [
+        "# Design search at equal compute: ALMA vs Optuna TPE vs random search", "",
+        f"Measured {payload['date']} on {payload['machine']['cores']} CPU cores by `bench/alma_vs.py`: "
+        f"{b['trials']} trials of {b['steps']:,} env steps per sweep ({b['trials'] * b['steps']:,} env steps), "
+        f"{WORKERS} workers, sweep seeds 0..{b['seeds'] - 1}, one sweep at a time. Task: the suite's `{TASK}` (the "
+        "default env, regime switching). Objective: the validation excess log return over buy-and-hold (the trainer's "
+        "end-of-run evaluation on 64 validation markets). Test score: the chosen design's (the best validation "
+        f"trial's) excess log return over buy-and-hold on the test split of `{TASK}` (`run_benchmark`, tier "
+        f"{b['tier']}: the mean over {spec.n_seeds} seeds x {spec.n_markets} markets). Trials: "
+        + " ".join(f"`{o}`" for o in task_overrides(b["steps"])) + ". Space: " + ", ".join(f"`{s}`" for s in SPACE)
+        + ".", "",
+        "Per sweeper: mean ± sd over sweep seeds; the test score's 95% t-interval over sweep seeds in brackets. "
+        "Best so far: the best validation objective after that share of the sweep's env steps. Utilization: sum of "
+        f"job durations / ({WORKERS} x sweep wall clock), the same measure for every sweeper (ALMA's own figure, "
+        "timed inside its sweeper, in parentheses).", "",
+        "| sweeper | test score | 95% CI | best validation | "
+        + " | ".join(f"best so far @{k / b['trials']:.0%}" for k in ks) + " | utilization | sweep wall (s) |",
+        "|---|" + "---:|" * (len(ks) + 5),
+    ]
+    for name, results in runs.items():
+        mean, low, high = stats.mean_ci([r["test"] for r in results])
+        own = [r["alma_utilization"] for r in results if r["alma_utilization"] is not None]
+        utilization = f"{np.mean([r['utilization'] for r in results]):.0%}" + (f" ({np.mean(own):.0%})" if own else "")
+        lines.append(
+            f"| {SWEEPERS[name]} | {mean_sd([r['test'] for r in results])} | [{number(low)}, {number(high)}] | "
+            f"{mean_sd([r['chosen']['validation'] for r in results])} | "
+            + " | ".join(mean_sd([r["best_so_far"][k - 1] for r in results]) for k in ks)
+            + f" | {utilization} | {np.mean([r['wall_s'] for r in results]):.0f} |")
+    lines += ["", "Test-score differences, paired by sweep seed (95% t-intervals):", "",
+              "| difference | mean | 95% CI |", "|---|---:|---:|"]
+    for (a, b_), d in zip(PAIRS, payload["paired"].values()):
+        lines.append(f"| {a} − {b_} | {number(d['mean'])} | [{number(d['low'])}, {number(d['high'])}] |")
+    lines += [""] + [verdict(a, b_, d) for (a, b_), d in zip(PAIRS, payload["paired"].values())]
+    lines += ["", f"![best so far vs compute]({b['name']}.png)"]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=int, default=20)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5, help="sweep seeds 0..SEEDS-1")
+    parser.add_argument("--budget", type=int, default=20, help="trials per sweep")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 4 trials of 8,192 steps, smoke tier")
     args = parser.parse_args()
-    runs = {}
-    for name in ("alma", "tpe", "random"):
-        runs[name] = [run(name, args.budget, seed) for seed in range(args.seeds)]
-        final = [r["best_so_far"][-1] for r in runs[name]]
-        print(f"{name}: best {mean_sd(final)}, utilization "
-              f"{np.mean([r['utilization'] for r in runs[name]]):.2f}", flush=True)
-    marks = sorted({max(1, args.budget // 4 * k) for k in range(1, 5)} | {args.budget})
-    lines = [
-        "# Design search at equal budget: ALMA vs Optuna TPE vs random search", "",
-        f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores by `bench/alma_vs.py`: {args.budget} trials "
-        f"per sweep, {args.seeds} sweep seeds, {WORKERS} jobs at a time. Objective: held-out log return after a "
-        "40,960-step IPA run on `env.regime=bull` (buy-and-hold scores about +0.23). Space: "
-        + ", ".join(f"`{s}`" for s in SPACE) + ".", "",
-        "Best score so far after k trials (mean ± std over sweep seeds):", "",
-        "| sweeper | " + " | ".join(f"k={k}" for k in marks) + " | worker utilization | sweep wall (s) |",
-        "|---|" + "---:|" * (len(marks) + 2),
-    ]
-    for name, results in runs.items():
-        cells = []
-        for k in marks:
-            values = [r["best_so_far"][k - 1] for r in results]
-            cells.append(mean_sd(values))
-        utilization = np.mean([r["utilization"] for r in results])
-        wall = np.mean([r["wall"] for r in results])
-        label = {"alma": "ALMA (steady state, own workers)", "tpe": "Optuna TPE (joblib batches)",
-                 "random": "random search (Optuna, joblib batches)"}[name]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {utilization:.0%} | {wall:.0f} |")
-    payload = {"machine": machine(), "date": str(datetime.date.today()), "budget": args.budget, "runs": runs,
-               "space": SPACE, "task": TASK}
-    print(f"wrote {write_results('alma_vs', payload, chr(10).join(lines) + chr(10))}")
+    budget = Budget("alma_vs_quick", 2, 4, 8192, "smoke") if args.quick \
+        else Budget("alma_vs", args.seeds, args.budget, 40960, "full")
+    torch.set_num_threads(1)  # scoring as training: one thread
+    runs: dict[str, list[dict]] = {}
+    for name in SWEEPERS:
+        runs[name] = []
+        for seed in range(budget.seeds):
+            runs[name].append(r := sweep(name, budget, seed))
+            print(f"{name} seed {seed}: validation {r['chosen']['validation']:+.4f}, test {r['test']:+.4f}, "
+                  f"utilization {r['utilization']:.0%}, sweep {r['wall_s']:.0f} s, scored in {r['scoring_s']:.0f} s",
+                  flush=True)
+    paired = {f"{a}-{b}": stats.paired_difference([r["test"] for r in runs[b]], [r["test"] for r in runs[a]])
+              for a, b in PAIRS}
+    payload = {"machine": machine(), "date": str(datetime.date.today()), "budget": asdict(budget), "task": TASK,
+               "space": SPACE, "task_overrides": task_overrides(budget.steps), "workers": WORKERS,
+               "sweepers": {name: sweeper_overrides(name, budget.trials, 0) for name in SWEEPERS},
+               "paired": paired, "runs": runs}
+    written = write_results(budget.name, payload, report(payload))
+    atomic_write(RESULTS / f"{budget.name}.png", figure(payload))
+    print(f"wrote {written} and {budget.name}.png")
 
 
 if __name__ == "__main__":

@@ -121,4 +121,6 @@ def test_best_so_far_marks_the_baseline_initial_and_proposed_trials(tmp_path):
     assert write_results(resumed, tmp_path / "resumed", None)["baseline_result"] == 0.12
 
     results = write_results(archive, tmp_path, None, objective="sharpe")
-    assert results["objective"] == "sharpe" and (tmp_path / "best_so_far.png").stat().st_size > 0
+    assert results["objective"] == "sharpe" and not (tmp_path / "best_so_far.png").exists()  # after each trial: no figure
+    write_results(archive, tmp_path, None, utilization=0.9, objective="sharpe")  # the sweep's end
+    assert (tmp_path / "best_so_far.png").stat().st_size > 0

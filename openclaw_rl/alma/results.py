@@ -19,7 +19,8 @@ from openclaw_rl.atomic import atomic_write
 def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | None = None,
                   objective: str = "objective") -> dict:
     """Write the sweep's results into ``sweep_dir``; ``objective`` names the score (the task's
-    ``eval.objective``) on the best-so-far plot."""
+    ``eval.objective``) on the best-so-far plot. After each trial: the YAML and CSV; with
+    ``utilization`` (at the sweep's end) also ``best_so_far.png`` and the HParams events."""
     search = archive.trials(kind="search")
     finished = [t for t in search if t.status == "finished" and is_finite(t.score)]
     counts = {status: sum(t.status == status for t in search) for status in ("finished", "failed", "pruned", "interrupted", "running")}
@@ -33,7 +34,7 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
             "best_evaluated_result": best.score,
             "best_trial": {"id": best.id, "overrides": best.overrides, "task_scores": best.task_scores, "run_dir": best.run_dir},
             "baseline_result": None if baseline is None else baseline.score,
-            "operator_credit": operator_credit(search, finished),
+            "operator_credit": operator_credit(search, [t for t in search if t.status in ("finished", "failed", "pruned")]),
         })
     holdout = [t for t in archive.trials(kind="holdout") if t.status == "finished"]
     if holdout:
@@ -51,8 +52,8 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
     for trial in search + archive.trials(kind="holdout"):
         writer.writerow([getattr(trial, c) if not isinstance(getattr(trial, c), (dict, list)) else yaml.safe_dump(getattr(trial, c), default_flow_style=True).strip() for c in COLUMNS])
     atomic_write(sweep_dir / "archive.csv", buffer.getvalue().encode())
-    atomic_write(sweep_dir / "best_so_far.png", _png(best_so_far_figure(search, objective)))
-    if utilization is not None:
+    if utilization is not None:  # the sweep's end: the figure and TensorBoard (too slow to redo after every trial)
+        atomic_write(sweep_dir / "best_so_far.png", _png(best_so_far_figure(search, objective)))
         _write_hparams(finished, sweep_dir / "hparams")
     return results
 

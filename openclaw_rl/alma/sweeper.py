@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import socket
 import sys
@@ -198,7 +199,7 @@ class ALMASweeperImpl:
                 searched.append(trial)
             if not running and (stop_reason is not None or len(searched) >= c.budget):
                 break
-            time.sleep(c.poll_seconds)
+            _wait_for_any(running, c.poll_seconds)
         self.progress.close()
         wall = time.time() - start
         utilization = self.busy_seconds / (c.n_workers * wall) if wall > 0 else 0.0
@@ -418,8 +419,17 @@ class ALMASweeperImpl:
                 source = queue.pop(0)
                 trial = archive.get(archive.add("holdout", source.design, source.overrides, "holdout", source.id))
                 running[trial.id] = self._start(archive, trial, holdout, "holdout")
-            time.sleep(self.conf.poll_seconds)
+            _wait_for_any(running, self.conf.poll_seconds)
             self._collect(archive, running)
+
+
+def _wait_for_any(running: dict[int, Running], seconds: float) -> None:
+    """Until a worker ends (its sentinel is ready) or ``seconds`` pass (pruning reads reports meanwhile)."""
+    sentinels = [r.process.sentinel for r in running.values() if hasattr(r.process, "sentinel")]
+    if sentinels:
+        multiprocessing.connection.wait(sentinels, timeout=seconds)
+    else:
+        time.sleep(seconds)
 
 
 def _process_start(pid: int) -> str | None:
