@@ -77,3 +77,13 @@ def test_installed_backtest_and_data_run(installed):
               "hydra.run.dir=runs/data/log")
     assert out.returncode == 0, out.stderr
     assert (work / "runs" / "data" / "trend").is_dir()
+
+
+def test_installed_bench_answers_help_and_scores_a_strategy(installed):
+    bin_dir, work = installed
+    out = run(bin_dir, work, "openclaw-bench", "--help")
+    assert out.returncode == 0 and out.stdout.startswith("usage: openclaw-bench list"), out.stderr
+    assert "Powered by Hydra" in run(bin_dir, work, "openclaw-bench", "run", "--help").stdout
+    out = run(bin_dir, work, "openclaw-bench", "run", "strategy=trend", "tier=smoke", "hydra.run.dir=runs/bench")
+    assert out.returncode == 0, out.stderr
+    assert (work / "runs" / "bench" / "results.json").is_file()

@@ -74,7 +74,9 @@ def split_summary(task) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else None
-    if command == "list":
+    if command in ("-h", "--help"):
+        print(f"{USAGE}\n\n{__doc__.strip()}\n\nopenclaw-bench run --help: the run command's keys (Hydra).")
+    elif command == "list":
         print(list_tasks())
     elif command == "run":
         sys.argv = [f"{sys.argv[0]} run", *argv[1:]]
