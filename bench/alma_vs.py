@@ -147,6 +147,7 @@ def sweep(name: str, budget: Budget, seed: int) -> dict:
         jobs = job_dirs(name, sweep_dir)
         scores = [validation(j) for j in jobs]
         busy = sum(end - start for start, end in filter(None, map(span, jobs)))
+        steady = steady_state_utilization(jobs)
         best = chosen(name, sweep_dir, jobs, scores)
         overrides = best / ".hydra" / "overrides.yaml"
         design = yaml.safe_load(overrides.read_text()) if overrides.is_file() else None
@@ -161,7 +162,7 @@ def sweep(name: str, budget: Budget, seed: int) -> dict:
             "chosen": {"start_index": jobs.index(best), "overrides": design, "validation": scores[jobs.index(best)]},
             "test": task["excess_log_return"], "test_interval": [task["low"], task["high"]],
             "test_seeds": task["seeds"]["excess_log_return"], "test_buy_and_hold": task["buy_and_hold"],
-            "wall_s": wall, "utilization": steady_state_utilization(jobs), "sweep_utilization": busy / (WORKERS * wall),
+            "wall_s": wall, "utilization": steady, "sweep_utilization": busy / (WORKERS * wall),
             "alma_utilization": own, "scoring_s": scoring}
 
 
