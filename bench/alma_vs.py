@@ -65,10 +65,11 @@ PAIRS = (("alma_two_level", "tpe"), ("alma", "tpe"))  # (a, b): a - b, paired by
 @dataclass(frozen=True)
 class Budget:
     name: str  # of the results files
-    seeds: int  # sweep seeds 0..seeds-1
+    seeds: int  # sweep seeds first_seed..first_seed+seeds-1
     trials: int  # per sweep
     steps: int  # env steps per trial
     tier: str  # of the test scoring
+    first_seed: int = 0
 
 
 def task_overrides(steps: int) -> list[str]:
@@ -79,7 +80,8 @@ def task_overrides(steps: int) -> list[str]:
 
 def sweeper_overrides(name: str, trials: int, seed: int) -> list[str]:
     if name.startswith("alma"):
-        two_level = ["hydra.sweeper.inherit_weights=true"] if name == "alma_two_level" else []
+        # two levels: children inherit weights; fewer designs from scratch leave more generations
+        two_level = ["hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"] if name == "alma_two_level" else []
         return ["hydra/sweeper=alma", f"hydra.sweeper.budget={trials}", f"hydra.sweeper.seed={seed}",
                 f"hydra.sweeper.n_workers={WORKERS}", *two_level]
     return ["hydra/sweeper=optuna", f"hydra/sweeper/sampler={name}", "hydra/launcher=joblib",
@@ -223,7 +225,7 @@ def report(payload: dict) -> str:
         "# Design search at equal compute: ALMA vs Optuna TPE vs random search", "",
         f"Measured {payload['date']} on {payload['machine']['cores']} CPU cores by `bench/alma_vs.py`: "
         f"{b['trials']} trials of {b['steps']:,} env steps per sweep ({b['trials'] * b['steps']:,} env steps), "
-        f"{WORKERS} workers, sweep seeds 0..{b['seeds'] - 1}, one sweep at a time. Task: the suite's `{TASK}` (the "
+        f"{WORKERS} workers, sweep seeds {b['first_seed']}..{b['first_seed'] + b['seeds'] - 1}, one sweep at a time. Task: the suite's `{TASK}` (the "
         "default env, regime switching). Objective: the validation excess log return over buy-and-hold (the trainer's "
         "end-of-run evaluation on 64 validation markets). Test score: the chosen design's (the best validation "
         f"trial's) excess log return over buy-and-hold on the test split of `{TASK}` (`run_benchmark`, tier "
@@ -258,17 +260,18 @@ def report(payload: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="sweep seeds 0..SEEDS-1")
+    parser.add_argument("--seeds", type=int, default=5, help="how many sweep seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="sweep seeds FIRST_SEED..FIRST_SEED+SEEDS-1")
     parser.add_argument("--budget", type=int, default=20, help="trials per sweep")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 4 trials of 8,192 steps, smoke tier")
     args = parser.parse_args()
     budget = Budget("alma_vs_quick", 2, 4, 8192, "smoke") if args.quick \
-        else Budget("alma_vs", args.seeds, args.budget, 40960, "full")
+        else Budget("alma_vs", args.seeds, args.budget, 40960, "full", args.first_seed)
     torch.set_num_threads(1)  # scoring as training: one thread
     runs: dict[str, list[dict]] = {}
     for name in SWEEPERS:
         runs[name] = []
-        for seed in range(budget.seeds):
+        for seed in range(budget.first_seed, budget.first_seed + budget.seeds):
             runs[name].append(r := sweep(name, budget, seed))
             print(f"{name} seed {seed}: validation {r['chosen']['validation']:+.4f}, test {r['test']:+.4f}, "
                   f"utilization {r['utilization']:.0%}, sweep {r['wall_s']:.0f} s, scored in {r['scoring_s']:.0f} s",

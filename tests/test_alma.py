@@ -89,7 +89,7 @@ def test_operator_credit_is_the_smoothed_success_rate_of_children():
     children = [T(3, 0.6, parent=1, mutation="perturb"), T(4, 0.1, parent=1, mutation="perturb"),
                 T(5, 0.3, parent=2, mutation="crossover")]
     credit = operator_credit(parents + children, children)
-    assert credit == {"perturb": (1 + 1) / (2 + 2), "resample": 0.5, "crossover": (1 + 1) / (1 + 2)}
+    assert credit == {"perturb": (1 + 1) / (2 + 2), "resample": 0.5, "crossover": (1 + 1) / (1 + 2), "continue": 0.5}
 
 
 def test_proposals_are_new_designs_inside_the_space():
@@ -107,6 +107,19 @@ def test_proposals_are_new_designs_inside_the_space():
             assert all(child[k] in (parent.design[k], other.design[k]) for k in child)
         known.append(child)
     assert seen_ops == set(OPERATORS)
+
+
+def test_two_level_proposals_may_continue_a_parents_design():
+    """With inherited weights, ``continue`` repeats the parent's design (trained further); otherwise
+    no operator repeats a known design."""
+    space = SearchSpace(SPACE[:3])
+    rng = np.random.default_rng(2)
+    evaluated = [T(i, float(i), d) for i, d in enumerate(space.latin_hypercube(4, rng))]
+    credit = {**dict.fromkeys(OPERATORS, 1e-9), "continue": 1.0}  # credit all but forces the operator
+    child, op, parent, other = Proposer(space, continuing=True).propose(evaluated, 0.0, credit, [t.design for t in evaluated], rng)
+    assert (op, child, other) == ("continue", parent.design, None)
+    child, op, _, _ = Proposer(space).propose(evaluated, 0.0, credit, [t.design for t in evaluated], rng)
+    assert op != "continue" and child not in [t.design for t in evaluated]
 
 
 def test_archive_persists_trials_reports_and_expansions(tmp_path):

@@ -4,7 +4,10 @@ Parent selection: ``normalized = sigmoid((score - baseline_score) / score_scale)
 ``final = normalized - 0.5 * log1p(times_expanded)``, parents sampled by
 ``softmax(final / tau)``. Children come from mutation operators, and the operators themselves
 are credited by how often their children beat their parents and chosen in proportion
-(Laplace-smoothed success rates).
+(Laplace-smoothed success rates). When children inherit their parents' weights (two levels),
+``continue`` is one more operator: the parent's design unchanged, trained further from its
+weights (population-based training's exploit step; a departure from the ALMA paper, whose
+designs carry no weights).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from openclaw_rl.alma.archive import Trial
 from openclaw_rl.alma.space import Choice, SearchSpace
 
 OPERATORS = ("perturb", "resample", "crossover")
+CONTINUE = "continue"  # two levels only: the same design, from the parent's weights
 
 
 def selection_probabilities(scores: np.ndarray, times_expanded: np.ndarray, baseline_score: float,
@@ -39,23 +43,24 @@ def score_scale(scores: np.ndarray, configured: float | None) -> float:
 def operator_credit(parents: list[Trial], children: list[Trial]) -> dict[str, float]:
     """Laplace-smoothed success rate of each operator: (children better than parent + 1) / (children + 2)."""
     by_id = {p.id: p for p in parents}
-    wins = {op: 0 for op in OPERATORS}
-    tries = {op: 0 for op in OPERATORS}
+    wins = {op: 0 for op in (*OPERATORS, CONTINUE)}
+    tries = dict(wins)
     for child in children:
         parent = by_id.get(child.parent)
-        if child.mutation not in OPERATORS or parent is None or parent.score is None:
+        if child.mutation not in wins or parent is None or parent.score is None:
             continue
         tries[child.mutation] += 1
         wins[child.mutation] += int(child.score is not None and child.score > parent.score)
-    return {op: (wins[op] + 1) / (tries[op] + 2) for op in OPERATORS}
+    return {op: (wins[op] + 1) / (tries[op] + 2) for op in wins}
 
 
 class Proposer:
     """Turns the archive into the next design to evaluate."""
 
     def __init__(self, space: SearchSpace, tau: float = 0.5, mutation_scale: float = 0.2,
-                 configured_scale: float | None = None):
+                 configured_scale: float | None = None, continuing: bool = False):
         self.space, self.tau, self.mutation_scale, self.configured_scale = space, tau, mutation_scale, configured_scale
+        self.operators = (*OPERATORS, CONTINUE) if continuing else OPERATORS
 
     def select(self, evaluated: list[Trial], baseline_score: float, rng: np.random.Generator) -> Trial:
         scores = np.array([t.score for t in evaluated])
@@ -65,13 +70,16 @@ class Proposer:
 
     def propose(self, evaluated: list[Trial], baseline_score: float, credit: dict[str, float], known: list[dict],
                 rng: np.random.Generator) -> tuple[dict, str, Trial, Trial | None]:
-        """A new design: (design, operator, parent, second parent for crossover)."""
-        names = list(OPERATORS if len(evaluated) > 1 else OPERATORS[:2])
+        """A new design: (design, operator, parent, second parent for crossover). Only ``continue``
+        repeats a design (with the parent's weights: a new trial all the same)."""
+        names = [n for n in self.operators if n != "crossover" or len(evaluated) > 1]
         weights = np.array([credit[n] for n in names])
         for _ in range(50):  # retry until the child is new
             operator = names[rng.choice(len(names), p=weights / weights.sum())]
             parent = self.select(evaluated, baseline_score, rng)
             other = None
+            if operator == CONTINUE:
+                return dict(parent.design), operator, parent, None
             if operator == "crossover":
                 others = [t for t in evaluated if t.id != parent.id]
                 other = self.select(others, baseline_score, rng)

@@ -172,7 +172,7 @@ class ALMASweeperImpl:
             raise SpaceError(f"{self.sweep_dir}: this sweep dir holds a sweep over another search space; "
                              "use a new hydra.sweep.dir or the same overrides")
         archive.set_meta("space", space.signature)
-        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale)
+        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale, continuing=c.inherit_weights)
         initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
         self.busy_seconds, start = 0.0, time.time()
         self.attempts: dict[int, int] = {}
