@@ -7,8 +7,8 @@ a time, per sweep seed. A trial's objective is its validation excess log return 
 trial, is then scored by ``run_benchmark`` on the task's test split: the sweep's test score.
 
 Sweepers: ``alma`` (ALMA's defaults); ``alma_two_level`` (``inherit_weights=true``: a child continues
-from its parent's final weights while ALMA changes the design, each trial still training ``steps``
-steps); ``tpe`` and ``random`` (hydra-optuna-sweeper's samplers, batches of 2 through Hydra's joblib
+from its parent's final weights while ALMA changes the design, or keeps it with the ``continue``
+operator, each trial still training ``steps`` steps; ``n_initial=4`` designs from scratch); ``tpe`` and ``random`` (hydra-optuna-sweeper's samplers, batches of 2 through Hydra's joblib
 launcher). Sweeps run one after another. Steady-state worker utilization = sum of job durations / (2 x
 the window from the first job's start to the last job's end), every job timed the same way (from its
 .hydra/config.yaml to its train.log's last write); the whole sweep's (start-up and exit included)
@@ -55,7 +55,7 @@ OBJECTIVE = re.compile(r"objective excess_log_return = (\S+)")
 WORKERS = 2
 SWEEPERS = {
     "alma": "ALMA (defaults, steady state)",
-    "alma_two_level": "ALMA two-level (inherit_weights=true)",
+    "alma_two_level": "ALMA two-level (inherit_weights=true, n_initial=4)",
     "tpe": "Optuna TPE (joblib, batches of 2)",
     "random": "random search (Optuna, joblib, batches of 2)",
 }
