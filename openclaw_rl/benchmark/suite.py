@@ -47,9 +47,9 @@ def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_con
     plans = []
     for task in tasks:
         env = agent.env_for(task.env_config("test", spec.n_seeds * spec.n_markets))
-        env.make_market()  # loads and checks the data of a historical task
         seed = first_seed(task, salt if spec.private else None)
-        overlaps = contamination(agent.lineage, touched(env, (seed, seed + env.n_envs)), spec.private)
+        test = touched(env, (seed, seed + env.n_envs))  # a historical task's data is loaded and checked here
+        overlaps = contamination(agent.lineage, test, spec.private)
         if overlaps and not allow_contaminated:
             raise Contaminated(f"task {task.name}: {agent.name} is contaminated: {overlaps[0]}"
                                + (f" (and {len(overlaps) - 1} more)" if len(overlaps) > 1 else "")

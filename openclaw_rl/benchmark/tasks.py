@@ -95,7 +95,8 @@ def load_user_task(path: str | Path) -> Task:
     if spec["name"] in TASKS:
         raise ConfigError(f"user_tasks: {path}: the name {spec['name']!r} is a suite task; choose another")
     task = Task(spec["name"], spec.get("about", str(path)), spec.get("env", {}))
-    task.env_config("test", 1).make_market().check_fits(task.env_config("test", 1).bars_per_episode)
+    env = task.env_config("test", 1)
+    env.make_market().check_fits(env.bars_per_episode)
     return task
 
 
