@@ -28,7 +28,7 @@ def run_lineage(config: RunConfig, run_dir: Path) -> list[dict]:
         {**touched(config.env, (low, low + TRAIN_SEED_STRIDE)), "use": "train", "by": by},
         {**validation_touched(config.env, config.eval.n_envs), "use": "validation", "by": by},
     ]
-    if config.trainer.stage in ("sft", "sft_rl"):
+    if config.trainer.stage == "sft":  # (sft_rl runs as an sft stage, then rl from its checkpoint)
         for path in config.sft.datasets or ():
             records += [{**record, "by": record.get("by", str(path))} for record in TrajectoryDataset(Path(path)).touched()]
     if config.trainer.init_from is not None:
