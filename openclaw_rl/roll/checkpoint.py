@@ -15,13 +15,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from openclaw_rl.atomic import FILE_MODE
+from openclaw_rl.atomic import atomic_file
 from openclaw_rl.errors import CheckpointError
 
 FORMAT = "openclaw_rl.checkpoint/2"
@@ -76,17 +74,8 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     view = buffer.getbuffer()
     digest = hashlib.sha256(view).hexdigest()
     data = torch.frombuffer(view, dtype=torch.uint8)  # the buffer's bytes, not a copy
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, FILE_MODE)
-        with os.fdopen(handle, "wb") as file:
-            torch.save({"format": FORMAT, "sha256": digest, "payload": data}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as file:
+        torch.save({"format": FORMAT, "sha256": digest, "payload": data}, file)
 
 
 def load_checkpoint(path: Path) -> dict:
