@@ -26,7 +26,7 @@ test: install
 train: install
 	$(PY) -m openclaw_rl.train $(ARGS)
 
-# All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~85 minutes on 2 cores.
+# All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~90 minutes on 2 cores.
 bench: $(VENV)/.bench-installed
 	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py
 

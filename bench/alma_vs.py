@@ -14,7 +14,7 @@ the window from the first job's start to the last job's end), every job timed th
 .hydra/config.yaml to its train.log's last write); the whole sweep's (start-up and exit included)
 and ALMA's own figure (optimization_results.yaml) are kept for reference.
 
-    python bench/alma_vs.py [--seeds 5] [--budget 20]   # ~15 minutes on 2 cores
+    python bench/alma_vs.py [--seeds 5] [--budget 20] [--first-seed 0]   # ~17 minutes on 2 cores
     python bench/alma_vs.py --quick                      # a check that the script works (~2 minutes)
 
 Writes bench/results/NAME.{json,md,png} (NAME: alma_vs, or alma_vs_quick).
