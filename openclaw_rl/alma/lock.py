@@ -157,8 +157,6 @@ class SweepLock:
         except OSError:
             pass
 
-    close_in_child = forget
-
     def holder(self) -> dict:
         """The record in the lock file (the holder's, or ours), or {} when there is none."""
         try:
