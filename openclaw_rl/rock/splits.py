@@ -90,4 +90,11 @@ def describe(record: dict) -> str:
     """A record as a person reads it."""
     if record["kind"] == "seeds":
         return f"market seeds [{record['low']}, {record['high']})"
-    return f"bars {record['first']} .. {record['last']} of {record['source']} (sha256 {record['sha256'][:12]})"
+    return (f"bars {_readable(record['first'])} .. {_readable(record['last'])} of {record['source']} "
+            f"(sha256 {record['sha256'][:12]})")
+
+
+def _readable(stamp: str) -> str:
+    """A stored timestamp without its zero fractions, and without a midnight time."""
+    stamp = stamp.split(".")[0] if set(stamp.partition(".")[2]) <= {"0"} else stamp
+    return stamp.removesuffix("T00:00:00")
