@@ -27,6 +27,7 @@ class EpisodeRecord:
     buy_and_hold: np.ndarray  # [N], log return of the market over the episode
     lengths: np.ndarray  # [N], steps until each market's episode ended
     logp: np.ndarray  # [T, N], log-prob of each action under the actor (0: deterministic; 0 after the end)
+    market_log_returns: np.ndarray | None = None  # [T, N], close-to-close log returns of each market's episode
 
 
 # act(obs [N, obs_dim], step, starts [N]) -> (actions for MarketVecEnv.step, their log-probs [N])
@@ -38,6 +39,7 @@ def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecE
     obs, _ = envs.reset(seed=seed)
     engine, config = envs.engine, envs.config
     w, bars = config.window, config.episode_bars
+    market_log_returns = np.diff(np.log(engine.close[w : w + bars + 1]), axis=0)
     buy_and_hold = np.log(engine.close[w + bars] / engine.close[w])
     act = make_actor(envs)  # after the reset: a strategy may read the episode's closes so far
     active = np.ones(envs.num_envs, dtype=bool)
@@ -58,7 +60,8 @@ def run_episodes(envs: MarketVecEnv, seed: int, make_actor: Callable[[MarketVecE
         starts = done.astype(np.float32)
         if not active.any():
             break
-    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold, lengths, np.array(logps))
+    return EpisodeRecord(np.array(equity), np.array(positions), np.array(rewards), buy_and_hold, lengths, np.array(logps),
+                         market_log_returns)
 
 
 def strategy_actor(strategy) -> Callable[[MarketVecEnv], Actor]:

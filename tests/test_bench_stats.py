@@ -145,8 +145,10 @@ def test_aggregate_needs_equal_seeds():
 
 
 def test_normalized_excess():
-    buy_and_hold = np.array([0.1, 0.3, -0.1])  # sd (ddof=1) 0.2
-    np.testing.assert_allclose(normalized_excess(np.array([0.2, -0.1, 0.4]), buy_and_hold), [1.0, -0.5, 2.0])
-    assert normalized_excess(np.ones((2, 3)), buy_and_hold).shape == (2, 3)
-    np.testing.assert_array_equal(normalized_excess(np.array([0.2]), np.array([0.5])), [0.2])  # one market
-    np.testing.assert_array_equal(normalized_excess(np.array([0.2, 0.3]), np.full(2, 0.5)), [0.2, 0.3])  # sd 0
+    # 4 bars x 2 markets: the pooled sd (ddof=1) of their 8 bar returns, times sqrt(4 bars)
+    returns = np.array([[0.01, -0.01], [0.03, -0.03], [0.01, -0.01], [0.03, -0.03]])
+    scale = np.std(returns.ravel(), ddof=1) * 2.0  # sqrt(4 bars)
+    np.testing.assert_allclose(normalized_excess(np.array([0.2, -0.1]), returns), [0.2 / scale, -0.1 / scale])
+    assert scale == pytest.approx(np.sqrt(0.004 / 7) * 2)  # sum of squares 4 x 1e-4 + 4 x 9e-4, mean 0
+    assert normalized_excess(np.ones((2, 3)), returns).shape == (2, 3)
+    np.testing.assert_array_equal(normalized_excess(np.array([0.2, 0.3]), np.zeros((4, 2))), [0.2, 0.3])  # sd 0

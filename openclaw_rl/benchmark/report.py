@@ -55,7 +55,7 @@ def table(results: dict) -> str:
                      f"| {_number(t['log_return'])} | {_number(t['buy_and_hold'])} | {_number(t['sharpe'], 2)} "
                      f"| {100 * t['max_drawdown']:.1f}% | {t['deflated_sharpe']:.2f} | {mark} |")
     lines += ["", f"Aggregate over {a['n_tasks']} tasks, excess over buy-and-hold in units of the task's "
-              f"buy-and-hold spread: mean {_number(a['mean'], 3)} [{_number(a['mean_low'], 3)}, "
+              f"episode volatility: mean {_number(a['mean'], 3)} [{_number(a['mean_low'], 3)}, "
               f"{_number(a['mean_high'], 3)}], IQM {_number(a['iqm'], 3)} [{_number(a['iqm_low'], 3)}, "
               f"{_number(a['iqm_high'], 3)}] (95% CIs; deflated Sharpe with N = {results['n_trials']} designs tried)."]
     return "\n".join(lines) + "\n"

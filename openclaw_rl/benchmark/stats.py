@@ -163,15 +163,17 @@ def aggregate(scores: Mapping[str, np.ndarray], level: float = 0.95, n_resamples
     }
 
 
-def normalized_excess(excess: np.ndarray, buy_and_hold: np.ndarray) -> np.ndarray:
-    """Excess log return over the sd (ddof=1) of buy-and-hold's log returns across the task's markets.
+def normalized_excess(excess: np.ndarray, market_log_returns: np.ndarray) -> np.ndarray:
+    """Excess log return in units of the market's volatility over an episode: the sd (ddof=1) of the
+    task's per-bar log returns ``[bars, markets]``, pooled, times sqrt(bars).
 
-    The scale is the task's market dispersion, the same for every agent on those markets;
-    with one market, or markets that all moved alike (sd 0), the scale is 1.
+    The scale is the same for every agent on those markets, and it is a property of each market's
+    own path, so it does not shrink when a short real series yields overlapping windows (a spread of
+    the markets' total returns would). Markets that never moved (sd 0): the scale is 1.
     """
-    buy_and_hold = np.asarray(buy_and_hold, dtype=np.float64).ravel()
-    sd = float(buy_and_hold.std(ddof=1)) if buy_and_hold.size > 1 else 0.0
-    return np.asarray(excess, dtype=np.float64) / (sd if sd > 0 else 1.0)
+    returns = np.asarray(market_log_returns, dtype=np.float64)
+    sd = float(returns.std(ddof=1)) if returns.size > 1 else 0.0
+    return np.asarray(excess, dtype=np.float64) / (sd * np.sqrt(returns.shape[0]) if sd > 0 else 1.0)
 
 
 def _check_level(level: float) -> None:

@@ -83,7 +83,7 @@ def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bo
     log_return = episode_log_return(record.equity[-1], env.initial_equity, env.ruin_fraction)
     excess = log_return - record.buy_and_hold
     per_market = {"log_return": log_return, "excess_log_return": excess,
-                  "normalized_excess": stats.normalized_excess(excess, record.buy_and_hold),
+                  "normalized_excess": stats.normalized_excess(excess, record.market_log_returns),
                   "buy_and_hold": record.buy_and_hold, "sharpe": m["sharpe"], "max_drawdown": m["max_drawdown"]}
     seeds = {key: value.reshape(n_seeds, n_markets).mean(axis=1) for key, value in per_market.items()}
     mean, low, high = stats.mean_ci(seeds["excess_log_return"])
