@@ -195,7 +195,7 @@ class ALMASweeperImpl:
                 self._launch_round(archive, round_, tasks, "search")
             while self.launcher is None and stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
                 trial = self._next_trial(archive, space, proposer, initial, len(searched))
-                running[trial.id] = self._start(archive, trial, tasks, "search")
+                running[trial.id] = self._start(archive, trial)
                 searched.append(trial)
             if not running and (stop_reason is not None or len(searched) >= c.budget):
                 break
@@ -252,17 +252,21 @@ class ALMASweeperImpl:
                                        other.id if other is not None else None))
 
     # ---------------------------------------------------------------- workers
+    def _folder(self, trial: Trial) -> Path:
+        """A trial's dir in the sweep dir (its job dirs are ``task_K`` inside)."""
+        return self.sweep_dir / f"{'trial' if trial.kind == 'search' else 'holdout'}_{trial.id:04d}"
+
     def _jobs(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str) -> tuple[list[list[str]], list[str]]:
         """The overrides and job subdirs of a trial's tasks; records the trial's run dir."""
-        prefix = "trial" if kind == "search" else "holdout"
-        subdirs = [f"{prefix}_{trial.id:04d}/task_{k}" for k in range(len(tasks))]
+        folder = self._folder(trial)
+        subdirs = [f"{folder.name}/task_{k}" for k in range(len(tasks))]
         per_task = []
         for k, task in enumerate(tasks):
             extra = []
             if self.conf.inherit_weights and trial.parent is not None and kind == "search":
                 extra = [f"{self.conf.inherit_key}={self.sweep_dir / f'trial_{trial.parent:04d}' / f'task_{k}'}"]
             per_task.append(trial.overrides + task + extra)
-        archive.set_run_dir(trial.id, str(self.sweep_dir / f"{prefix}_{trial.id:04d}"))
+        archive.set_run_dir(trial.id, str(folder))
         return per_task, subdirs
 
     def _launch_round(self, archive: Archive, trials: list[Trial], tasks: list[list[str]], kind: str) -> None:
@@ -288,25 +292,26 @@ class ALMASweeperImpl:
                 self._report_progress(archive, trial.id)
         write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
 
-    def _start(self, archive: Archive, trial: Trial, tasks: list[list[str]], kind: str, resume: bool = False) -> Running:
-        """Fork a worker for ``trial``; ``resume``: it continues in its job dirs from their checkpoints."""
-        per_task, subdirs = self._jobs(archive, trial, tasks, "search" if kind == "search" else "holdout")
+    def _start(self, archive: Archive, trial: Trial, resume: bool = False) -> Running:
+        """Fork a worker for ``trial`` (the search tasks, or the holdout tasks for a holdout trial);
+        ``resume``: it continues in its job dirs from their checkpoints."""
+        tasks = self.tasks if trial.kind == "search" else self.holdout
+        per_task, subdirs = self._jobs(archive, trial, tasks, trial.kind)
         if resume:
             per_task = [overrides + [f"{self.conf.resume_key}=auto"] for overrides in per_task]
-        prefix = "trial" if kind == "search" else "holdout"
         job_dirs = [self.sweep_dir / s for s in subdirs]
-        result = self.sweep_dir / f"{prefix}_{trial.id:04d}" / "result.json"
+        result = self._folder(trial) / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
         process = multiprocessing.get_context("fork").Process(
             target=_run_trial,
             args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result,
                   self.conf.n_workers),
-            name=f"alma-{prefix}-{trial.id}",
+            name=f"alma-{trial.kind}-{trial.id}",
         )
         process.start()
         atomic_write(result.parent / "worker.json", json.dumps({"pid": process.pid, "host": socket.gethostname(),
                                                                  "start": _process_start(process.pid)}))
-        log.info("%s %s %d (%s): %s", "resumed" if resume else "started", prefix, trial.id, trial.mutation,
+        log.info("%s %s %d (%s): %s", "resumed" if resume else "started", trial.kind, trial.id, trial.mutation,
                  " ".join(trial.overrides))
         return Running(trial, process, result, job_dirs)
 
@@ -315,9 +320,7 @@ class ALMASweeperImpl:
         an orphan still running is waited for, and the others continue from their checkpoints."""
         running = {}
         for trial in archive.trials(status="running"):
-            tasks = self.tasks if trial.kind == "search" else self.holdout
-            prefix = "trial" if trial.kind == "search" else "holdout"
-            folder = self.sweep_dir / f"{prefix}_{trial.id:04d}"
+            folder = self._folder(trial)
             result = folder / "result.json"
             orphan = Orphan.of(folder / "worker.json")
             if result.is_file():
@@ -325,9 +328,10 @@ class ALMASweeperImpl:
                 self._record(archive, trial, json.loads(result.read_text()))
             elif orphan is not None:
                 log.info("trial %d: its worker (pid %d) is still running; waiting for it", trial.id, orphan.pid)
-                running[trial.id] = Running(trial, orphan, result, [folder / f"task_{k}" for k in range(len(tasks))])
+                n_tasks = len(self.tasks if trial.kind == "search" else self.holdout)
+                running[trial.id] = Running(trial, orphan, result, [folder / f"task_{k}" for k in range(n_tasks)])
             else:
-                running[trial.id] = self._start(archive, trial, tasks, trial.kind, resume=True)
+                running[trial.id] = self._start(archive, trial, resume=True)
         return running
 
     def _collect(self, archive: Archive, running: dict[int, Running]) -> None:
@@ -345,8 +349,7 @@ class ALMASweeperImpl:
                 log.warning("trial %d: its worker was killed (%s); continuing it from its checkpoints (retry %d of %d)",
                             trial_id, f"signal {-code}" if code is not None else "orphan gone", self.attempts[trial_id],
                             self.conf.max_retries)
-                tasks = self.tasks if run.trial.kind == "search" else self.holdout
-                running[trial_id] = self._start(archive, run.trial, tasks, run.trial.kind, resume=True)
+                running[trial_id] = self._start(archive, run.trial, resume=True)
                 continue
             self._record(archive, run.trial, outcome, code)
 
@@ -418,7 +421,7 @@ class ALMASweeperImpl:
             while queue and len(running) < self.conf.n_workers:
                 source = queue.pop(0)
                 trial = archive.get(archive.add("holdout", source.design, source.overrides, "holdout", source.id))
-                running[trial.id] = self._start(archive, trial, holdout, "holdout")
+                running[trial.id] = self._start(archive, trial)
             _wait_for_any(running, self.conf.poll_seconds)
             self._collect(archive, running)
 
@@ -460,9 +463,7 @@ class Orphan:
     def is_alive(self) -> bool:
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # someone else's process reuses the pid
+        except (ProcessLookupError, PermissionError):  # gone, or someone else's process reuses the pid
             return False
         return self.start is None or _process_start(self.pid) == self.start
 
