@@ -1,7 +1,8 @@
 """The Hydra config tree: the dataclasses are its schema and the one source of defaults.
 
 ``register()`` puts them in Hydra's ConfigStore (``run_schema``, ``env/schema``, each market
-model's parameters as an ``env/market`` option, each algorithm as an ``algo`` option); the YAML
+model's parameters as an ``env/market`` option, each algorithm as an ``algo`` option, each memory
+design as a ``policy/memory`` option); the YAML
 files under ``conf/`` only select groups and presets. A value of the wrong type is then refused
 while composing, with the key named, from the command line and from Python alike.
 """
@@ -16,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.benchmark.config import BenchConfig
+from openclaw_rl.memory import DESIGNS
 from openclaw_rl.rock.config import EnvConfig, market_defaults
 from openclaw_rl.rock.markets import SYNTHETIC_MODELS
 from openclaw_rl.roll.config import ALGO_DEFAULTS, ALGOS, RunConfig
@@ -36,6 +38,8 @@ def register() -> None:
     store.store(group="env/market", name="historical", node={"kind": "historical"}, provider="openclaw_rl")
     for name in ALGOS:  # with the algorithm's own defaults, so that --cfg job and .hydra/ show them
         store.store(group="algo", name=name, node={"name": name, **ALGO_DEFAULTS[name]}, provider="openclaw_rl")
+    for name in DESIGNS:  # policy/memory=NAME; the design's keys and defaults: openclaw_rl.memory.MemoryConfig
+        store.store(group="policy/memory", name=name, node={"name": name}, provider="openclaw_rl")
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:

@@ -10,6 +10,7 @@ import torch
 import openclaw_rl
 from openclaw_rl import learn, make_config
 from openclaw_rl.rock.config import ConfigError, EnvConfig
+from openclaw_rl.memory import MemoryConfig
 from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
 
 TINY = ["env.n_envs=4", "env.window=8", "env.episode_bars=20", "trainer.rollout_steps=16", "trainer.total_steps=128",
@@ -69,12 +70,13 @@ def test_predict_matches_the_greedy_action_for_single_and_batched_observations()
     assert single == batch[2] and np.ndim(single) == 0
 
 
-def test_predict_carries_a_recurrent_state_and_resets_it_at_episode_starts():
+@pytest.mark.parametrize("memory", [MemoryConfig("gru", hidden=8), MemoryConfig("window", frames=3)])
+def test_predict_carries_a_memory_state_and_resets_it_at_episode_starts(memory):
     env = EnvConfig(window=8, episode_bars=20, continuous=True)
-    policy = ActorCritic.for_env(env, PolicyConfig(recurrent=True, gru_hidden=8))
+    policy = ActorCritic.for_env(env, PolicyConfig(memory=memory))
     obs = np.random.default_rng(1).normal(size=(3, env.obs_dim)).astype(np.float32)
     first, state = policy.predict(obs, deterministic=True)
-    assert first.shape == (3, 1) and state.shape == (1, 3, 8)
+    assert first.shape == (3, 1) and state.shape == (1, 3, policy.memory.state_size)
     carried, _ = policy.predict(obs, state, deterministic=True)
     restarted, _ = policy.predict(obs, state, episode_start=np.ones(3, dtype=bool), deterministic=True)
     np.testing.assert_allclose(restarted, first)

@@ -255,8 +255,9 @@ def test_one_step_on_a_two_action_bandit_raises_the_rewarded_action(name):
 
 
 # ------------------------------------------------------------------ the behaviour policy mu
-def test_synchronous_collection_gives_mu_equal_to_pi_old_exactly():
-    config = small(algo={"name": "ipa"})  # normalize_obs is on by default
+@pytest.mark.parametrize("memory", ["none", "window", "gru", "paom"])
+def test_synchronous_collection_gives_mu_equal_to_pi_old_exactly(memory):
+    config = small(algo={"name": "ipa"}, policy={"memory": {"name": memory, "capacity": 3}})  # normalize_obs is on by default
     torch.manual_seed(0)
     _, policy, collector, learner = build(config, torch.device("cpu"))
     for update in range(3):
@@ -309,9 +310,12 @@ def test_a_stale_behaviour_policy_drops_exactly_its_chunks():
     ("ipa", {"ipa": {"baseline": "group"}, "trainer": {"group_size": 4}}),
     ("ipa", {"ipa": {"baseline": "value", "chunker": "fixed", "topr_split": "advantage", "mismatch_low": 0.5}}),
     ("ipa", {"env": {"continuous": True, "trade_threshold": 0.1}}),
-    ("ppo", {"policy": {"recurrent": True}}),
+    ("ppo", {"policy": {"memory": {"name": "gru"}}}),
+    ("ipa", {"policy": {"memory": {"name": "paom", "capacity": 4}}}),
+    ("ppo", {"policy": {"memory": {"name": "window"}}, "env": {"continuous": True}}),
     ("ppo", {"env": {"continuous": True}}),
-    ("ipa", {"resample": {"teacher": "momentum"}, "policy": {"recurrent": True}}),
+    ("ipa", {"resample": {"teacher": "momentum"}, "policy": {"memory": {"name": "gru"}}}),
+    ("ipa", {"resample": {"teacher": "momentum"}, "policy": {"memory": {"name": "paom", "capacity": 4}}}),
     ("ppo", {"resample": {"teacher": "momentum", "mode": "sequential"}, "env": {"continuous": True}}),
 ])
 def test_one_update_moves_the_policy(algo, extra):

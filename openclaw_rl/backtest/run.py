@@ -11,7 +11,6 @@ import torch
 from openclaw_rl.episodes import EpisodeRecord, policy_actor, run_episodes, strategy_actor
 from openclaw_rl.metrics import metrics
 from openclaw_rl.rock import ConfigError, EnvConfig, MarketVecEnv
-from openclaw_rl.rock.config import typed
 from openclaw_rl.roll.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, load_policy_weights
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
@@ -54,12 +53,14 @@ def load_policy(checkpoint: Path, device: torch.device, env: EnvConfig | None = 
     path = find_checkpoint(checkpoint)
     state = load_checkpoint(path)
     # The design only: trainer.* is not stored (a grpo design's group_size, say, is a trainer setting).
-    config = typed(RunConfig, state["config"], "")
+    config = RunConfig.from_design(state["config"], str(path))
     trained = config.env
-    if env is not None and (env.window, env.continuous, env.actions) != (trained.window, trained.continuous, trained.actions):
+    seen = ("window", "continuous", "actions", "observe_regime")
+    if env is not None and any(getattr(env, key) != getattr(trained, key) for key in seen):
         raise CheckpointError(f"{checkpoint}: the policy was trained with env.window={trained.window}, "
-                              f"env.continuous={trained.continuous}, env.actions={list(trained.actions)}; "
-                              "run it on an env with the same observation and actions")
+                              f"env.continuous={trained.continuous}, env.actions={list(trained.actions)}, "
+                              f"env.observe_regime={trained.observe_regime}; run it on an env with the same "
+                              "observation and actions")
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
     load_policy_weights(policy, state["policy"], path)
     return policy, config

@@ -22,6 +22,9 @@ from openclaw_rl.errors import ConfigError, DataError
 
 REWARDS = ("log_return", "dsr", "terminal_excess")
 N_SCALAR_FEATURES = 5  # observation features after the return window (see the engine's layout)
+# The observation's features after the return window, in order (the engine's layout); the newest
+# return is the window's last column. ``env.observe_regime`` appends the regime one-hot after them.
+FEATURES = ("return", "volatility", "range", "position", "pnl", "time_left")
 MARKETS = (*SYNTHETIC_MODELS, "historical")
 SAMPLINGS = ("random", "first")
 ENV_OWNED = ("bars_per_year", "regime")  # model fields set from env.*, not from env.market.*
@@ -130,6 +133,7 @@ class EnvConfig:
     initial_equity: float = 100_000.0
     ruin_fraction: float = 0.05  # terminate when equity <= this fraction of the initial equity
     regime: str | None = None  # regime_switching: fix this regime instead of switching
+    observe_regime: bool = False  # the oracle: append the bar's true regime (one-hot over REGIME_NAMES) to the observation
     market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})  # model parameters: market_defaults
     data: DataConfig = field(default_factory=DataConfig)
 
@@ -141,7 +145,11 @@ class EnvConfig:
 
     @property
     def obs_dim(self) -> int:
-        return self.window + N_SCALAR_FEATURES
+        return self.window + N_SCALAR_FEATURES + (len(REGIME_NAMES) if self.observe_regime else 0)
+
+    def feature(self, name: str) -> int:
+        """The observation column of feature ``name`` (``FEATURES``; "return" is the newest return)."""
+        return self.window - 1 + FEATURES.index(name)
 
     @property
     def action_dim(self) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 from openclaw_rl.rock import rng
 from openclaw_rl.rock.config import N_SCALAR_FEATURES, EnvConfig
 from openclaw_rl.rock.historical import HistoricalReplay
+from openclaw_rl.rock.markets import REGIME_NAMES
 from openclaw_rl.rock.rolling import rolling_std
 
 _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -113,7 +114,9 @@ class MarketEngine:
         obs[:, :w] = self.ret_pct[1 : w + 1, rows].T
         obs[:, w] = self.vol_pct[w, rows]
         obs[:, w + 1] = self.range_pct[w, rows]
-        obs[:, w + 2 :] = (0.0, 0.0, 1.0)
+        obs[:, w + 2 : w + N_SCALAR_FEATURES + 1] = (0.0, 0.0, 1.0)
+        if self.config.observe_regime:
+            obs[:, w + N_SCALAR_FEATURES :] = self._regime_onehot(self.regime[w, rows]).T
         self._obs_buf[rows, self._head : self._head + self.obs_dim] = obs
 
     def _new_paths(self, keys: np.ndarray, columns) -> None:
@@ -195,14 +198,21 @@ class MarketEngine:
             self._head = 0
         else:
             self._head += 1
-        new = np.empty((N_SCALAR_FEATURES + 1, self.n), dtype=np.float32)
+        new = np.empty((self.obs_dim - w + 1, self.n), dtype=np.float32)
         new[0] = self.ret_pct.take(flat)
         new[1] = self.vol_pct.take(flat)
         new[2] = self.range_pct.take(flat)
         new[3] = self.position
         new[4] = (equity / self.entry_equity - 1.0) * 100
         new[5] = 1.0 - self.t / self.config.episode_bars
+        if self.config.observe_regime:
+            new[6:] = self._regime_onehot(self.regime.take(flat))
         buf[:, self._head + w - 1 : self._head + self.obs_dim] = new.T
+
+    @staticmethod
+    def _regime_onehot(codes: np.ndarray) -> np.ndarray:
+        """``[len(REGIME_NAMES), n]``: the oracle's view of the regime (all zeros for a model without regimes)."""
+        return (codes[None, :] == np.arange(len(REGIME_NAMES))[:, None]).astype(np.float32)
 
     # ---------------------------------------------------------- snapshot/restore
     def snapshot(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -122,5 +122,5 @@ def load_policy_weights(policy: torch.nn.Module, state: dict, source: Path) -> N
     except RuntimeError as err:
         raise CheckpointError(
             f"{source}: the checkpoint's policy does not fit this run's policy (different obs size, actions, "
-            f"policy.hidden, policy.recurrent or policy.shared_trunk?): {err}"
+            f"policy.hidden, policy.memory or policy.shared_trunk?): {err}"
         ) from None

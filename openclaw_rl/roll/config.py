@@ -137,6 +137,9 @@ class RunConfig:
 
     def __post_init__(self):
         self.algo = self.algo.with_defaults()
+        memory = self.policy.memory  # PAOM's chunks are the learner's unless set
+        memory.chunker = self.ipa.chunker if memory.chunker is None else memory.chunker
+        memory.fixed_k = self.ipa.fixed_k if memory.fixed_k is None else memory.fixed_k
 
     @property
     def batch_steps(self) -> int:
@@ -153,6 +156,18 @@ class RunConfig:
         values.pop("trainer")
         values.pop("eval")
         return json.loads(json.dumps(values))  # tuples -> lists, as a checkpoint stores them
+
+    @classmethod
+    def from_design(cls, design: Mapping[str, Any], source: str) -> "RunConfig":
+        """The config of a checkpoint's stored design (``source`` names it in errors). Designs written
+        before memory designs (``policy.recurrent``, ``policy.gru_hidden``) load when they had none."""
+        design = json.loads(json.dumps(design))
+        policy = design.get("policy", {})
+        if policy.pop("recurrent", False):
+            raise ConfigError(f"{source}: policy.recurrent=true was replaced by policy/memory=gru, whose GRU reads the "
+                              "observation (not the trunk's output); retrain the policy")
+        policy.pop("gru_hidden", None)
+        return typed(cls, design, "")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "RunConfig":
@@ -237,5 +252,25 @@ class RunConfig:
         need(e.objective in OBJECTIVES, "eval.objective", f"unknown objective {e.objective!r}; allowed: {', '.join(OBJECTIVES)}")
         need(self.policy.activation in ACTIVATIONS, "policy.activation",
              f"unknown activation {self.policy.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+        self.policy.memory.validate()
+        memory = self.policy.memory
+        if memory.name == "window":
+            need(memory.frames <= self.env.episode_bars, "policy.memory.frames",
+                 f"stacks more observations than an episode has (env.episode_bars={self.env.episode_bars}), got {memory.frames}")
+        if memory.name == "paom":
+            need(memory.capacity <= self.env.episode_bars, "policy.memory.capacity",
+                 f"holds more records than an episode has steps (env.episode_bars={self.env.episode_bars}), got {memory.capacity}")
         need(len(self.policy.hidden) >= 1 and all(h >= 1 for h in self.policy.hidden), "policy.hidden",
              f"needs at least one positive layer width, got {list(self.policy.hidden)}")
+
+
+def design_differences(stored: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two designs (``RunConfig.design``), as ``key: a != b``."""
+    found = []
+    for key in sorted(set(stored) | set(current)):
+        a, b, name = stored.get(key), current.get(key), f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found += design_differences(a, b, name + ".")
+        elif a != b:
+            found.append(f"{name}: {a!r} != {b!r}")
+    return found

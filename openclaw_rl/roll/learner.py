@@ -32,9 +32,10 @@ class Learner:
         """Linear annealing to 0 over the run (a pure function of the update index)."""
         return self.algo.lr * (1.0 - update / num_updates) if self.algo.anneal_lr else self.algo.lr
 
-    def score_actions(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The batch's actions under the current policy: ``(logp, entropy, values)``, each ``[T, N]``."""
-        head, values, _ = self.policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)
+    def score_actions(self, batch: Batch, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's actions under the current policy: ``(logp, entropy, values)``, each ``[T, N]``.
+        ``context``: the memory's (``ActorCritic.memory_context``), for the batch's columns."""
+        head, values, _ = self.policy.forward_sequence(batch.obs, batch.initial_state, batch.starts, context)
         dist = self.policy.distribution(head)
         return self.policy.log_prob(dist, batch.actions), self.policy.entropy(dist), values
 
@@ -43,9 +44,12 @@ class Learner:
         lr = self.learning_rate(update, num_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.no_grad():
-            logp_old, _, values_old = self.score_actions(batch)
-            last_value = policy.value(batch.last_obs, self._last_state(batch), batch.last_starts)
+        with torch.no_grad():  # the memory's contexts depend on the observations only: once per update
+            context, last_state = policy.memory_context(batch.obs, batch.initial_state, batch.starts)
+            logp_old, _, values_old = self.score_actions(batch, context)
+            if last_state is None:  # a recurrent memory: its state after the rollout under these weights
+                last_state = policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)[2]
+            last_value = policy.value(batch.last_obs, last_state, batch.last_starts)
             targets = compute_targets(algo, self.ipa, batch, values_old, last_value)
         n_envs = batch.rewards.shape[1]
         per_minibatch = n_envs // algo.num_minibatches
@@ -53,6 +57,8 @@ class Learner:
         stop = False
         fixed = {"logp": logp_old, "values": values_old, "adv": targets.advantages, "ret": targets.value_targets,
                  "ids": targets.chunk_ids, "positive": targets.positive}
+        if context is not None:
+            fixed["context"] = context
         for epoch in range(algo.update_epochs):
             # Shuffle env columns once per epoch; minibatches are then contiguous views.
             order = torch.as_tensor(self.rng.permutation(n_envs), device=batch.rewards.device)
@@ -61,7 +67,7 @@ class Learner:
             for start in range(0, n_envs, per_minibatch):
                 cols = slice(start, start + per_minibatch)
                 mb = shuffled.columns(cols)
-                new = self.score_actions(mb)
+                new = self.score_actions(mb, old["context"][:, cols] if context is not None else None)
                 terms, term_stats = loss_terms(algo, self.ipa, self.resample, mb, new,
                                                {name: x[:, cols] for name, x in old.items()}, targets.n_chunks)
                 loss = sum(terms.values())
@@ -98,13 +104,6 @@ class Learner:
         out.update(targets.stats)
         out.update(mismatch_stats(logp_old, batch, targets.chunk_ids, targets.n_chunks))
         return out
-
-    def _last_state(self, batch: Batch) -> torch.Tensor:
-        """Recurrent state after the rollout's last step (re-run; empty for an MLP)."""
-        if self.policy.gru is None:
-            return batch.initial_state
-        _, _, state = self.policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)
-        return state
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state}

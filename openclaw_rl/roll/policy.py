@@ -1,15 +1,16 @@
-"""Torch actor-critic policies: MLP or GRU trunk, discrete or Gaussian head, and an
-observation normalizer whose statistics travel with the checkpoint."""
+"""Torch actor-critic policies: a memory design (``openclaw_rl.memory``) in front of MLP trunks,
+a discrete or Gaussian head, and an observation normalizer whose statistics travel with the checkpoint."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from openclaw_rl.memory import Memory, MemoryConfig, build_memory
 from openclaw_rl.rock.config import EnvConfig
 
 
@@ -18,8 +19,7 @@ class PolicyConfig:
     hidden: tuple[int, ...] = (64, 64)  # widths of the MLP trunk's layers
     activation: str = "tanh"  # tanh | relu
     shared_trunk: bool = False  # one trunk for actor and critic, or two
-    recurrent: bool = False  # a GRU after the MLP trunk, shared by actor and critic
-    gru_hidden: int = 64
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # policy/memory=none|window|gru|paom; its read feeds both trunks
     init_log_std: float = -0.5  # continuous actions: state-independent log std
     normalize_obs: bool = True  # running mean/std of observations, saved with the weights
 
@@ -79,46 +79,55 @@ class RunningNorm(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """pi(a|s) and V(s). ``forward_sequence`` runs ``[T, N, obs]`` with GRU resets at episode starts."""
+    """pi(a|s) and V(s) over ``[observation, memory read]``. ``forward_sequence`` runs ``[T, N, obs]``
+    with the memory reset per env where an episode starts."""
 
-    def __init__(self, obs_dim: int, action_dim: int, continuous: bool, config: PolicyConfig):
+    def __init__(self, obs_dim: int, action_dim: int, continuous: bool, config: PolicyConfig, memory=None):
         super().__init__()
         self.config, self.continuous, self.action_dim = config, continuous, action_dim
         self.norm = RunningNorm(obs_dim) if config.normalize_obs else nn.Identity()
-        self.actor_trunk, width = mlp(obs_dim, config.hidden, config.activation)
-        separate = not (config.shared_trunk or config.recurrent)  # recurrent: one core for both heads
-        self.critic_trunk = mlp(obs_dim, config.hidden, config.activation)[0] if separate else None
-        self.gru = nn.GRU(width, config.gru_hidden) if config.recurrent else None
-        if self.gru is not None:
-            for name, param in self.gru.named_parameters():
-                (nn.init.orthogonal_ if "weight" in name else nn.init.zeros_)(param)
-            width = config.gru_hidden
+        if memory is None and config.memory.name != "none":
+            raise ValueError(f"policy.memory.name={config.memory.name}: build the policy with ActorCritic.for_env")
+        self.memory = memory if memory is not None else Memory()
+        n_in = obs_dim + self.memory.read_size
+        self.actor_trunk, width = mlp(n_in, config.hidden, config.activation)
+        self.critic_trunk = None if config.shared_trunk else mlp(n_in, config.hidden, config.activation)[0]
         self.actor_head = layer(width, action_dim, 0.01)
         self.critic_head = layer(width, 1, 1.0)
         self.log_std = nn.Parameter(torch.full((action_dim,), config.init_log_std)) if continuous else None
 
     @classmethod
     def for_env(cls, env: EnvConfig, config: PolicyConfig) -> "ActorCritic":
-        """A policy whose input and heads fit ``env``'s observations and actions."""
-        return cls(env.obs_dim, env.action_dim, env.continuous, config)
+        """A policy whose input, memory and heads fit ``env``'s observations and actions."""
+        return cls(env.obs_dim, env.action_dim, env.continuous, config, build_memory(config.memory, env))
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
-        """The recurrent state of ``n`` fresh episodes (empty for an MLP)."""
-        size = self.config.gru_hidden if self.gru is not None else 0
-        return torch.zeros(1, n, size, device=device)
+        """The memory state ``[1, n, state_size]`` of ``n`` fresh episodes (empty without a memory)."""
+        return torch.zeros(1, n, self.memory.state_size, device=device)
 
-    def forward_sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):
-        """``obs [T, N, d]``, ``starts [T, N]`` (1 where an episode begins) -> logits/means, values, state."""
+    def memory_context(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor):
+        """An observational memory's per-step context and its state after the last step (no gradient,
+        no weights): ``(context, state)``; ``(None, None)`` for a recurrent memory."""
+        if self.memory.recurrent:
+            return None, None
+        context, last = self.memory.write(obs, starts, state[0])
+        return context, last[None]
+
+    def forward_sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor,
+                         context: torch.Tensor | None = None):
+        """``obs [T, N, d]``, ``starts [T, N]`` (1 where an episode begins) -> logits/means, values, state.
+        ``context``: the memory's precomputed context (``memory_context``); the state returned is then ``state``."""
         x = self.norm(obs)
-        actor = self.actor_trunk(x)
-        critic = actor if self.critic_trunk is None else self.critic_trunk(x)
-        if self.gru is not None:
-            outputs = []
-            for t in range(obs.shape[0]):  # reset the hidden state where an episode starts
-                state = state * (1.0 - starts[t]).view(1, -1, 1)
-                out, state = self.gru(actor[t : t + 1], state)
-                outputs.append(out)
-            actor = critic = torch.cat(outputs)
+        if self.memory.recurrent:
+            read, last = self.memory.recur(x, starts, state[0])
+            state = last[None]
+        else:
+            if context is None:
+                context, state = self.memory_context(obs, state, starts)
+            read = self.memory.read(x, context, self.norm)
+        features = torch.cat([x, read], -1) if read.shape[-1] else x
+        actor = self.actor_trunk(features)
+        critic = actor if self.critic_trunk is None else self.critic_trunk(features)
         return self.actor_head(actor), self.critic_head(critic).squeeze(-1), state
 
     def distribution(self, head: torch.Tensor):
@@ -136,7 +145,7 @@ class ActorCritic(nn.Module):
     @torch.inference_mode()
     def act(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False,
             given: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """One step for ``N`` envs: action, its log-prob, the value, the next recurrent state.
+        """One step for ``N`` envs: action, its log-prob, the value, the next memory state.
 
         ``given = (mask [N], actions)`` takes those actions where ``mask`` (e.g. a teacher's) and
         scores them: the log-prob is always that of the action returned.
@@ -160,7 +169,7 @@ class ActorCritic(nn.Module):
                 deterministic: bool = False) -> tuple[np.ndarray, torch.Tensor | None]:
         """Stable-Baselines3's ``predict``: ``(actions, state)`` for one observation ``[obs_dim]`` or a batch
         ``[N, obs_dim]`` (numpy or torch). Discrete envs get action indices, continuous ones target
-        positions ``[N, 1]``. Recurrent policies carry ``state`` between calls (None: fresh episodes);
+        positions ``[N, 1]``. A policy with a memory carries ``state`` between calls (None: fresh episodes);
         ``episode_start`` (``[N]`` bools) resets it where an episode begins."""
         param = next(self.parameters())
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=param.device)
@@ -175,5 +184,5 @@ class ActorCritic(nn.Module):
         action, _, _, state = self.act(x, state, starts, deterministic)
         self.train(was_training)
         action = action.cpu().numpy()
-        return (action[0] if single else action), (state if self.gru is not None else None)
+        return (action[0] if single else action), (state if self.memory.state_size else None)
 

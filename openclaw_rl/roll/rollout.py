@@ -27,8 +27,6 @@ from openclaw_rl.rock.engine import MarketEngine
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.resample import TeacherReplay
 
-TIME_LEFT = -1  # the observation's last feature: the fraction of the episode left (rock.engine's layout)
-
 
 @dataclass
 class Batch:
@@ -68,9 +66,9 @@ class Batch:
         return Batch(**picked)
 
 
-def horizon_reached(truncated: np.ndarray, final_obs: np.ndarray) -> np.ndarray:
-    """Truncations whose final observation shows no time left: the task's horizon, a terminal state."""
-    return truncated & (final_obs[:, TIME_LEFT] <= 0.0)
+def horizon_reached(truncated: np.ndarray, time_left: np.ndarray) -> np.ndarray:
+    """Truncations whose final observation shows no time left (``time_left [N]``): the task's horizon, a terminal state."""
+    return truncated & (time_left <= 0.0)
 
 
 def restart_like(engine: MarketEngine, rows: np.ndarray, like: np.ndarray) -> None:
@@ -103,6 +101,7 @@ class Collector:
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
         self.initial_equity, self.ruin_fraction = envs.config.initial_equity, envs.config.ruin_fraction
+        self.time_left = envs.config.feature("time_left")
         if teacher is not None:
             teacher.start(np.arange(n))
 
@@ -141,7 +140,7 @@ class Collector:
             if done.any():  # the ended episode's last step is in final_info (its info was reset)
                 chunk_end = np.where(done, info["final_info"]["chunk_end"], chunk_end)
                 position = np.where(done, info["final_info"]["position"], position)
-                horizon = horizon_reached(truncated, info["final_obs"])
+                horizon = horizon_reached(truncated, info["final_obs"][:, self.time_left])
                 terminated, truncated = terminated | horizon, truncated & ~horizon
             buf["rewards"][t] = np.where(padding, 0.0, reward * self.reward_scale)
             buf["terminated"][t] = terminated & ~padding

@@ -19,7 +19,7 @@ from openclaw_rl.rock import ConfigError, MarketVecEnv
 from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
-from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig
+from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig, design_differences
 from openclaw_rl.roll.evaluate import evaluate
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic
@@ -139,7 +139,8 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
             raise CheckpointError(f"{resume_from}: an SFT checkpoint; start RL from its weights with "
                                   f"trainer.init_from={resume_from.parent.parent}")
         if state["config"] != config.design():
-            raise CheckpointError(f"{resume_from}: was written by a run with a different configuration; "
+            raise CheckpointError(f"{resume_from}: was written by a run with a different configuration "
+                                  f"({'; '.join(design_differences(state['config'], config.design())[:3])}); "
                                   "resume with the same overrides (trainer.* may differ)")
         load_policy_weights(policy, state["policy"], resume_from)
         learner.load_state_dict(state["learner"])
@@ -149,7 +150,14 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
         log.info("resumed from %s at update %d (step %d)", resume_from, update, global_step)
     elif config.trainer.init_from is not None:
         source = find_checkpoint(config.trainer.init_from)
-        load_policy_weights(policy, load_checkpoint(source)["policy"], source)
+        state = load_checkpoint(source)
+        stored = state["config"].get("policy", {}).get("memory", {})
+        memory = dataclasses.asdict(config.policy.memory)
+        if stored.get("name", "none") != memory["name"] or (stored and stored != memory):
+            raise CheckpointError(f"trainer.init_from={config.trainer.init_from}: its policy has another memory design "
+                                  f"({'; '.join(design_differences(stored, memory, 'policy.memory.'))}); "
+                                  "start from a checkpoint of the same policy.memory")
+        load_policy_weights(policy, state["policy"], source)
     num_updates = config.num_updates
     if config.trainer.total_steps % config.batch_steps:
         log.warning("trainer.total_steps=%d is not a multiple of one rollout (%d steps): training %d",

@@ -1,0 +1,319 @@
+"""Policy memory designs: what a policy remembers beyond its observation, batched over all envs.
+
+A memory sits in front of the policy's trunks: at step t it gives a read ``m_t`` that the trunks
+see beside the normalized observation ``x_t``. Its state is one float tensor ``[N, state_size]``
+per env (the policy carries it as ``[1, N, state_size]``; the collector checkpoints it), zeroed
+where an episode starts.
+
+Two kinds:
+
+- **Observational** (``none``, ``window``, ``paom``): the state is data, a function of the raw
+  observations alone, never of the weights. ``write`` scans the observations without gradient and
+  returns, for every step, the context the read needs; the learned ``read`` is then one vectorized
+  pass over all steps. The learner computes the contexts once per update, and since they do not
+  depend on the weights, the state a rollout carried is exactly the one the learner re-creates:
+  no stale hidden state, and ``pi_old`` equals the behaviour policy ``mu`` bit for bit.
+- **Recurrent** (``gru``): a learned hidden vector; ``recur`` runs it step by step with gradient.
+
+PAOM (``paom``): an *observer* summarizes each interaction chunk (order to order, by the learner's
+chunk function ``ipa.chunks.chunk_boundaries``) into a record of sufficient statistics of the
+features it sees (count, mean, mean square: records merge exactly); a *reflector* makes room
+when the memory is full (merge the two most similar records, merge the two oldest, or evict the
+oldest); the policy reads the records by attention over their learned encodings
+(``record_size`` wide, ``heads`` heads) with a query from the current observation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from openclaw_rl.errors import ConfigError
+from openclaw_rl.ipa.chunks import CHUNKERS, chunk_boundaries
+from openclaw_rl.rock.config import FEATURES, EnvConfig
+
+DESIGNS = ("none", "window", "gru", "paom")
+OBSERVERS = {"bars": ("return", "volatility", "range"), "all": FEATURES}  # the features a PAOM record summarizes
+REFLECTORS = ("merge_similar", "merge_oldest", "evict_oldest")
+
+
+@dataclass
+class MemoryConfig:
+    """``policy/memory=none|window|gru|paom`` picks ``name``; a design reads only its own keys."""
+
+    name: str = "none"
+    frames: int = 4  # window: observations stacked, the current one included
+    hidden: int = 64  # gru: hidden units
+    capacity: int = 16  # paom: records kept
+    record_size: int = 16  # paom: width of a record's learned encoding, which the read attends over
+    observer: str = "bars"  # paom: what a record summarizes: bars (return, volatility, range) | all (+ position, pnl, time left)
+    reflector: str = "merge_similar"  # paom, when full: merge_similar | merge_oldest | evict_oldest
+    heads: int = 1  # paom: attention heads of the read (must divide record_size)
+    chunker: str | None = None  # paom: where a chunk ends (a record is written); null: the learner's ipa.chunker
+    fixed_k: int | None = None  # paom with chunker=fixed; null: ipa.fixed_k
+
+    def validate(self) -> None:
+        def need(ok: bool, key: str, message: str):
+            if not ok:
+                raise ConfigError(f"policy.memory.{key}: {message}")
+
+        need(self.name in DESIGNS, "name", f"unknown memory design {self.name!r}; allowed: {', '.join(DESIGNS)}")
+        need(self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
+        need(self.hidden >= 1, "hidden", f"must be >= 1, got {self.hidden}")
+        need(self.capacity >= 1, "capacity", f"must be >= 1, got {self.capacity}")
+        need(self.record_size >= 1, "record_size", f"must be >= 1, got {self.record_size}")
+        need(self.observer in OBSERVERS, "observer", f"unknown observer {self.observer!r}; allowed: {', '.join(OBSERVERS)}")
+        need(self.reflector in REFLECTORS, "reflector",
+             f"unknown reflector {self.reflector!r}; allowed: {', '.join(REFLECTORS)}")
+        need(self.heads >= 1 and self.record_size % self.heads == 0, "heads",
+             f"must be >= 1 and divide policy.memory.record_size={self.record_size}, got {self.heads}")
+        need(self.chunker is None or self.chunker in CHUNKERS, "chunker",
+             f"unknown chunker {self.chunker!r}; allowed: null (ipa.chunker), {', '.join(CHUNKERS)}")
+        need(self.fixed_k is None or self.fixed_k >= 1, "fixed_k", f"must be >= 1 or null, got {self.fixed_k}")
+
+
+class Memory(nn.Module):
+    """The ``none`` design, and the interface of every design."""
+
+    recurrent = False
+    state_size = 0  # floats per env carried from step to step
+    read_size = 0  # features the read adds to the trunks' input
+
+    def write(self, obs: torch.Tensor, starts: torch.Tensor, state: torch.Tensor):
+        """Observational designs: ``obs [T, N, D]`` (raw), ``starts [T, N]``, ``state [N, S]`` ->
+        ``(context [T, N, K], state)``: what the read needs at each step, and the state after the last."""
+        return obs.new_zeros(*obs.shape[:2], 0), state
+
+    def read(self, x: torch.Tensor, context: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """``x [T, N, D]`` (normalized), ``context [T, N, K]``, the policy's normalizer -> ``[T, N, read_size]``."""
+        return x.new_zeros(*x.shape[:2], 0)
+
+    def recur(self, x: torch.Tensor, starts: torch.Tensor, state: torch.Tensor):
+        """Recurrent designs: ``(reads [T, N, read_size], state)``."""
+        raise NotImplementedError
+
+    def floats_kept(self, state: torch.Tensor) -> torch.Tensor:
+        """``[N]``: the floats the memory holds about the past (its compression ratio's denominator)."""
+        return state.new_zeros(state.shape[0])
+
+
+class WindowMemory(Memory):
+    """Frame stacking: the read is the last ``frames - 1`` observations before the current one
+    (normalized; zero before the episode's start). State: those raw observations and their count."""
+
+    def __init__(self, obs_dim: int, frames: int):
+        super().__init__()
+        self.dim, self.past = obs_dim, frames - 1
+        self.state_size = self.past * obs_dim + 1
+        self.read_size = self.past * obs_dim
+
+    def write(self, obs, starts, state):
+        T, N, D = obs.shape
+        k = self.past
+        if k == 0:
+            return obs.new_zeros(T, N, 0), state
+        frames = state[:, : k * D].reshape(N, k, D).transpose(0, 1)  # [k, N, D], oldest first
+        history = torch.cat([frames, obs])  # [k + T, N, D]
+        t = torch.arange(T, device=obs.device)
+        last_start = torch.where(starts > 0, t[:, None], -1).cummax(0).values  # [T, N]
+        since = torch.where(last_start >= 0, t[:, None] - last_start, state[:, -1].long()[None] + t[:, None])
+        back = torch.arange(1, k + 1, device=obs.device)  # 1: the previous step
+        stacked = history[k + t[:, None] - back[None, :]]  # [T, k, N, D]
+        valid = (since[:, None, :] >= back[None, :, None]).to(obs.dtype)  # [T, k, N]
+        context = torch.cat([stacked.permute(0, 2, 1, 3).reshape(T, N, k * D), valid.transpose(1, 2)], -1)
+        count = (since[-1] + 1).clamp(max=k).to(state.dtype)
+        new_state = torch.cat([history[-k:].transpose(0, 1).reshape(N, k * D), count[:, None]], -1)
+        return context, new_state
+
+    def read(self, x, context, norm):
+        T, N, _ = x.shape
+        k, D = self.past, self.dim
+        frames = norm(context[..., : k * D].reshape(T, N, k, D))
+        return (frames * context[..., k * D :, None]).reshape(T, N, k * D)
+
+    def floats_kept(self, state):
+        return state[:, -1] * self.dim
+
+
+class GRUMemory(Memory):
+    """A GRU over the normalized observations; its hidden state is the read."""
+
+    recurrent = True
+
+    def __init__(self, obs_dim: int, hidden: int):
+        super().__init__()
+        self.gru = nn.GRU(obs_dim, hidden)
+        for name, param in self.gru.named_parameters():
+            (nn.init.orthogonal_ if "weight" in name else nn.init.zeros_)(param)
+        self.state_size = self.read_size = hidden
+
+    def recur(self, x, starts, state):
+        h, outputs = state[None], []
+        for t in range(x.shape[0]):  # reset the hidden state where an episode starts
+            h = h * (1.0 - starts[t]).view(1, -1, 1)
+            out, h = self.gru(x[t : t + 1], h)
+            outputs.append(out)
+        return torch.cat(outputs), h[0]
+
+    def floats_kept(self, state):
+        return torch.full((state.shape[0],), float(self.state_size), device=state.device)
+
+
+class PAOMemory(Memory):
+    """Observer, reflector and attention read over chunk records (see the module docstring).
+
+    A record holds, for the ``F`` features its observer sees: their mean and mean square over the
+    chunk's steps, the chunk's step count and its order (chunks written before it in the episode).
+    State: ``capacity`` records, then the open chunk's sums, the last position seen, the episode's
+    step and the chunks written so far.
+    """
+
+    def __init__(self, config: MemoryConfig, env: EnvConfig, chunker: str, fixed_k: int):
+        super().__init__()
+        self.features = [env.feature(name) for name in OBSERVERS[config.observer]]
+        self.position = env.feature("position")
+        self.chunker, self.fixed_k, self.reflector = chunker, fixed_k, config.reflector
+        self.capacity, self.heads = config.capacity, config.heads
+        F = len(self.features)
+        self.record_floats = 2 * F + 2  # mean, mean square, count, order
+        self.state_size = self.capacity * self.record_floats + 2 * F + 4
+        self.read_size = config.record_size
+        self.encoder = nn.Linear(2 * F + 2, config.record_size)  # a record's statistics -> its encoding
+        self.query = nn.Linear(env.obs_dim, config.record_size)
+
+    # ----------------------------------------------------------------- write (no gradient)
+    def _split(self, state):
+        N, F, C = state.shape[0], len(self.features), self.capacity
+        records = state[:, : C * self.record_floats].reshape(N, C, self.record_floats)
+        rest = state[:, C * self.record_floats :]
+        return records, rest[:, :F], rest[:, F : 2 * F], rest[:, 2 * F], rest[:, 2 * F + 1], rest[:, 2 * F + 2], rest[:, 2 * F + 3]
+
+    @torch.no_grad()
+    def write(self, obs, starts, state):
+        T, N, _ = obs.shape
+        records, acc_sum, acc_sq, acc_n, last_pos, step, written = (x.clone() for x in self._split(state))
+        contexts = obs.new_empty(T, N, self.capacity * self.record_floats + 1)
+        for t in range(T):
+            start = starts[t] > 0
+            if start.any():  # a new episode: forget the last one
+                keep = (~start).to(obs.dtype)
+                records *= keep[:, None, None]
+                for x in (acc_sum, acc_sq):
+                    x *= keep[:, None]
+                for x in (acc_n, step, written):
+                    x *= keep
+            position = obs[t, :, self.position]
+            # Did the previous step end a chunk? The learner's chunk function, on what the observations show.
+            ended = chunk_boundaries(self.chunker, positions=position, prev_positions=last_pos,
+                                     env_chunk_end=position != last_pos, step_in_episode=step.long() - 1,
+                                     fixed_k=self.fixed_k) & ~start & (acc_n > 0)
+            if ended.any():
+                n = acc_n.clamp(min=1)[:, None]
+                new = torch.cat([acc_sum / n, acc_sq / n, acc_n[:, None], written[:, None]], -1)
+                records = self._commit(records, new, ended)
+                written += ended
+                keep = (~ended).to(obs.dtype)
+                acc_sum *= keep[:, None]
+                acc_sq *= keep[:, None]
+                acc_n *= keep
+            seen = obs[t][:, self.features]
+            acc_sum += seen
+            acc_sq += seen * seen
+            acc_n += 1
+            last_pos = position
+            step += 1
+            contexts[t] = torch.cat([records.reshape(N, -1), written[:, None]], -1)
+        state = torch.cat([records.reshape(N, -1), acc_sum, acc_sq,
+                           torch.stack([acc_n, last_pos, step, written], -1)], -1)
+        return contexts, state
+
+    def _commit(self, records, new, rows):
+        """Write record ``new [N, R]`` where ``rows``; the reflector frees a slot where the memory is full."""
+        N, C, _ = records.shape
+        valid = records[..., -2] > 0
+        slot = (~valid).to(torch.uint8).argmax(1)  # the first empty slot
+        full = valid.all(1) & rows
+        if full.any():
+            reflected, freed = self._reflect(records)
+            records = torch.where(full[:, None, None], reflected, records)
+            slot = torch.where(full, freed, slot)
+        target = rows[:, None] & (torch.arange(C, device=records.device)[None] == slot[:, None])
+        return torch.where(target[..., None], new[:, None, :], records)
+
+    def _reflect(self, records):
+        """A full memory's records after the reflector's rule, and the slot it freed, per env."""
+        N, C, _ = records.shape
+        order = records[..., -1]
+        rows = torch.arange(N, device=records.device)
+        if self.reflector == "evict_oldest" or C == 1:
+            return records, order.argmin(1)
+        if self.reflector == "merge_oldest":
+            i, j = order.topk(2, dim=1, largest=False).indices.unbind(1)
+        else:  # merge_similar: the closest pair by the records' means and standard deviations
+            F = len(self.features)
+            mean, square = records[..., :F], records[..., F : 2 * F]
+            summary = torch.cat([mean, (square - mean * mean).clamp(min=0).sqrt()], -1)
+            same = torch.eye(C, dtype=torch.bool, device=records.device)
+            distance = torch.cdist(summary, summary).masked_fill(same, float("inf"))
+            pair = distance.reshape(N, -1).argmin(1)
+            i, j = pair // C, pair % C
+        a, b = records[rows, i], records[rows, j]
+        merged = merge_records(a, b)
+        hit = torch.arange(C, device=records.device)[None] == i[:, None]
+        return torch.where(hit[..., None], merged[:, None, :], records), j
+
+    # ----------------------------------------------------------------- read (learned)
+    def read(self, x, context, norm):
+        T, N, _ = x.shape
+        C, F, H = self.capacity, len(self.features), self.heads
+        records = context[..., :-1].reshape(T, N, C, self.record_floats)
+        written = context[..., -1:, None]
+        mean, square, count, order = records[..., :F], records[..., F : 2 * F], records[..., -2:-1], records[..., -1:]
+        center, scale = feature_scale(norm, self.features, x)
+        std = (square - mean * mean).clamp(min=0).sqrt()
+        age = (written - 1 - order).clamp(min=0)  # chunks written since (0 for the newest; empty slots hold zeros)
+        stats = torch.cat([(mean - center) / scale, std / scale, torch.log1p(count), torch.log1p(age)], -1)
+        valid = count[..., 0] > 0  # [T, N, C]
+        encoded = torch.tanh(self.encoder(stats)).reshape(T, N, C, H, -1)
+        query = self.query(x).reshape(T, N, 1, H, -1)
+        scores = (encoded * query).sum(-1) / math.sqrt(encoded.shape[-1])  # [T, N, C, H]
+        scores = scores.masked_fill(~valid[..., None], -1e9)
+        weights = torch.softmax(scores, dim=2) * valid[..., None]  # an empty memory reads zeros
+        return (weights[..., None] * encoded).sum(2).reshape(T, N, -1)
+
+    def floats_kept(self, state):
+        records = self._split(state)[0]
+        return (records[..., -2] > 0).sum(1).to(state.dtype) * self.record_floats
+
+
+def merge_records(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Two records as one: count-weighted mean and mean square (exact: the union's statistics),
+    counts summed, the newer order."""
+    na, nb = a[..., -2:-1], b[..., -2:-1]
+    n = na + nb
+    stats = (a[..., :-2] * na + b[..., :-2] * nb) / n.clamp(min=1)
+    return torch.cat([stats, n, torch.maximum(a[..., -1:], b[..., -1:])], -1)
+
+
+def feature_scale(norm: nn.Module, columns: list[int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy normalizer's mean and std of observation ``columns`` (0 and 1 without a normalizer)."""
+    if not hasattr(norm, "var"):
+        return like.new_zeros(len(columns)), like.new_ones(len(columns))
+    return norm.mean[columns].to(like.dtype), torch.sqrt(norm.var[columns].to(like.dtype) + 1e-8)
+
+
+def build_memory(config: MemoryConfig, env: EnvConfig) -> Memory:
+    """The design ``config.name`` for ``env``'s observations. A run sets PAOM's null ``chunker`` and
+    ``fixed_k`` to its ``ipa.*`` (``RunConfig``); alone they default to the ``trade`` chunker. The
+    market env's ``env`` chunker is its orders, which the observations show as ``trade`` does."""
+    if config.name == "window":
+        return WindowMemory(env.obs_dim, config.frames)
+    if config.name == "gru":
+        return GRUMemory(env.obs_dim, config.hidden)
+    if config.name == "paom":
+        chunker = config.chunker or "trade"
+        return PAOMemory(config, env, "trade" if chunker == "env" else chunker, config.fixed_k or 8)
+    return Memory()

@@ -1,0 +1,210 @@
+"""Memory designs: hand-computed PAOM records and reflector rules, frame stacks, the learner's chunks,
+per-env resets, step-by-step == whole-sequence, config and checkpoint errors, exact resume."""
+
+import pytest
+import torch
+
+from openclaw_rl.configs import compose_config
+from openclaw_rl.ipa.chunks import chunk_boundaries
+from openclaw_rl.memory import MemoryConfig, build_memory
+from openclaw_rl.memory.designs import merge_records
+from openclaw_rl.rock.config import ConfigError, EnvConfig
+from openclaw_rl.roll.checkpoint import CheckpointError, load_checkpoint
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
+from openclaw_rl.roll.trainer import build, run_training
+
+ENV = EnvConfig(window=2, episode_bars=50)
+R, V, P = ENV.feature("return"), ENV.feature("volatility"), ENV.feature("position")
+
+
+def observations(returns, positions):
+    """``[T, 1, obs_dim]``: one env whose newest return and position are given per step, volatility 1."""
+    obs = torch.zeros(len(returns), 1, ENV.obs_dim)
+    obs[:, 0, R] = torch.tensor(returns, dtype=torch.float32)
+    obs[:, 0, V] = 1.0
+    obs[:, 0, P] = torch.tensor(positions, dtype=torch.float32)
+    return obs
+
+
+def records(memory, context_row):
+    """The records in one step's context as ``{order: (mean return, mean square return, count)}``."""
+    rows = context_row[:-1].reshape(memory.capacity, memory.record_floats)
+    F = len(memory.features)
+    return {int(r[-1]): (round(float(r[0]), 6), round(float(r[F]), 6), int(r[-2])) for r in rows if r[-2] > 0}
+
+
+def paom(**config):
+    return build_memory(MemoryConfig("paom", **config), ENV)
+
+
+def test_paom_writes_one_record_per_chunk_with_the_chunks_statistics():
+    memory = paom(capacity=4)
+    # Positions the observations show: the order of step 1 (0 -> 1) and of step 3 (1 -> -1) end chunks.
+    obs = observations([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0, 0, 1, 1, -1, -1])
+    starts = torch.tensor([[1.0], [0], [0], [0], [0], [0]])
+    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size))
+    assert records(memory, context[1, 0]) == {}  # the first chunk is still open
+    assert records(memory, context[2, 0]) == {0: (1.5, 2.5, 2)}  # steps 0-1: mean (1+2)/2, mean square (1+4)/2
+    assert records(memory, context[4, 0]) == {0: (1.5, 2.5, 2), 1: (3.5, 12.5, 2)}
+    assert context[4, 0, -1] == 2  # chunks written
+
+
+@pytest.mark.parametrize("reflector,expected", [
+    # records of one-step chunks with returns 0, 10, 0.5; a fourth (7) arrives at a full memory of 3
+    ("merge_similar", {2: (0.25, 0.125, 2), 1: (10.0, 100.0, 1), 3: (7.0, 49.0, 1)}),  # 0 and 0.5 are closest
+    ("merge_oldest", {1: (5.0, 50.0, 2), 2: (0.5, 0.25, 1), 3: (7.0, 49.0, 1)}),  # the two oldest: 0 and 10
+    ("evict_oldest", {1: (10.0, 100.0, 1), 2: (0.5, 0.25, 1), 3: (7.0, 49.0, 1)}),  # 0 is dropped
+])
+def test_the_reflector_makes_room_by_its_rule(reflector, expected):
+    memory = paom(capacity=3, reflector=reflector)
+    obs = observations([0.0, 10.0, 0.5, 7.0, 1.0], [0, 1, 0, 1, 0])  # every step's order ends a chunk
+    starts = torch.tensor([[1.0], [0], [0], [0], [0]])
+    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size))
+    assert records(memory, context[3, 0]) == {0: (0.0, 0.0, 1), 1: (10.0, 100.0, 1), 2: (0.5, 0.25, 1)}
+    assert records(memory, context[4, 0]) == expected
+
+
+def test_merged_records_hold_the_statistics_of_both_chunks():
+    a = torch.tensor([2.0, 5.0, 3.0, 0.0])  # mean 2, mean square 5 over 3 steps, order 0
+    b = torch.tensor([4.0, 17.0, 1.0, 4.0])
+    # union of 4 steps: mean (3*2 + 4) / 4, mean square (3*5 + 17) / 4; the newer order
+    torch.testing.assert_close(merge_records(a, b), torch.tensor([2.5, 8.0, 4.0, 4.0]))
+
+
+def test_paom_forgets_where_an_episode_starts_and_only_there():
+    memory = paom(capacity=4)
+    one = observations([1.0, 2.0, 3.0, 4.0], [0, 1, 0, 1])
+    obs = torch.cat([one, one], 1)
+    starts = torch.tensor([[1.0, 1.0], [0, 0], [0, 0], [1.0, 0]])  # env 0 starts again at step 3
+    context, _ = memory.write(obs, starts, torch.zeros(2, memory.state_size))
+    assert records(memory, context[3, 0]) == {}
+    assert records(memory, context[3, 1]) == {0: (1.0, 1.0, 1), 1: (2.0, 4.0, 1), 2: (3.0, 9.0, 1)}
+
+
+@pytest.mark.parametrize("chunker,fixed_k", [("trade", 8), ("fixed", 3), ("step", 8)])
+def test_paom_records_the_learners_chunks(chunker, fixed_k):
+    config = RunConfig.from_mapping({"env": {"n_envs": 8, "window": 4, "episode_bars": 30},
+                                     "policy": {"memory": {"name": "paom", "capacity": 8}},
+                                     "ipa": {"chunker": chunker, "fixed_k": fixed_k},
+                                     "trainer": {"rollout_steps": 80}, "algo": {"num_minibatches": 2}})
+    assert config.policy.memory.chunker == chunker  # null follows ipa.chunker
+    torch.manual_seed(0)
+    _, policy, collector, _ = build(config, torch.device("cpu"))
+    collector.collect(7, version=0)  # start mid-episode: the state carries over
+    batch, _ = collector.collect(80, version=0)
+    context, _ = policy.memory_context(batch.obs, batch.initial_state, batch.starts)
+    written = context[..., -1]
+    ends = chunk_boundaries(chunker, positions=batch.positions, prev_positions=batch.prev_positions,
+                            env_chunk_end=batch.env_chunk_end, step_in_episode=batch.step_in_episode, fixed_k=fixed_k)
+    same_episode = batch.starts[1:] == 0
+    assert ends.any()
+    torch.testing.assert_close((written[1:] - written[:-1])[same_episode], ends[:-1][same_episode].float())
+
+
+def test_window_stacks_the_previous_observations_of_the_episode_only():
+    memory = build_memory(MemoryConfig("window", frames=3), ENV)
+    obs = torch.arange(5.0)[:, None, None].expand(5, 1, ENV.obs_dim).clone()  # step t shows t everywhere
+    starts = torch.tensor([[1.0], [0], [0], [1.0], [0]])
+    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size))
+    frames, valid = context[:, 0, : 2 * ENV.obs_dim].reshape(5, 2, -1)[..., 0], context[:, 0, 2 * ENV.obs_dim :]
+    assert valid.tolist() == [[0, 0], [1, 0], [1, 1], [0, 0], [1, 0]]
+    assert (frames * valid).tolist() == [[0, 0], [0, 0], [1, 0], [0, 0], [3, 0]]
+    # The same steps in two calls (the state carries the frames) give the same contexts.
+    first, state = memory.write(obs[:2], starts[:2], torch.zeros(1, memory.state_size))
+    second, _ = memory.write(obs[2:], starts[2:], state)
+    torch.testing.assert_close(torch.cat([first, second]), context)
+
+
+@pytest.mark.parametrize("memory", [MemoryConfig("none"), MemoryConfig("window", frames=4), MemoryConfig("gru", hidden=8),
+                                    MemoryConfig("paom", capacity=3, record_size=8, heads=2)])
+def test_acting_step_by_step_equals_the_learners_whole_sequence(memory):
+    torch.manual_seed(0)
+    env = EnvConfig(window=4, episode_bars=50)
+    policy = ActorCritic.for_env(env, PolicyConfig(memory=memory))
+    T, N = 40, 3
+    obs = torch.randn(T, N, env.obs_dim)
+    obs[..., env.feature("position")] = torch.randint(-1, 2, (T, N)).float()  # orders: chunks for PAOM
+    starts = torch.zeros(T, N)
+    starts[0] = 1.0
+    starts[17, 1] = starts[30, 0] = 1.0
+    state, heads, values = policy.initial_state(N), [], []
+    for t in range(T):
+        head, value, state = policy.forward_sequence(obs[t : t + 1], state, starts[t : t + 1])
+        heads.append(head)
+        values.append(value)
+    whole_head, whole_value, whole_state = policy.forward_sequence(obs, policy.initial_state(N), starts)
+    torch.testing.assert_close(torch.cat(heads), whole_head, rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.cat(values), whole_value, rtol=0, atol=1e-5)
+    torch.testing.assert_close(state, whole_state, rtol=0, atol=1e-5)
+    if memory.name != "none":  # the memory is read: the past changes the present
+        changed = obs.clone()
+        changed[:10] += 1.0
+        changed_head = policy.forward_sequence(changed, policy.initial_state(N), starts)[0]
+        assert not torch.allclose(changed_head[10:17, 1], whole_head[10:17, 1])
+
+
+def test_memory_designs_are_a_config_group():
+    config = RunConfig.from_mapping(compose_config(["policy/memory=paom", "policy.memory.capacity=8", "ipa.chunker=fixed"]))
+    assert (config.policy.memory.name, config.policy.memory.capacity, config.policy.memory.chunker) == ("paom", 8, "fixed")
+    assert RunConfig.from_mapping(compose_config([])).policy.memory.name == "none"
+    with pytest.raises(Exception, match="policy/memory"):
+        compose_config(["policy/memory=nope"])
+
+
+@pytest.mark.parametrize("memory,message", [
+    ({"name": "lstm"}, "policy.memory.name: unknown memory design 'lstm'"),
+    ({"name": "paom", "capacity": 0}, "policy.memory.capacity: must be >= 1"),
+    ({"name": "paom", "record_size": 0}, "policy.memory.record_size: must be >= 1"),
+    ({"name": "paom", "record_size": 16, "heads": 3}, "policy.memory.heads: must be >= 1 and divide"),
+    ({"name": "paom", "observer": "prices"}, "policy.memory.observer: unknown observer"),
+    ({"name": "paom", "reflector": "forget"}, "policy.memory.reflector: unknown reflector"),
+    ({"name": "window", "frames": 0}, "policy.memory.frames: must be >= 1"),
+    ({"name": "window", "frames": 100}, "policy.memory.frames: stacks more observations than an episode"),
+    ({"name": "paom", "capacity": 100}, "policy.memory.capacity: holds more records than an episode"),
+    ({"name": "gru", "size": 3}, "policy.memory.size: unknown key"),
+])
+def test_bad_memory_configs_are_refused_naming_the_key(memory, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        RunConfig.from_mapping({"env": {"episode_bars": 60}, "policy": {"memory": memory}})
+
+
+SMALL = {"env": {"n_envs": 8, "window": 4, "episode_bars": 30}, "trainer": {"rollout_steps": 16, "total_steps": 512,
+         "checkpoint_every": 1, "progress": "log"}, "algo": {"num_minibatches": 2, "anneal_lr": False},
+         "eval": {"n_envs": 4}}  # no annealing: a shorter run followed by a resume is the same run
+
+
+def small(memory, **trainer):
+    values = {k: dict(v) for k, v in SMALL.items()}
+    values["policy"] = {"memory": memory}
+    values["trainer"].update(trainer)
+    return RunConfig.from_mapping(values)
+
+
+def test_a_paom_run_resumes_exactly(tmp_path):
+    memory = {"name": "paom", "capacity": 4}
+    run_training(small(memory), tmp_path / "straight")
+    run_training(small(memory, total_steps=256), tmp_path / "resumed")
+    run_training(small(memory, resume="auto"), tmp_path / "resumed")
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    for key, value in straight["policy"].items():
+        assert torch.equal(value, resumed["policy"][key]), key
+    assert torch.equal(straight["collector"]["recurrent"], resumed["collector"]["recurrent"])
+    assert straight["collector"]["recurrent"].abs().sum() > 0  # the memory held something
+
+
+def test_starting_from_a_checkpoint_of_another_memory_design_names_it(tmp_path):
+    run_training(small({"name": "none"}, total_steps=128), tmp_path / "mlp")
+    config = small({"name": "paom"}, total_steps=128, init_from=str(tmp_path / "mlp"))
+    with pytest.raises(CheckpointError, match="policy.memory.name: 'none' != 'paom'"):
+        run_training(config, tmp_path / "paom")
+
+
+def test_designs_from_before_memory_designs_still_load():
+    design = RunConfig().design()
+    design["policy"].pop("memory")
+    old = {**design, "policy": {**design["policy"], "recurrent": False, "gru_hidden": 64}}
+    assert RunConfig.from_design(old, "old.pt").policy.memory.name == "none"
+    with pytest.raises(ConfigError, match="policy/memory=gru"):
+        RunConfig.from_design({**old, "policy": {**old["policy"], "recurrent": True}}, "old.pt")
