@@ -42,7 +42,7 @@ def make_batch(rewards, **given) -> Batch:
         rewards=rewards, terminated=no, truncated=no, final_values=zeros, starts=zeros, env_chunk_end=no,
         positions=zeros, prev_positions=zeros, step_in_episode=torch.arange(steps)[:, None].expand(steps, n),
         version=torch.zeros(steps, n, dtype=torch.long), last_obs=torch.zeros(n, 1), last_starts=torch.zeros(n),
-        initial_state=torch.zeros(1, n, 0), group=torch.arange(n), teacher=no, prefix_end=no, padding=no,
+        initial_state=torch.zeros(1, n, 0), last_state=torch.zeros(1, n, 0), group=torch.arange(n), teacher=no, prefix_end=no, padding=no,
         return_before=torch.zeros(n),
     )
     for key, value in given.items():

@@ -43,7 +43,7 @@ def test_paom_writes_one_record_per_chunk_with_the_chunks_statistics():
     # Positions the observations show: the order of step 1 (0 -> 1) and of step 3 (1 -> -1) end chunks.
     obs = observations([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0, 0, 1, 1, -1, -1])
     starts = torch.tensor([[1.0], [0], [0], [0], [0], [0]])
-    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size))
+    context, _ = memory.scan(obs, starts, torch.zeros(1, memory.state_size))
     assert records(memory, context[1, 0]) == {}  # the first chunk is still open
     assert records(memory, context[2, 0]) == {0: (1.5, 2.5, 2)}  # steps 0-1: mean (1+2)/2, mean square (1+4)/2
     assert records(memory, context[4, 0]) == {0: (1.5, 2.5, 2), 1: (3.5, 12.5, 2)}
@@ -60,7 +60,7 @@ def test_the_reflector_makes_room_by_its_rule(reflector, expected):
     memory = paom(capacity=3, reflector=reflector)
     obs = observations([0.0, 10.0, 0.5, 7.0, 1.0], [0, 1, 0, 1, 0])  # every step's order ends a chunk
     starts = torch.tensor([[1.0], [0], [0], [0], [0]])
-    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size))
+    context, _ = memory.scan(obs, starts, torch.zeros(1, memory.state_size))
     assert records(memory, context[3, 0]) == {0: (0.0, 0.0, 1), 1: (10.0, 100.0, 1), 2: (0.5, 0.25, 1)}
     assert records(memory, context[4, 0]) == expected
 
@@ -77,7 +77,7 @@ def test_paom_forgets_where_an_episode_starts_and_only_there():
     one = observations([1.0, 2.0, 3.0, 4.0], [0, 1, 0, 1])
     obs = torch.cat([one, one], 1)
     starts = torch.tensor([[1.0, 1.0], [0, 0], [0, 0], [1.0, 0]])  # env 0 starts again at step 3
-    context, _ = memory.write(obs, starts, torch.zeros(2, memory.state_size))
+    context, _ = memory.scan(obs, starts, torch.zeros(2, memory.state_size))
     assert records(memory, context[3, 0]) == {}
     assert records(memory, context[3, 1]) == {0: (1.0, 1.0, 1), 1: (2.0, 4.0, 1), 2: (3.0, 9.0, 1)}
 
@@ -93,8 +93,8 @@ def test_paom_records_the_learners_chunks(chunker, fixed_k):
     _, policy, collector, _ = build(config, torch.device("cpu"))
     collector.collect(7, version=0)  # start mid-episode: the state carries over
     batch, _ = collector.collect(80, version=0)
-    context, _ = policy.memory_context(batch.obs, batch.initial_state, batch.starts)
-    written = context[..., -1]
+    seen, _ = policy.memory.scan(batch.obs, batch.starts, batch.initial_state[0])
+    written = seen[..., -1]
     ends = chunk_boundaries(chunker, positions=batch.positions, prev_positions=batch.prev_positions,
                             env_chunk_end=batch.env_chunk_end, step_in_episode=batch.step_in_episode, fixed_k=fixed_k)
     same_episode = batch.starts[1:] == 0
@@ -104,15 +104,16 @@ def test_paom_records_the_learners_chunks(chunker, fixed_k):
 
 def test_window_stacks_the_previous_observations_of_the_episode_only():
     memory = build_memory(MemoryConfig("window", frames=3), ENV)
-    obs = torch.arange(5.0)[:, None, None].expand(5, 1, ENV.obs_dim).clone()  # step t shows t everywhere
+    obs = torch.arange(5.0)[:, None, None].expand(5, 1, ENV.obs_dim).clone() + 1  # step t shows t + 1 everywhere
     starts = torch.tensor([[1.0], [0], [0], [1.0], [0]])
-    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size))
-    frames, valid = context[:, 0, : 2 * ENV.obs_dim].reshape(5, 2, -1)[..., 0], context[:, 0, 2 * ENV.obs_dim :]
-    assert valid.tolist() == [[0, 0], [1, 0], [1, 1], [0, 0], [1, 0]]
-    assert (frames * valid).tolist() == [[0, 0], [0, 0], [1, 0], [0, 0], [3, 0]]
+    no_norm = torch.nn.Identity()
+    context, _ = memory.write(obs, starts, torch.zeros(1, memory.state_size), no_norm)
+    frames = context[:, 0].reshape(5, 2, -1)  # [step, frames back, features]
+    assert (frames == frames[..., :1]).all()  # a frame is one whole observation
+    assert frames[..., 0].tolist() == [[0, 0], [1, 0], [2, 1], [0, 0], [4, 0]]  # zeros before the episode's start
     # The same steps in two calls (the state carries the frames) give the same contexts.
-    first, state = memory.write(obs[:2], starts[:2], torch.zeros(1, memory.state_size))
-    second, _ = memory.write(obs[2:], starts[2:], state)
+    first, state = memory.write(obs[:2], starts[:2], torch.zeros(1, memory.state_size), no_norm)
+    second, _ = memory.write(obs[2:], starts[2:], state, no_norm)
     torch.testing.assert_close(torch.cat([first, second]), context)
 
 

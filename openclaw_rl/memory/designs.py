@@ -9,10 +9,10 @@ Two kinds:
 
 - **Observational** (``none``, ``window``, ``paom``): the state is data, a function of the raw
   observations alone, never of the weights. ``write`` scans the observations without gradient and
-  returns, for every step, the context the read needs; the learned ``read`` is then one vectorized
-  pass over all steps. The learner computes the contexts once per update, and since they do not
-  depend on the weights, the state a rollout carried is exactly the one the learner re-creates:
-  no stale hidden state, and ``pi_old`` equals the behaviour policy ``mu`` bit for bit.
+  returns, for every step, the context the read needs (normalized with the policy's observation
+  statistics, which change only between rollouts); the learned ``read`` is then one vectorized pass
+  over all steps. The collector keeps each step's context in the batch and the learner reads the
+  same ones: no stale hidden state, no second scan, and ``pi_old`` equals the behaviour policy ``mu``.
 - **Recurrent** (``gru``): a learned hidden vector; ``recur`` runs it step by step with gradient.
 
 PAOM (``paom``): an *observer* summarizes each interaction chunk (order to order, by the learner's
@@ -82,13 +82,13 @@ class Memory(nn.Module):
     state_size = 0  # floats per env carried from step to step
     read_size = 0  # features the read adds to the trunks' input
 
-    def write(self, obs: torch.Tensor, starts: torch.Tensor, state: torch.Tensor):
-        """Observational designs: ``obs [T, N, D]`` (raw), ``starts [T, N]``, ``state [N, S]`` ->
-        ``(context [T, N, K], state)``: what the read needs at each step, and the state after the last."""
+    def write(self, obs: torch.Tensor, starts: torch.Tensor, state: torch.Tensor, norm: nn.Module):
+        """Observational designs: ``obs [T, N, D]`` (raw), ``starts [T, N]``, ``state [N, S]``, the policy's
+        normalizer -> ``(context [T, N, K], state)``: what the read needs at each step, the state after the last."""
         return obs.new_zeros(*obs.shape[:2], 0), state
 
-    def read(self, x: torch.Tensor, context: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        """``x [T, N, D]`` (normalized), ``context [T, N, K]``, the policy's normalizer -> ``[T, N, read_size]``."""
+    def read(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``x [T, N, D]`` (normalized), ``context [T, N, K]`` -> ``[T, N, read_size]``."""
         return x.new_zeros(*x.shape[:2], 0)
 
     def recur(self, x: torch.Tensor, starts: torch.Tensor, state: torch.Tensor):
@@ -110,7 +110,8 @@ class WindowMemory(Memory):
         self.state_size = self.past * obs_dim + 1
         self.read_size = self.past * obs_dim
 
-    def write(self, obs, starts, state):
+    @torch.no_grad()
+    def write(self, obs, starts, state, norm):
         T, N, D = obs.shape
         k = self.past
         if k == 0:
@@ -123,16 +124,13 @@ class WindowMemory(Memory):
         back = torch.arange(1, k + 1, device=obs.device)  # 1: the previous step
         stacked = history[k + t[:, None] - back[None, :]]  # [T, k, N, D]
         valid = (since[:, None, :] >= back[None, :, None]).to(obs.dtype)  # [T, k, N]
-        context = torch.cat([stacked.permute(0, 2, 1, 3).reshape(T, N, k * D), valid.transpose(1, 2)], -1)
+        context = (norm(stacked) * valid[..., None]).permute(0, 2, 1, 3).reshape(T, N, k * D)
         count = (since[-1] + 1).clamp(max=k).to(state.dtype)
         new_state = torch.cat([history[-k:].transpose(0, 1).reshape(N, k * D), count[:, None]], -1)
         return context, new_state
 
-    def read(self, x, context, norm):
-        T, N, _ = x.shape
-        k, D = self.past, self.dim
-        frames = norm(context[..., : k * D].reshape(T, N, k, D))
-        return (frames * context[..., k * D :, None]).reshape(T, N, k * D)
+    def read(self, x, context):
+        return context
 
     def floats_kept(self, state):
         return state[:, -1] * self.dim
@@ -191,11 +189,17 @@ class PAOMemory(Memory):
         rest = state[:, C * self.record_floats :]
         return records, rest[:, :F], rest[:, F : 2 * F], rest[:, 2 * F], rest[:, 2 * F + 1], rest[:, 2 * F + 2], rest[:, 2 * F + 3]
 
+    def write(self, obs, starts, state, norm):
+        seen, state = self.scan(obs, starts, state)
+        return self._describe(seen, norm), state
+
     @torch.no_grad()
-    def write(self, obs, starts, state):
+    def scan(self, obs, starts, state):
+        """The observer and reflector over ``T`` steps: ``(records [T, N, C * record_floats + 1], state)``,
+        each step's records (after that step's write) and the count of chunks written, raw."""
         T, N, _ = obs.shape
         records, acc_sum, acc_sq, acc_n, last_pos, step, written = (x.clone() for x in self._split(state))
-        contexts = obs.new_empty(T, N, self.capacity * self.record_floats + 1)
+        seen_records = obs.new_empty(T, N, self.capacity * self.record_floats + 1)
         for t in range(T):
             start = starts[t] > 0
             if start.any():  # a new episode: forget the last one
@@ -225,10 +229,11 @@ class PAOMemory(Memory):
             acc_n += 1
             last_pos = position
             step += 1
-            contexts[t] = torch.cat([records.reshape(N, -1), written[:, None]], -1)
+            seen_records[t, :, :-1] = records.reshape(N, -1)
+            seen_records[t, :, -1] = written
         state = torch.cat([records.reshape(N, -1), acc_sum, acc_sq,
                            torch.stack([acc_n, last_pos, step, written], -1)], -1)
-        return contexts, state
+        return seen_records, state
 
     def _commit(self, records, new, rows):
         """Write record ``new [N, R]`` where ``rows``; the reflector frees a slot where the memory is full."""
@@ -265,19 +270,29 @@ class PAOMemory(Memory):
         hit = torch.arange(C, device=records.device)[None] == i[:, None]
         return torch.where(hit[..., None], merged[:, None, :], records), j
 
-    # ----------------------------------------------------------------- read (learned)
-    def read(self, x, context, norm):
-        T, N, _ = x.shape
-        C, F, H = self.capacity, len(self.features), self.heads
-        records = context[..., :-1].reshape(T, N, C, self.record_floats)
-        written = context[..., -1:, None]
+    @torch.no_grad()
+    def _describe(self, seen, norm):
+        """Each step's records as the read's input ``[T, N, C * (2F + 3)]``: per record its features'
+        normalized mean and std, log count, log age in chunks, and whether the slot holds a record."""
+        T, N, _ = seen.shape
+        F = len(self.features)
+        records = seen[..., :-1].reshape(T, N, self.capacity, self.record_floats)
+        written = seen[..., -1:, None]
         mean, square, count, order = records[..., :F], records[..., F : 2 * F], records[..., -2:-1], records[..., -1:]
-        center, scale = feature_scale(norm, self.features, x)
+        center, scale = feature_scale(norm, self.features, seen)
         std = (square - mean * mean).clamp(min=0).sqrt()
         age = (written - 1 - order).clamp(min=0)  # chunks written since (0 for the newest; empty slots hold zeros)
-        stats = torch.cat([(mean - center) / scale, std / scale, torch.log1p(count), torch.log1p(age)], -1)
-        valid = count[..., 0] > 0  # [T, N, C]
-        encoded = torch.tanh(self.encoder(stats)).reshape(T, N, C, H, -1)
+        described = torch.cat([(mean - center) / scale, std / scale, torch.log1p(count), torch.log1p(age),
+                               (count > 0).to(seen.dtype)], -1)
+        return described.reshape(T, N, -1)
+
+    # ----------------------------------------------------------------- read (learned)
+    def read(self, x, context):
+        T, N, _ = x.shape
+        C, H = self.capacity, self.heads
+        described = context.reshape(T, N, C, -1)
+        valid = described[..., -1] > 0  # [T, N, C]
+        encoded = torch.tanh(self.encoder(described[..., :-1])).reshape(T, N, C, H, -1)
         query = self.query(x).reshape(T, N, 1, H, -1)
         scores = (encoded * query).sum(-1) / math.sqrt(encoded.shape[-1])  # [T, N, C, H]
         scores = scores.masked_fill(~valid[..., None], -1e9)

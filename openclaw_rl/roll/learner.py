@@ -44,10 +44,11 @@ class Learner:
         lr = self.learning_rate(update, num_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.no_grad():  # the memory's contexts depend on the observations only: once per update
-            context, last_state = policy.memory_context(batch.obs, batch.initial_state, batch.starts)
+        context = batch.memory  # an observational memory's contexts, as the rollout read them
+        with torch.no_grad():
             logp_old, _, values_old = self.score_actions(batch, context)
-            if last_state is None:  # a recurrent memory: its state after the rollout under these weights
+            last_state = batch.last_state
+            if policy.memory.recurrent:  # its state after the rollout under these weights
                 last_state = policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)[2]
             last_value = policy.value(batch.last_obs, last_state, batch.last_starts)
             targets = compute_targets(algo, self.ipa, batch, values_old, last_value)

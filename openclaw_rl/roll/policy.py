@@ -110,7 +110,7 @@ class ActorCritic(nn.Module):
         no weights): ``(context, state)``; ``(None, None)`` for a recurrent memory."""
         if self.memory.recurrent:
             return None, None
-        context, last = self.memory.write(obs, starts, state[0])
+        context, last = self.memory.write(obs, starts, state[0], self.norm)
         return context, last[None]
 
     def forward_sequence(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor,
@@ -124,7 +124,7 @@ class ActorCritic(nn.Module):
         else:
             if context is None:
                 context, state = self.memory_context(obs, state, starts)
-            read = self.memory.read(x, context, self.norm)
+            read = self.memory.read(x, context)
         features = torch.cat([x, read], -1) if read.shape[-1] else x
         actor = self.actor_trunk(features)
         critic = actor if self.critic_trunk is None else self.critic_trunk(features)
@@ -144,13 +144,14 @@ class ActorCritic(nn.Module):
 
     @torch.inference_mode()
     def act(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, deterministic: bool = False,
-            given: tuple[torch.Tensor, torch.Tensor] | None = None):
+            given: tuple[torch.Tensor, torch.Tensor] | None = None, context: torch.Tensor | None = None):
         """One step for ``N`` envs: action, its log-prob, the value, the next memory state.
 
         ``given = (mask [N], actions)`` takes those actions where ``mask`` (e.g. a teacher's) and
-        scores them: the log-prob is always that of the action returned.
+        scores them: the log-prob is always that of the action returned. ``context [N, K]``: the memory's
+        context for this step, computed by the caller (``memory_context``; the state returned is then ``state``).
         """
-        head, value, state = self.forward_sequence(obs[None], state, starts[None])
+        head, value, state = self.forward_sequence(obs[None], state, starts[None], None if context is None else context[None])
         dist = self.distribution(head[0])
         if deterministic:
             action = head[0] if self.continuous else head[0].argmax(-1)

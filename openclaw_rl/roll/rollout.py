@@ -48,12 +48,14 @@ class Batch:
     version: torch.Tensor  # long: the policy version that acted
     last_obs: torch.Tensor  # [N, obs_dim]: bootstrap state after the last step
     last_starts: torch.Tensor  # [N]
-    initial_state: torch.Tensor  # [1, N, h]: recurrent state at the first step
+    initial_state: torch.Tensor  # [1, N, h]: memory state at the first step
+    last_state: torch.Tensor  # [1, N, h]: memory state after the last step
     group: torch.Tensor  # [N] long: envs of a group share a market seed
     teacher: torch.Tensor  # bool: the step replays a teacher's prefix (resampling), not the policy's sample
     prefix_end: torch.Tensor  # bool: the last replayed step of an episode (a chunk boundary)
     padding: torch.Tensor  # bool: the env waits for its group (its episode ended early); in no loss
     return_before: torch.Tensor  # [N]: reward (learner units) of each column's first episode before the rollout
+    memory: torch.Tensor | None = None  # [T, N, K]: an observational memory's context at each step (None: recurrent)
 
     PER_ENV = ("last_obs", "last_starts", "group", "return_before")
 
@@ -62,7 +64,7 @@ class Batch:
         picked = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            picked[f.name] = value[cols] if f.name in self.PER_ENV else value[:, cols]
+            picked[f.name] = None if value is None else value[cols] if f.name in self.PER_ENV else value[:, cols]
         return Batch(**picked)
 
 
@@ -111,7 +113,7 @@ class Collector:
         keys = ("rewards", "terminated", "truncated", "final_values", "starts", "env_chunk_end", "positions",
                 "prev_positions", "step_in_episode", "teacher", "prefix_end", "padding")
         buf = {k: np.zeros((steps, n), dtype=np.int64 if k == "step_in_episode" else np.float32) for k in keys}
-        obs_buf, actions, logps, values = [], [], [], []
+        obs_buf, actions, logps, values, contexts = [], [], [], [], []
         finished = {"episodic_return": [], "episodic_length": [], "episodic_log_return": []}
         initial_state = self.state.clone()
         return_before = self.episode_return * self.reward_scale
@@ -123,7 +125,12 @@ class Collector:
                 replayed, teacher_actions, buf["prefix_end"][t] = self.teacher.replayed(self.step_in_episode)
                 buf["teacher"][t] = replayed
                 given = (torch.as_tensor(replayed, device=dev), torch.as_tensor(teacher_actions, device=dev))
-            action, logp, value, self.state = policy.act(obs_t, self.state, starts_t, given=given)
+            # An observational memory's context is kept for the learner (a recurrent one has none).
+            context, next_state = policy.memory_context(obs_t[None], self.state, starts_t[None])
+            action, logp, value, state = policy.act(obs_t, self.state, starts_t, given=given,
+                                                    context=None if context is None else context[0])
+            self.state = state if context is None else next_state
+            contexts.append(context)
             action_np = action.cpu().numpy()
             obs_buf.append(obs_t)
             actions.append(action)
@@ -189,11 +196,13 @@ class Collector:
             last_obs=torch.as_tensor(self.obs, device=dev),
             last_starts=torch.as_tensor(self.starts, device=dev),
             initial_state=initial_state,
+            last_state=self.state.clone(),
             group=self.group,
             teacher=as_tensor["teacher"].bool(),
             prefix_end=as_tensor["prefix_end"].bool(),
             padding=as_tensor["padding"].bool(),
             return_before=torch.as_tensor(return_before, dtype=torch.float32, device=dev),
+            memory=None if contexts[0] is None else torch.cat(contexts),
         )
         return batch, finished
 
