@@ -19,7 +19,7 @@ PAOM (``paom``): an *observer* summarizes each interaction chunk (order to order
 chunk function ``ipa.chunks.chunk_boundaries``) into a record of sufficient statistics of the
 features it sees (count, mean, mean square: records merge exactly); a *reflector* makes room
 when the memory is full (merge the two most similar records, merge the two oldest, or evict the
-oldest); the policy reads the records by attention over their learned encodings
+oldest); the policy reads the records by attention over their learned linear encodings
 (``record_size`` wide, ``heads`` heads) with a query from the current observation.
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -183,95 +184,91 @@ class PAOMemory(Memory):
         self.query = nn.Linear(env.obs_dim, config.record_size)
 
     # ----------------------------------------------------------------- write (no gradient)
-    def _split(self, state):
-        N, F, C = state.shape[0], len(self.features), self.capacity
-        records = state[:, : C * self.record_floats].reshape(N, C, self.record_floats)
-        rest = state[:, C * self.record_floats :]
-        return records, rest[:, :F], rest[:, F : 2 * F], rest[:, 2 * F], rest[:, 2 * F + 1], rest[:, 2 * F + 2], rest[:, 2 * F + 3]
-
     def write(self, obs, starts, state, norm):
-        seen, state = self.scan(obs, starts, state)
-        return self._describe(seen, norm), state
+        seen, last = self._scan(obs, starts, state)
+        return torch.from_numpy(self._describe(seen, norm)).to(obs.device), torch.from_numpy(last).to(state.device, state.dtype)
 
-    @torch.no_grad()
     def scan(self, obs, starts, state):
         """The observer and reflector over ``T`` steps: ``(records [T, N, C * record_floats + 1], state)``,
         each step's records (after that step's write) and the count of chunks written, raw."""
+        seen, last = self._scan(obs, starts, state)
+        return torch.from_numpy(seen).to(obs.device), torch.from_numpy(last).to(state.device, state.dtype)
+
+    @torch.no_grad()
+    def _scan(self, obs, starts, state) -> tuple[np.ndarray, np.ndarray]:
+        """``scan`` in numpy on the CPU: a write is a few dozen operations on small arrays per step, for
+        which numpy's per-call cost is a fraction of torch's (the observations come from numpy anyway)."""
         T, N, _ = obs.shape
-        records, acc_sum, acc_sq, acc_n, last_pos, step, written = (x.clone() for x in self._split(state))
-        seen_records = obs.new_empty(T, N, self.capacity * self.record_floats + 1)
+        C, F = self.capacity, len(self.features)
+        observed = obs.detach().cpu().numpy()
+        positions, features = observed[..., self.position], observed[..., self.features]
+        begins = starts.detach().cpu().numpy() > 0
+        full_state = state.detach().cpu().numpy().astype(np.float32)  # a copy; the views below write into it
+        records = full_state[:, : C * self.record_floats].reshape(N, C, self.record_floats)
+        rest = full_state[:, C * self.record_floats :]
+        acc_sum, acc_sq = rest[:, :F], rest[:, F : 2 * F]
+        acc_n, last_pos, step, written = (rest[:, 2 * F + k] for k in range(4))
+        seen = np.empty((T, N, C * self.record_floats + 1), dtype=np.float32)
         for t in range(T):
-            start = starts[t] > 0
+            start = begins[t]
             if start.any():  # a new episode: forget the last one
-                keep = (~start).to(obs.dtype)
-                records *= keep[:, None, None]
-                for x in (acc_sum, acc_sq):
-                    x *= keep[:, None]
-                for x in (acc_n, step, written):
-                    x *= keep
-            position = obs[t, :, self.position]
+                records[start] = 0.0
+                rest[start] = 0.0
             # Did the previous step end a chunk? The learner's chunk function, on what the observations show.
-            ended = chunk_boundaries(self.chunker, positions=position, prev_positions=last_pos,
-                                     env_chunk_end=position != last_pos, step_in_episode=step.long() - 1,
-                                     fixed_k=self.fixed_k) & ~start & (acc_n > 0)
-            if ended.any():
-                n = acc_n.clamp(min=1)[:, None]
-                new = torch.cat([acc_sum / n, acc_sq / n, acc_n[:, None], written[:, None]], -1)
-                records = self._commit(records, new, ended)
-                written += ended
-                keep = (~ended).to(obs.dtype)
-                acc_sum *= keep[:, None]
-                acc_sq *= keep[:, None]
-                acc_n *= keep
-            seen = obs[t][:, self.features]
-            acc_sum += seen
-            acc_sq += seen * seen
+            position = torch.from_numpy(positions[t])
+            ended = chunk_boundaries(self.chunker, positions=position, prev_positions=torch.from_numpy(last_pos.copy()),
+                                     env_chunk_end=position != torch.from_numpy(last_pos.copy()),
+                                     step_in_episode=torch.from_numpy(step.astype(np.int64) - 1),
+                                     fixed_k=self.fixed_k).numpy() & ~start & (acc_n > 0)
+            rows = np.flatnonzero(ended)
+            if rows.size:
+                n = acc_n[rows, None]
+                new = np.concatenate([acc_sum[rows] / n, acc_sq[rows] / n, n, written[rows, None]], 1)
+                records[rows] = self._commit(records[rows], new)
+                written[rows] += 1
+                acc_sum[rows] = acc_sq[rows] = 0.0
+                acc_n[rows] = 0.0
+            acc_sum += features[t]
+            acc_sq += features[t] ** 2
             acc_n += 1
-            last_pos = position
+            last_pos[:] = positions[t]
             step += 1
-            seen_records[t, :, :-1] = records.reshape(N, -1)
-            seen_records[t, :, -1] = written
-        state = torch.cat([records.reshape(N, -1), acc_sum, acc_sq,
-                           torch.stack([acc_n, last_pos, step, written], -1)], -1)
-        return seen_records, state
+            seen[t, :, :-1] = records.reshape(N, -1)
+            seen[t, :, -1] = written
+        return seen, full_state
 
-    def _commit(self, records, new, rows):
-        """Write record ``new [N, R]`` where ``rows``; the reflector frees a slot where the memory is full."""
-        N, C, _ = records.shape
+    def _commit(self, records: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """``records [M, C, R]`` with record ``new [M, R]`` written: into the first empty slot, or into
+        the one the reflector frees where the memory is full."""
         valid = records[..., -2] > 0
-        slot = (~valid).to(torch.uint8).argmax(1)  # the first empty slot
-        full = valid.all(1) & rows
-        if full.any():
-            reflected, freed = self._reflect(records)
-            records = torch.where(full[:, None, None], reflected, records)
-            slot = torch.where(full, freed, slot)
-        target = rows[:, None] & (torch.arange(C, device=records.device)[None] == slot[:, None])
-        return torch.where(target[..., None], new[:, None, :], records)
+        slot = (~valid).argmax(1)
+        full = np.flatnonzero(valid.all(1))
+        if full.size:
+            records[full], slot[full] = self._reflect(records[full])
+        records[np.arange(len(records)), slot] = new
+        return records
 
-    def _reflect(self, records):
-        """A full memory's records after the reflector's rule, and the slot it freed, per env."""
-        N, C, _ = records.shape
-        order = records[..., -1]
-        rows = torch.arange(N, device=records.device)
+    def _reflect(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full memories ``[M, C, R]`` after the reflector's rule, and the slot it freed in each."""
+        M, C, _ = records.shape
+        order, rows = records[..., -1], np.arange(M)
         if self.reflector == "evict_oldest" or C == 1:
             return records, order.argmin(1)
         if self.reflector == "merge_oldest":
-            i, j = order.topk(2, dim=1, largest=False).indices.unbind(1)
+            i, j = np.argsort(order, axis=1, kind="stable")[:, :2].T
         else:  # merge_similar: the closest pair by the records' means and standard deviations
             F = len(self.features)
             mean, square = records[..., :F], records[..., F : 2 * F]
-            summary = torch.cat([mean, (square - mean * mean).clamp(min=0).sqrt()], -1)
-            same = torch.eye(C, dtype=torch.bool, device=records.device)
-            distance = torch.cdist(summary, summary).masked_fill(same, float("inf"))
-            pair = distance.reshape(N, -1).argmin(1)
-            i, j = pair // C, pair % C
-        a, b = records[rows, i], records[rows, j]
-        merged = merge_records(a, b)
-        hit = torch.arange(C, device=records.device)[None] == i[:, None]
-        return torch.where(hit[..., None], merged[:, None, :], records), j
+            summary = np.concatenate([mean, np.sqrt(np.maximum(square - mean * mean, 0.0))], -1)
+            norms = (summary * summary).sum(-1)
+            distance = norms[:, :, None] + norms[:, None, :] - 2.0 * summary @ summary.transpose(0, 2, 1)  # squared
+            distance[:, np.arange(C), np.arange(C)] = np.inf
+            i, j = np.divmod(distance.reshape(M, -1).argmin(1), C)
+        records[rows, i] = merge_records(records[rows, i], records[rows, j])
+        return records, j
 
     @torch.no_grad()
-    def _describe(self, seen, norm):
+    def _describe(self, seen: np.ndarray, norm: nn.Module) -> np.ndarray:
         """Each step's records as the read's input ``[T, N, C * (2F + 3)]``: per record its features'
         normalized mean and std, log count, log age in chunks, and whether the slot holds a record."""
         T, N, _ = seen.shape
@@ -279,45 +276,51 @@ class PAOMemory(Memory):
         records = seen[..., :-1].reshape(T, N, self.capacity, self.record_floats)
         written = seen[..., -1:, None]
         mean, square, count, order = records[..., :F], records[..., F : 2 * F], records[..., -2:-1], records[..., -1:]
-        center, scale = feature_scale(norm, self.features, seen)
-        std = (square - mean * mean).clamp(min=0).sqrt()
-        age = (written - 1 - order).clamp(min=0)  # chunks written since (0 for the newest; empty slots hold zeros)
-        described = torch.cat([(mean - center) / scale, std / scale, torch.log1p(count), torch.log1p(age),
-                               (count > 0).to(seen.dtype)], -1)
-        return described.reshape(T, N, -1)
+        center, scale = (x.cpu().numpy() for x in feature_scale(norm, self.features))
+        std = np.sqrt(np.maximum(square - mean * mean, 0.0))
+        age = np.maximum(written - 1 - order, 0.0)  # chunks written since (0 for the newest; empty slots hold zeros)
+        described = np.concatenate([(mean - center) / scale, std / scale, np.log1p(count), np.log1p(age),
+                                    (count > 0).astype(np.float32)], -1)
+        return described.reshape(T, N, -1).astype(np.float32, copy=False)
 
     # ----------------------------------------------------------------- read (learned)
     def read(self, x, context):
+        """Attention over the records' linear encodings ``e_c = W d_c + b``, computed without forming
+        them: the scores ``q . e_c`` are ``(W^T q) . d_c`` (``q . b`` is the same for every record and
+        cancels in the softmax), and the read ``sum_c w_c e_c`` is ``W (sum_c w_c d_c) + b sum_c w_c``."""
         T, N, _ = x.shape
         C, H = self.capacity, self.heads
         described = context.reshape(T, N, C, -1)
-        valid = described[..., -1] > 0  # [T, N, C]
-        encoded = torch.tanh(self.encoder(described[..., :-1])).reshape(T, N, C, H, -1)
-        query = self.query(x).reshape(T, N, 1, H, -1)
-        scores = (encoded * query).sum(-1) / math.sqrt(encoded.shape[-1])  # [T, N, C, H]
-        scores = scores.masked_fill(~valid[..., None], -1e9)
-        weights = torch.softmax(scores, dim=2) * valid[..., None]  # an empty memory reads zeros
-        return (weights[..., None] * encoded).sum(2).reshape(T, N, -1)
+        stats, valid = described[..., :-1], described[..., -1] > 0  # [T, N, C, E], [T, N, C]
+        weight = self.encoder.weight.reshape(H, -1, stats.shape[-1])  # [H, head width, E]
+        bias = self.encoder.bias.reshape(H, -1)
+        query = self.query(x).reshape(T, N, H, -1)
+        scores = torch.einsum("tnce,tnhe->tnch", stats, torch.einsum("tnhd,hde->tnhe", query, weight))
+        scores = (scores / math.sqrt(weight.shape[1])).masked_fill(~valid[..., None], -1e9)
+        weights = torch.softmax(scores, dim=2) * valid[..., None]  # [T, N, C, H]; an empty memory reads zeros
+        pooled = torch.einsum("tnch,tnce->tnhe", weights, stats)
+        read = torch.einsum("tnhe,hde->tnhd", pooled, weight) + bias * weights.sum(2)[..., None]
+        return read.reshape(T, N, -1)
 
     def floats_kept(self, state):
-        records = self._split(state)[0]
+        records = state[:, : self.capacity * self.record_floats].reshape(-1, self.capacity, self.record_floats)
         return (records[..., -2] > 0).sum(1).to(state.dtype) * self.record_floats
 
 
-def merge_records(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def merge_records(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Two records as one: count-weighted mean and mean square (exact: the union's statistics),
     counts summed, the newer order."""
     na, nb = a[..., -2:-1], b[..., -2:-1]
     n = na + nb
-    stats = (a[..., :-2] * na + b[..., :-2] * nb) / n.clamp(min=1)
-    return torch.cat([stats, n, torch.maximum(a[..., -1:], b[..., -1:])], -1)
+    stats = (a[..., :-2] * na + b[..., :-2] * nb) / np.maximum(n, 1.0)
+    return np.concatenate([stats, n, np.maximum(a[..., -1:], b[..., -1:])], -1)
 
 
-def feature_scale(norm: nn.Module, columns: list[int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The policy normalizer's mean and std of observation ``columns`` (0 and 1 without a normalizer)."""
+def feature_scale(norm: nn.Module, columns: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy normalizer's mean and std of observation ``columns`` (0 and 1 without a normalizer), float32."""
     if not hasattr(norm, "var"):
-        return like.new_zeros(len(columns)), like.new_ones(len(columns))
-    return norm.mean[columns].to(like.dtype), torch.sqrt(norm.var[columns].to(like.dtype) + 1e-8)
+        return torch.zeros(len(columns)), torch.ones(len(columns))
+    return norm.mean[columns].float(), torch.sqrt(norm.var[columns] + 1e-8).float()
 
 
 def build_memory(config: MemoryConfig, env: EnvConfig) -> Memory:
