@@ -139,9 +139,10 @@ def test_list_prints_every_task_the_tiers_and_ordered_splits(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == (f"suite {SUITE_VERSION}; tiers: smoke (4 seeds x 32 markets, smoke tasks only), "
-                        "full (8 seeds x 64 markets), private (8 seeds x 64 markets, seeds from your salt)")
+                        "full (8 seeds x 64 markets), private (8 seeds x 64 markets, seeds from your salt), "
+                        "memory (8 seeds x 64 markets, memory tasks)")
     for name, task in TASKS.items():
-        tiers = "smoke, full, private" if task.smoke else "full, private"
+        tiers = "memory" if task.family == "memory" else "smoke, full, private" if task.smoke else "full, private"
         assert f"{name}: {task.about} (tiers: {tiers})" in lines, name
     (a, b), (c, d) = seed_range("train"), seed_range("validation")
     switching = lines[lines.index(f"switching: {TASKS['switching'].about} (tiers: smoke, full, private)") + 1]
@@ -193,7 +194,7 @@ def test_smoke_run_writes_results_table_figure_and_tensorboard(trend):
     assert results["aggregate"]["n_tasks"] == 3 and results["aggregate"]["n_seeds"] == 4
 
     table = (trend / "results.md").read_text()
-    assert table.startswith("# trend: suite 1.0, tier smoke (4 seeds x 32 markets per task, test split)")
+    assert table.startswith(f"# trend: suite {SUITE_VERSION}, tier smoke (4 seeds x 32 markets per task, test split)")
     for name, task in results["tasks"].items():
         assert f"| {name} | {task['excess_log_return']:+.4f} [{task['low']:+.4f}, {task['high']:+.4f}] |" in table
     assert "N = 1 designs tried" in table
@@ -352,7 +353,7 @@ def test_compare_same_runs_passes_and_a_planted_regression_fails(trend, tmp_path
     same = compare_cli(trend, tmp_path / "again")
     assert same.returncode == 0, same.stderr[-2000:]
     assert "regress" not in same.stdout and "improved" not in same.stdout
-    assert f"# trend ({tmp_path / 'again'}) vs trend ({trend}): suite 1.0, tier smoke" in same.stdout
+    assert f"# trend ({tmp_path / 'again'}) vs trend ({trend}): suite {SUITE_VERSION}, tier smoke" in same.stdout
 
     worse = planted(trend, tmp_path / "worse", "switching", -0.5)
     failed = compare_cli(trend, worse)
@@ -370,7 +371,7 @@ def test_compare_reports_improvement(trend, tmp_path, capsys):
     assert row.endswith("| improved |") and "regress" not in out
 
 
-@pytest.mark.parametrize("key,value,what", [("suite_version", "0.9", "suite versions (1.0 vs 0.9)"),
+@pytest.mark.parametrize("key,value,what", [("suite_version", "0.9", f"suite versions ({SUITE_VERSION} vs 0.9)"),
                                              ("tier", "full", "tiers (smoke vs full)")])
 def test_compare_refuses_runs_of_another_suite_or_tier(trend, tmp_path, key, value, what):
     results = results_of(trend)

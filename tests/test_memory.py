@@ -1,14 +1,18 @@
 """Memory designs: hand-computed PAOM records and reflector rules, frame stacks, the learner's chunks,
 per-env resets, step-by-step == whole-sequence, config and checkpoint errors, exact resume."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from openclaw_rl.benchmark.tasks import TASKS, select
 from openclaw_rl.configs import compose_config
 from openclaw_rl.ipa.chunks import chunk_boundaries
 from openclaw_rl.memory import MemoryConfig, build_memory
 from openclaw_rl.memory.designs import merge_records
+from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.rock.config import ConfigError, EnvConfig
 from openclaw_rl.roll.checkpoint import CheckpointError, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
@@ -210,3 +214,27 @@ def test_designs_from_before_memory_designs_still_load():
     assert RunConfig.from_design(old, "old.pt").policy.memory.name == "none"
     with pytest.raises(ConfigError, match="policy/memory=gru"):
         RunConfig.from_design({**old, "policy": {**old["policy"], "recurrent": True}}, "old.pt")
+
+
+def test_the_oracle_sees_the_bars_regime_and_the_rest_of_the_observation_is_unchanged():
+    oracle = EnvConfig(window=4, episode_bars=30, n_envs=6, observe_regime=True)
+    plain = dataclasses.replace(oracle, observe_regime=False)
+    a, b = MarketVecEnv(config=oracle), MarketVecEnv(config=plain)
+    seen, _ = a.reset(seed=list(range(6)))
+    obs, _ = b.reset(seed=list(range(6)))
+    actions = np.random.default_rng(0).integers(0, 3, size=(20, 6))
+    for t in range(20):
+        np.testing.assert_array_equal(seen[:, : plain.obs_dim], obs)
+        regime = a.engine.regime[oracle.window + a.engine.t, np.arange(6)]  # the bar the agent has just seen
+        np.testing.assert_array_equal(seen[:, plain.obs_dim :].argmax(1), regime)
+        assert (seen[:, plain.obs_dim :].sum(1) == 1).all() and oracle.feature("time_left") == plain.obs_dim - 1
+        seen, *_ = a.step(actions[t])
+        obs, *_ = b.step(actions[t])
+    assert len(set(a.engine.regime[:, 0].tolist())) > 1  # the chain switched: the one-hot was tested on both
+
+
+def test_the_memory_tier_scores_the_memory_tasks_only():
+    assert [task.name for task in select("memory", None, [])] == ["memory_regimes", "memory_slow"]
+    assert not any(task.family == "memory" for task in select("full", None, []))
+    env = TASKS["memory_regimes"].env_config("test", 2)
+    assert env.window == 4 and env.market["switching"] == ["bull", "bear"]

@@ -25,7 +25,7 @@ from openclaw_rl.rock.splits import seed_range, time_splits
 
 log = logging.getLogger("openclaw_rl.bench")
 USAGE = """usage: openclaw-bench list
-       openclaw-bench run checkpoint=RUN_DIR|strategy=NAME [tier=smoke|full|private] [tasks=[...]] [overrides]
+       openclaw-bench run checkpoint=RUN_DIR|strategy=NAME [tier=smoke|full|private|memory] [tasks=[...]] [overrides]
        openclaw-bench compare RESULTS_DIR_A RESULTS_DIR_B [level=0.95]"""
 BAR = {"auto": None, "bar": True, "log": False}
 
@@ -49,9 +49,10 @@ def list_tasks() -> str:
     """The tiers, and each task with its tiers and splits."""
     lines = [f"suite {SUITE_VERSION}; tiers: " + ", ".join(
         f"{name} ({t.n_seeds} seeds x {t.n_markets} markets{', smoke tasks only' if t.smoke_only else ''}"
-        f"{', seeds from your salt' if t.private else ''})" for name, t in TIERS.items()), ""]
+        f"{', seeds from your salt' if t.private else ''}{', memory tasks' if t.family == 'memory' else ''})"
+        for name, t in TIERS.items()), ""]
     for task in TASKS.values():
-        tiers = ", ".join(name for name, t in TIERS.items() if task.smoke or not t.smoke_only)
+        tiers = ", ".join(name for name, t in TIERS.items() if t.scores(task))
         lines += [f"{task.name}: {task.about} (tiers: {tiers})", f"    {split_summary(task)}"]
     return "\n".join(lines)
 

@@ -49,8 +49,10 @@ def checkpoint_agent(path: str, device: torch.device) -> Agent:
         if reach > task_env.max_position:
             raise CheckpointError(f"{path}: the policy's positions reach {reach} of equity, the task allows "
                                   f"{task_env.max_position} (env.max_position)")
+        # An oracle (env.observe_regime) is scored seeing the true regime, as it was trained: an upper bound.
         return dataclasses.replace(task_env, continuous=trained.continuous, actions=trained.actions,
-                                   max_position=trained.max_position, trade_threshold=trained.trade_threshold)
+                                   max_position=trained.max_position, trade_threshold=trained.trade_threshold,
+                                   observe_regime=trained.observe_regime)
 
     return Agent(str(path), checkpoint_lineage(path), designs_tried(find_checkpoint(path)), env_for,
                  lambda env, seed: policy_actor(policy, device, deterministic=True))

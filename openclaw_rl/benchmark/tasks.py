@@ -23,7 +23,7 @@ from openclaw_rl.rock import EnvConfig
 from openclaw_rl.rock.config import with_split
 from openclaw_rl.rock.splits import PRIVATE_SEEDS, seed_range
 
-SUITE_VERSION = "1.0"
+SUITE_VERSION = "1.1"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0)
 SALT_ENV = "OPENCLAW_BENCH_SALT"
 MIN_SALT = 16  # characters: a salt is a secret, and results carry its fingerprint
 SEED_BLOCK = 2**16  # seeds per task and tier: n_seeds * n_markets must fit
@@ -35,12 +35,17 @@ class Tier:
     n_markets: int  # markets (episodes) per seed, stepped in one batch with the other seeds'
     smoke_only: bool = False  # only the tasks marked smoke
     private: bool = False  # seeds from the salt
+    family: str = "market"  # the tasks it scores: market (trading) or memory (the past beyond the window matters)
+
+    def scores(self, task: "Task") -> bool:
+        return task.family == self.family and (task.smoke or not self.smoke_only)
 
 
 TIERS = {
     "smoke": Tier(4, 32, smoke_only=True),
     "full": Tier(8, 64),
     "private": Tier(8, 64, private=True),
+    "memory": Tier(8, 64, family="memory"),
 }
 
 
@@ -50,6 +55,7 @@ class Task:
     about: str
     env: Mapping[str, Any] = field(default_factory=dict)  # EnvConfig fields over their defaults
     smoke: bool = False
+    family: str = "market"
 
     @property
     def historical(self) -> bool:
@@ -58,6 +64,14 @@ class Task:
     def env_config(self, split: str, n_markets: int) -> EnvConfig:
         """The task's env drawing ``n_markets`` markets from ``split``."""
         return with_split(EnvConfig.from_mapping({**self.env, "n_envs": n_markets}, prefix=f"task {self.name}: env"), split)
+
+
+def _drift_regimes(drift_pct: float, duration_bars: float, **env) -> dict:
+    """A 4-bar window on a chain of two regimes of equal volatility and opposite drift: the regime
+    shows only in the mean of many past returns, bars the window no longer holds."""
+    regimes = {"bull": {"mean_pct": drift_pct, "vol_pct": 1.0, "duration_bars": duration_bars},
+               "bear": {"mean_pct": -drift_pct, "vol_pct": 1.0, "duration_bars": duration_bars}}
+    return {"window": 4, "market": {"kind": "regime_switching", "regimes": regimes, "switching": ["bull", "bear"]}, **env}
 
 
 def _historical(builtin: str, episode_bars: int, **env) -> dict:
@@ -77,6 +91,10 @@ TASKS = {task.name: task for task in (
     Task("googl_daily", "GOOGL daily bars 2009-2018, half-year episodes", _historical("googl_daily", 126)),
     Task("eurusd_hourly", "EURUSD hourly bars 2017, one-week episodes",
          _historical("eurusd_hourly", 120, bars_per_year=6240.0)),
+    Task("memory_regimes", "+-0.2%/bar drift regimes (~60 bars each, equal vol) seen through a 4-bar window",
+         _drift_regimes(0.2, 60.0), family="memory"),
+    Task("memory_slow", "+-0.1%/bar drift regimes (~150 bars each) through a 4-bar window, 10 bps fees: "
+         "the evidence lies many chunks back", _drift_regimes(0.1, 150.0, fee_bps=10.0), family="memory"),
 )}
 
 
@@ -114,7 +132,7 @@ def select(tier: str, names: list[str] | None, user_tasks: list[Task]) -> list[T
         if unknown:
             raise ConfigError(f"tasks: unknown task {unknown[0]!r}; allowed: {', '.join(known)}")
         return [known[name] for name in names]
-    suite = [task for task in TASKS.values() if task.smoke or not TIERS[tier].smoke_only]
+    suite = [task for task in TASKS.values() if TIERS[tier].scores(task)]
     return suite + list(user_tasks)
 
 

@@ -114,7 +114,7 @@ class MarketEngine:
         obs[:, :w] = self.ret_pct[1 : w + 1, rows].T
         obs[:, w] = self.vol_pct[w, rows]
         obs[:, w + 1] = self.range_pct[w, rows]
-        obs[:, w + 2 : w + N_SCALAR_FEATURES + 1] = (0.0, 0.0, 1.0)
+        obs[:, w + 2 : w + N_SCALAR_FEATURES] = (0.0, 0.0, 1.0)  # position, PnL, time left
         if self.config.observe_regime:
             obs[:, w + N_SCALAR_FEATURES :] = self._regime_onehot(self.regime[w, rows]).T
         self._obs_buf[rows, self._head : self._head + self.obs_dim] = obs
