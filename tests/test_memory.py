@@ -2,6 +2,7 @@
 per-env resets, step-by-step == whole-sequence, config and checkpoint errors, exact resume."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.rock.config import ConfigError, EnvConfig
 from openclaw_rl.roll.checkpoint import CheckpointError, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.memory_eval import credit_stats, memory_report
 from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
 from openclaw_rl.roll.trainer import build, run_training
 
@@ -238,3 +240,52 @@ def test_the_memory_tier_scores_the_memory_tasks_only():
     assert not any(task.family == "memory" for task in select("full", None, []))
     env = TASKS["memory_regimes"].env_config("test", 2)
     assert env.window == 4 and env.market["switching"] == ["bull", "bear"]
+
+
+# ------------------------------------------------------------------ chunk-level evaluation
+def test_chunk_credit_pairs_each_chunks_summed_advantage_with_the_write_that_commits_it():
+    env = EnvConfig(window=2, episode_bars=50, n_envs=2)
+    policy = ActorCritic.for_env(env, PolicyConfig(memory=MemoryConfig("window", frames=2)))
+    ids = torch.tensor([[0, 4], [0, 4], [1, 5], [1, 5], [2, 6], [2, 6], [3, 7], [3, 7]])
+    advantages = ids.float() % 4 + 4 * (ids >= 4)  # chunk c: every step c, so its sum is 2c
+    context = torch.tensor([[0.0, 0], [0, 0], [1, 4], [1, 4], [3, 9], [3, 9], [6, 15], [6, 15]])[..., None]
+    batch = SimpleNamespace(memory=context, starts=torch.zeros(8, 2), step_in_episode=torch.arange(8)[:, None].expand(8, 2),
+                            obs=torch.zeros(8, 2, env.obs_dim), rewards=torch.zeros(8, 2),
+                            last_state=torch.zeros(1, 2, policy.memory.state_size))
+    stats = credit_stats(policy, batch, advantages, ids, 8)
+    # (write, credit) of the chunks committed inside the rollout: (1, 0), (2, 2), (3, 4), (4, 8), (5, 10), (6, 12)
+    assert stats["memory/write_size"] == pytest.approx(3.5)
+    assert stats["memory/credit_big_writes"] == pytest.approx(10.0) and stats["memory/credit_small_writes"] == pytest.approx(2.0)
+    expected = np.corrcoef([1, 2, 3, 4, 5, 6], [0, 2, 4, 8, 10, 12])[0, 1]
+    assert stats["memory/credit_write_corr"] == pytest.approx(expected, abs=1e-6)
+    batch.starts[2, 0] = 1.0  # a new episode: step 2's change is a reset, not chunk 0's write
+    assert credit_stats(policy, batch, advantages, ids, 8)["memory/write_size"] == pytest.approx(4.0)
+
+
+def test_the_memory_report_probes_targets_aligned_with_what_the_agent_saw():
+    torch.manual_seed(0)
+    oracle = EnvConfig(window=4, episode_bars=60, n_envs=32, observe_regime=True)
+    policy = ActorCritic.for_env(oracle, PolicyConfig(memory=MemoryConfig("paom", capacity=4)))
+    report = memory_report(policy, oracle, seed=2**40, device=torch.device("cpu"))
+    # The oracle's observation holds the regime of the bar it has seen: a linear probe reads it exactly.
+    assert report["overall"]["observation/regime_accuracy"] == 1.0
+    assert report["n_points"] > 100 and report["overall"]["compression_ratio"] > 1
+    assert {"memory/vol_r2", "observation/since_order_r2"} <= set(report["overall"])
+    assert list(report["buckets"])[0] == "1"
+    none = ActorCritic.for_env(oracle, PolicyConfig())
+    assert memory_report(none, oracle, seed=2**40, device=torch.device("cpu"))["overall"]["compression_ratio"] is None
+
+
+def test_a_run_with_memory_logs_memory_curves_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = small({"name": "paom", "capacity": 4}, total_steps=256)
+    config.eval.n_envs = 32  # the probes fit on half of the validation markets and score on the other half
+    run_training(config, tmp_path)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"memory/floats_kept", "memory/compression_ratio", "memory/credit_write_corr",
+            "memory/probe/memory/regime_accuracy", "memory/probe/compression_ratio"} <= tags, tags
+    by_chunk = [event.step for event in events.Scalars("memory/by_chunk/memory/vol_r2")]
+    assert by_chunk[:2] == [1, 2]  # plotted against the chunk index

@@ -87,3 +87,14 @@ def test_installed_bench_answers_help_and_scores_a_strategy(installed):
     out = run(bin_dir, work, "openclaw-bench", "run", "strategy=trend", "tier=smoke", "hydra.run.dir=runs/bench")
     assert out.returncode == 0, out.stderr
     assert (work / "runs" / "bench" / "results.json").is_file()
+
+
+def test_installed_memory_designs_train_and_report(installed):
+    bin_dir, work = installed
+    out = run(bin_dir, work, "openclaw-train", *TINY, "policy/memory=paom", "policy.memory.capacity=4",
+              "trainer.total_steps=64", "trainer.rollout_steps=16", "algo.num_minibatches=2", "eval.n_envs=16",
+              "hydra.run.dir=runs/paom")
+    assert out.returncode == 0, out.stderr
+    out = run(bin_dir, work, "openclaw-memory", "runs/paom", "--markets", "16", "--out", "runs/paom/memory.json")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("# memory report: paom, 16 validation markets") and (work / "runs/paom/memory.json").is_file()

@@ -100,6 +100,10 @@ class Memory(nn.Module):
         """``[N]``: the floats the memory holds about the past (its compression ratio's denominator)."""
         return state.new_zeros(state.shape[0])
 
+    def probe_features(self, state: torch.Tensor) -> torch.Tensor:
+        """``[N, S]``: the state as a linear probe reads it (in a fixed layout)."""
+        return state
+
 
 class WindowMemory(Memory):
     """Frame stacking: the read is the last ``frames - 1`` observations before the current one
@@ -305,6 +309,15 @@ class PAOMemory(Memory):
     def floats_kept(self, state):
         records = state[:, : self.capacity * self.record_floats].reshape(-1, self.capacity, self.record_floats)
         return (records[..., -2] > 0).sum(1).to(state.dtype) * self.record_floats
+
+    def probe_features(self, state):
+        """The records newest first (a slot's place depends on the reflector's history), then the rest."""
+        split = self.capacity * self.record_floats
+        records = state[:, :split].reshape(-1, self.capacity, self.record_floats)
+        recency = torch.where(records[..., -2] > 0, records[..., -1], -1.0)  # empty slots last
+        order = torch.argsort(recency, dim=1, descending=True, stable=True)
+        newest_first = records.gather(1, order[..., None].expand_as(records))
+        return torch.cat([newest_first.reshape(len(state), -1), state[:, split:]], 1)
 
 
 def merge_records(a: np.ndarray, b: np.ndarray) -> np.ndarray:

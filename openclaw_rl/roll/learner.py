@@ -8,6 +8,7 @@ from torch import nn
 
 from openclaw_rl.roll.algorithms import compute_targets, loss_terms, mismatch_stats
 from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig
+from openclaw_rl.roll.memory_eval import credit_stats
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch
 from openclaw_rl.errors import TrainingDiverged
@@ -103,6 +104,8 @@ class Learner:
         real = ~batch.padding
         out["losses/explained_variance"] = explained_variance(values_old[real], targets.value_targets[real])
         out.update(targets.stats)
+        if policy.memory.state_size:
+            out.update(credit_stats(policy, batch, targets.advantages, targets.chunk_ids, targets.n_chunks))
         out.update(mismatch_stats(logp_old, batch, targets.chunk_ids, targets.n_chunks))
         return out
 

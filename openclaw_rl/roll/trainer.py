@@ -20,10 +20,11 @@ from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
 from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig, design_differences
-from openclaw_rl.roll.evaluate import evaluate
+from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate, validation_env
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.lineage import run_lineage
+from openclaw_rl.roll.memory_eval import memory_report
 from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
 from openclaw_rl.roll.rollout import Collector
 from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
@@ -221,11 +222,26 @@ def final_evaluation(config: RunConfig, policy: ActorCritic, device: torch.devic
         if f"eval/{key}" not in logged:
             writer.add_scalar(f"eval/{key}", value, step)
     objective = metrics[config.eval.objective]
+    if policy.memory.state_size:
+        log_memory_report(writer, memory_report(policy, validation_env(config.env, config.eval.n_envs), EVAL_SEED_BASE, device),
+                          step)
     write_hparams(writer, hparams(dataclasses.asdict(config)),
                   {"hparam/objective": objective, **{f"hparam/{k}": v for k, v in metrics.items()}}, step, started)
     log.info("%s: eval on %d validation markets: %s -> objective %s = %.6f", config.trainer.stage, config.eval.n_envs,
              ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), config.eval.objective, objective)
     return TrainResult(objective, metrics, history, run_dir)
+
+
+def log_memory_report(writer, report: dict, step: int) -> None:
+    """``memory/probe/*`` at the run's last step, and ``memory/by_chunk/*`` against the chunk index (the
+    first index of each bucket) instead of the step: does a probe decay as the memory fills?"""
+    for key, value in report.get("overall", {}).items():
+        if value is not None:
+            writer.add_scalar(f"memory/probe/{key}", value, step)
+    for bucket, row in report["buckets"].items():
+        for key, value in row.items():
+            if value is not None and key != "points":
+                writer.add_scalar(f"memory/by_chunk/{key}", value, int(bucket.rstrip("+").split("-")[0]))
 
 
 def _summary(step: int, stats: dict) -> str:
