@@ -167,6 +167,7 @@ def test_memory_designs_are_a_config_group():
     ({"name": "paom", "record_size": 16, "heads": 3}, "policy.memory.heads: must be >= 1 and divide"),
     ({"name": "paom", "observer": "prices"}, "policy.memory.observer: unknown observer"),
     ({"name": "paom", "reflector": "forget"}, "policy.memory.reflector: unknown reflector"),
+    ({"name": "paom", "read": "sum"}, "policy.memory.read: unknown read"),
     ({"name": "window", "frames": 0}, "policy.memory.frames: must be >= 1"),
     ({"name": "window", "frames": 100}, "policy.memory.frames: stacks more observations than an episode"),
     ({"name": "paom", "capacity": 100}, "policy.memory.capacity: holds more records than an episode"),
@@ -289,3 +290,32 @@ def test_a_run_with_memory_logs_memory_curves_to_tensorboard(tmp_path):
             "memory/probe/memory/regime_accuracy", "memory/probe/compression_ratio"} <= tags, tags
     by_chunk = [event.step for event in events.Scalars("memory/by_chunk/memory/vol_r2")]
     assert by_chunk[:2] == [1, 2]  # plotted against the chunk index
+
+
+@pytest.mark.parametrize("read", ["attention", "pooled", "both"])
+def test_the_paom_read_equals_attention_over_explicit_record_encodings(read):
+    torch.manual_seed(0)
+    env = EnvConfig(window=4)
+    memory = build_memory(MemoryConfig("paom", capacity=4, record_size=8, heads=2, read=read), env)
+    obs = torch.randn(30, 3, env.obs_dim)
+    obs[..., env.feature("position")] = torch.randint(-1, 2, (30, 3)).float()
+    starts = torch.zeros(30, 3)
+    starts[0] = starts[20, 1] = 1.0
+    context, _ = memory.write(obs, starts, torch.zeros(3, memory.state_size), torch.nn.Identity())
+    x = torch.randn(30, 3, env.obs_dim)
+    described = context.reshape(30, 3, 4, -1)
+    stats, valid = described[..., :-1], described[..., -1] > 0
+    assert valid[5].any() and not valid[0].any()
+    encoded = memory.encoder(stats).reshape(30, 3, 4, 2, 4)  # [T, N, C, heads, head width]
+    expected = []
+    if read != "pooled":
+        query = memory.query(x).reshape(30, 3, 1, 2, 4)
+        scores = (encoded * query).sum(-1) / 2.0
+        weights = torch.softmax(scores.masked_fill(~valid[..., None], -1e9), 2) * valid[..., None]
+        expected.append((weights[..., None] * encoded).sum(2).reshape(30, 3, 8))
+    if read != "attention":
+        count = torch.tensor(np.expm1(stats[..., 6].numpy())) * valid  # observer bars: F = 3 features
+        weights = count / count.sum(2, keepdim=True).clamp(min=1)
+        expected.append((weights[..., None] * encoded.reshape(30, 3, 4, 8)).sum(2))
+    torch.testing.assert_close(memory.read(x, context), torch.cat(expected, -1), rtol=0, atol=1e-5)
+    assert (memory.read(x, context)[0] == 0).all()  # an empty memory reads zeros

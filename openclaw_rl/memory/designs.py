@@ -39,6 +39,7 @@ from openclaw_rl.rock.config import FEATURES, EnvConfig
 DESIGNS = ("none", "window", "gru", "paom")
 OBSERVERS = {"bars": ("return", "volatility", "range"), "all": FEATURES}  # the features a PAOM record summarizes
 REFLECTORS = ("merge_similar", "merge_oldest", "evict_oldest")
+READS = ("attention", "pooled", "both")  # PAOM: attention by the current observation, the count-weighted mean, or both
 
 
 @dataclass
@@ -53,6 +54,7 @@ class MemoryConfig:
     observer: str = "bars"  # paom: what a record summarizes: bars (return, volatility, range) | all (+ position, pnl, time left)
     reflector: str = "merge_similar"  # paom, when full: merge_similar | merge_oldest | evict_oldest
     heads: int = 1  # paom: attention heads of the read (must divide record_size)
+    read: str = "attention"  # paom: attention (query from the observation) | pooled (count-weighted mean of the records) | both
     chunker: str | None = None  # paom: where a chunk ends (a record is written); null: the learner's ipa.chunker
     fixed_k: int | None = None  # paom with chunker=fixed; null: ipa.fixed_k
 
@@ -71,6 +73,7 @@ class MemoryConfig:
              f"unknown reflector {self.reflector!r}; allowed: {', '.join(REFLECTORS)}")
         need(self.heads >= 1 and self.record_size % self.heads == 0, "heads",
              f"must be >= 1 and divide policy.memory.record_size={self.record_size}, got {self.heads}")
+        need(self.read in READS, "read", f"unknown read {self.read!r}; allowed: {', '.join(READS)}")
         need(self.chunker is None or self.chunker in CHUNKERS, "chunker",
              f"unknown chunker {self.chunker!r}; allowed: null (ipa.chunker), {', '.join(CHUNKERS)}")
         need(self.fixed_k is None or self.fixed_k >= 1, "fixed_k", f"must be >= 1 or null, got {self.fixed_k}")
@@ -179,13 +182,13 @@ class PAOMemory(Memory):
         self.features = [env.feature(name) for name in OBSERVERS[config.observer]]
         self.position = env.feature("position")
         self.chunker, self.fixed_k, self.reflector = chunker, fixed_k, config.reflector
-        self.capacity, self.heads = config.capacity, config.heads
+        self.capacity, self.heads, self.reads = config.capacity, config.heads, config.read
         F = len(self.features)
         self.record_floats = 2 * F + 2  # mean, mean square, count, order
         self.state_size = self.capacity * self.record_floats + 2 * F + 4
-        self.read_size = config.record_size
+        self.read_size = config.record_size * (2 if config.read == "both" else 1)
         self.encoder = nn.Linear(2 * F + 2, config.record_size)  # a record's statistics -> its encoding
-        self.query = nn.Linear(env.obs_dim, config.record_size)
+        self.query = nn.Linear(env.obs_dim, config.record_size) if config.read != "pooled" else None
 
     # ----------------------------------------------------------------- write (no gradient)
     def write(self, obs, starts, state, norm):
@@ -289,22 +292,30 @@ class PAOMemory(Memory):
 
     # ----------------------------------------------------------------- read (learned)
     def read(self, x, context):
-        """Attention over the records' linear encodings ``e_c = W d_c + b``, computed without forming
-        them: the scores ``q . e_c`` are ``(W^T q) . d_c`` (``q . b`` is the same for every record and
-        cancels in the softmax), and the read ``sum_c w_c e_c`` is ``W (sum_c w_c d_c) + b sum_c w_c``."""
+        """Attention over the records' linear encodings ``e_c = W d_c + b`` and/or their count-weighted
+        mean, computed without forming the encodings: a read ``sum_c w_c e_c`` (weights summing to 1,
+        or 0 for an empty memory) is ``W (sum_c w_c d_c) + b sum_c w_c``, and attention's scores
+        ``q . e_c`` are ``(W^T q) . d_c`` (``q . b`` is the same for every record and cancels in the softmax)."""
         T, N, _ = x.shape
         C, H = self.capacity, self.heads
         described = context.reshape(T, N, C, -1)
         stats, valid = described[..., :-1], described[..., -1] > 0  # [T, N, C, E], [T, N, C]
-        weight = self.encoder.weight.reshape(H, -1, stats.shape[-1])  # [H, head width, E]
-        bias = self.encoder.bias.reshape(H, -1)
-        query = self.query(x).reshape(T, N, H, -1)
-        scores = torch.einsum("tnce,tnhe->tnch", stats, torch.einsum("tnhd,hde->tnhe", query, weight))
-        scores = (scores / math.sqrt(weight.shape[1])).masked_fill(~valid[..., None], -1e9)
-        weights = torch.softmax(scores, dim=2) * valid[..., None]  # [T, N, C, H]; an empty memory reads zeros
-        pooled = torch.einsum("tnch,tnce->tnhe", weights, stats)
-        read = torch.einsum("tnhe,hde->tnhd", pooled, weight) + bias * weights.sum(2)[..., None]
-        return read.reshape(T, N, -1)
+        weight, bias = self.encoder.weight, self.encoder.bias
+        reads = []
+        if self.reads != "pooled":
+            heads = weight.reshape(H, -1, stats.shape[-1])  # [H, head width, E]
+            query = self.query(x).reshape(T, N, H, -1)
+            scores = torch.einsum("tnce,tnhe->tnch", stats, torch.einsum("tnhd,hde->tnhe", query, heads))
+            scores = (scores / math.sqrt(heads.shape[1])).masked_fill(~valid[..., None], -1e9)
+            weights = torch.softmax(scores, dim=2) * valid[..., None]  # [T, N, C, H]
+            pooled = torch.einsum("tnch,tnce->tnhe", weights, stats)
+            read = torch.einsum("tnhe,hde->tnhd", pooled, heads) + bias.reshape(H, -1) * weights.sum(2)[..., None]
+            reads.append(read.reshape(T, N, -1))
+        if self.reads != "attention":
+            count = torch.expm1(stats[..., 2 * len(self.features)]) * valid  # the description holds log1p(count)
+            weights = count / count.sum(2, keepdim=True).clamp(min=1.0)
+            reads.append(torch.einsum("tnc,tnce->tne", weights, stats) @ weight.T + bias * weights.sum(2, keepdim=True))
+        return torch.cat(reads, -1) if len(reads) > 1 else reads[0]
 
     def floats_kept(self, state):
         records = state[:, : self.capacity * self.record_floats].reshape(-1, self.capacity, self.record_floats)
