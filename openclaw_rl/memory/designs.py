@@ -40,6 +40,9 @@ DESIGNS = ("none", "window", "gru", "paom")
 OBSERVERS = {"bars": ("return", "volatility", "range"), "all": FEATURES}  # the features a PAOM record summarizes
 REFLECTORS = ("merge_similar", "merge_oldest", "evict_oldest")
 READS = ("attention", "pooled", "both")  # PAOM: attention by the current observation, the count-weighted mean, or both
+# The MemoryConfig keys each design reads (the others do not change it).
+DESIGN_KEYS = {"none": (), "window": ("frames",), "gru": ("hidden",),
+               "paom": ("capacity", "record_size", "observer", "reflector", "heads", "read", "chunker", "fixed_k")}
 
 
 @dataclass

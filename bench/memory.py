@@ -1,0 +1,209 @@
+"""Memory designs on the suite's memory tasks: none, the oracle, window, gru, hand-set PAOM, and the
+design an ALMA sweep over memory designs finds.
+
+Per memory task (``openclaw-bench list``: the ``memory`` tier):
+
+1. An ALMA sweep (``hydra/sweeper=alma``, 2 workers, sweep seed 0) over
+   ``policy/memory=choice(none, window, gru, paom)`` and the designs' parameters (``SPACE``), at a
+   fixed compute budget: ``--sweep-trials`` trials of ``--sweep-steps`` env steps, every trial on
+   training seed 0, its objective the validation excess log return. ALMA's baseline trial is the
+   ``none`` design (the config's default). The best trial's design is the ``alma`` row.
+2. Every row trains ``--steps`` env steps (default IPA, one torch thread) on training seeds
+   1..``--seeds`` (not the sweep's seed 0): ``none``; ``oracle`` (``none`` seeing the true regime,
+   ``env.observe_regime=true``: what memory could at best recover); ``window`` (16 frames); ``gru``
+   (64 units); ``paom`` (its defaults: 16 records, attention read, merge_similar); ``alma``.
+3. Each checkpoint is scored by ``run_benchmark`` on the task's test split (tier ``memory``: 8 seeds x
+   64 markets), and reported by ``memory_report`` on 64 validation markets (probe of the regime from
+   the memory state and from the observation, compression ratio).
+
+Per row: the test excess log return over buy-and-hold, mean ± sd and a 95% t-interval over the training
+seeds; paired differences (same training seed) alma - gru, alma - window, and none - oracle (the task
+needs memory when this is clearly negative).
+
+    python bench/memory.py [--seeds 5] [--steps 500000] [--sweep-trials 16] [--sweep-steps 300000]
+    python bench/memory.py --quick     # a check that the script works (~2 minutes)
+
+Run dirs: bench/runs/memory[_quick]/ (ignored by git, replaced on each run). Writes
+bench/results/NAME.{json,md} (NAME: memory, or memory_quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from common import machine, mean_sd, write_results
+from openclaw_rl.backtest.run import load_policy
+from openclaw_rl.benchmark import stats
+from openclaw_rl.benchmark.config import BenchConfig
+from openclaw_rl.benchmark.suite import run_benchmark
+from openclaw_rl.benchmark.tasks import TASKS, TIERS
+from openclaw_rl.configs import compose_config
+from openclaw_rl.memory.designs import DESIGN_KEYS
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, validation_env
+from openclaw_rl.roll.memory_eval import memory_report
+from openclaw_rl.roll.pipeline import run
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMORY_TASKS = [name for name, task in TASKS.items() if task.family == "memory"]
+ROWS = {
+    "none": [],
+    "oracle": ["env.observe_regime=true"],
+    "window": ["policy/memory=window", "policy.memory.frames=16"],
+    "gru": ["policy/memory=gru"],
+    "paom": ["policy/memory=paom"],
+}
+SPACE = ["policy/memory=choice(none, window, gru, paom)", "policy.memory.frames=range(2, 32)",
+         "policy.memory.hidden=choice(16, 32, 64, 128)", "policy.memory.capacity=range(4, 48)",
+         "policy.memory.record_size=choice(8, 16, 32)", "policy.memory.observer=choice(bars, all)",
+         "policy.memory.reflector=choice(merge_similar, merge_oldest, evict_oldest)",
+         "policy.memory.read=choice(attention, pooled, both)"]
+PAIRS = (("gru", "alma"), ("window", "alma"), ("paom", "alma"), ("oracle", "none"))  # (a, b): b - a
+WORKERS = 2
+
+
+def env_overrides(values: dict, prefix: str = "env") -> list[str]:
+    """A task's env (``Task.env``) as command-line overrides."""
+    out = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += env_overrides(value, f"{prefix}.{key}")
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{prefix}.{key}=[{','.join(map(str, value))}]")
+        else:
+            out.append(f"{prefix}.{key}={value}")
+    return out
+
+
+def common_overrides(task: str, steps: int) -> list[str]:
+    return [*env_overrides(dict(TASKS[task].env)), f"trainer.total_steps={steps}", "trainer.threads=1",
+            "trainer.progress=log", "eval.objective=excess_log_return"]
+
+
+def train(job: tuple[list[str], Path]) -> dict:
+    """One training run from command-line overrides (in a worker process)."""
+    overrides, run_dir = job
+    logging.disable(logging.INFO)
+    torch.set_num_threads(1)
+    config = RunConfig.from_mapping(compose_config(overrides))
+    result = run(config, run_dir)
+    sps = [h["charts/SPS"] for h in result.history if "charts/SPS" in h]
+    return {"validation": result.objective, "sps": float(np.median(sps)) if sps else None}
+
+
+def alma_sweep(task: str, trials: int, steps: int, sweep_dir: Path) -> dict:
+    """The ALMA sweep over memory designs; its best design as overrides."""
+    command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=alma",
+               f"hydra.sweeper.budget={trials}", "hydra.sweeper.seed=0", f"hydra.sweeper.n_workers={WORKERS}",
+               "seed=0", *common_overrides(task, steps), *SPACE]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"ALMA sweep on {task} failed:\n{result.stderr[-3000:]}")
+    summary = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    design = [o for o in summary["best_trial"]["overrides"] if o.startswith("policy")]
+    chosen = next((o.split("=")[1] for o in design if o.startswith("policy/memory=")), "none")
+    design = [o for o in design if o.startswith("policy/memory=") or  # the chosen design's own keys only
+              o.split("=")[0].removeprefix("policy.memory.") in DESIGN_KEYS[chosen]]
+    return {"design": design, "validation": summary["best_evaluated_result"],
+            "baseline_validation": summary.get("baseline_result"), "trials": summary["trials"]}
+
+
+def score(run_dir: Path, task: str, bench_dir: Path) -> dict:
+    """Test-split score (run_benchmark) and validation memory report of one checkpoint."""
+    results = run_benchmark(BenchConfig(checkpoint=str(run_dir), tier="memory", tasks=[task]), bench_dir, bar=False)
+    policy, config = load_policy(run_dir, torch.device("cpu"))
+    report = memory_report(policy, validation_env(config.env, 64), EVAL_SEED_BASE, torch.device("cpu"))
+    overall = report.get("overall", {})
+    return {"test": results["tasks"][task]["excess_log_return"],
+            "probe_regime_memory": overall.get("memory/regime_accuracy"),
+            "probe_regime_observation": overall.get("observation/regime_accuracy"),
+            "compression_ratio": overall.get("compression_ratio")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--sweep-trials", type=int, default=16)
+    parser.add_argument("--sweep-steps", type=int, default=300_000)
+    parser.add_argument("--tasks", nargs="+", default=MEMORY_TASKS, choices=MEMORY_TASKS)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: a check that the script works")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.steps, args.sweep_trials, args.sweep_steps, args.tasks = 2, 16_384, 3, 8_192, MEMORY_TASKS[:1]
+    name = "memory_quick" if args.quick else "memory"
+    runs = ROOT / "bench" / "runs" / name
+    shutil.rmtree(runs, ignore_errors=True)
+    payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "seeds": args.seeds, "steps": args.steps,
+               "sweep": {"trials": args.sweep_trials, "steps": args.sweep_steps, "space": SPACE}, "tasks": {}}
+    for task in args.tasks:
+        found = alma_sweep(task, args.sweep_trials, args.sweep_steps, runs / task / "sweep")
+        print(task, "ALMA found", found["design"], flush=True)
+        rows = {**ROWS, "alma": found["design"]}
+        jobs = [(row, seed) for seed in range(1, args.seeds + 1) for row in rows]
+        with ProcessPoolExecutor(WORKERS) as pool:
+            trained = list(pool.map(train, [([*common_overrides(task, args.steps), *rows[row], f"seed={seed}"],
+                                              runs / task / f"{row}_{seed}") for row, seed in jobs]))
+        per_row: dict[str, list[dict]] = {row: [] for row in rows}
+        for (row, seed), result in zip(jobs, trained):
+            scored = score(runs / task / f"{row}_{seed}", task, runs / task / f"bench_{row}_{seed}")
+            per_row[row].append({"seed": seed, **result, **scored})
+        summary = {}
+        for row, results in per_row.items():
+            test = np.array([r["test"] for r in results])
+            mean, low, high = stats.mean_ci(test)
+            summary[row] = {"overrides": rows[row], "test_mean": mean, "test_sd": float(test.std()), "test_low": low,
+                            "test_high": high, "runs": results}
+        pairs = {f"{b} - {a}": stats.paired_difference([r["test"] for r in per_row[a]], [r["test"] for r in per_row[b]])
+                 for a, b in PAIRS}
+        payload["tasks"][task] = {"about": TASKS[task].about, "alma": found, "rows": summary, "pairs": pairs}
+        print(task, {row: f"{s['test_mean']:+.4f}" for row, s in summary.items()}, flush=True)
+    print(write_results(name, payload, report(payload)))
+
+
+def _mean(values) -> str:
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.2f}" if values else "-"
+
+
+def report(payload: dict) -> str:
+    tier = TIERS["memory"]
+    lines = ["# Memory designs on the memory tasks (test split)", "",
+             f"Measured {payload['date']} on {payload['machine']['cores']} CPU cores by `bench/memory.py`. Each row: "
+             f"default IPA, {payload['steps']:,} env steps, training seeds 1-{payload['seeds']}; scored by `run_benchmark` "
+             f"on the task's test split ({tier.n_seeds} seeds x {tier.n_markets} markets). `alma`: the best design of an "
+             f"ALMA sweep over memory designs ({payload['sweep']['trials']} trials x {payload['sweep']['steps']:,} steps, "
+             "2 workers, training seed 0, validation objective), retrained on the rows' seeds. Probe: ridge probe of the "
+             "hidden regime at chunk ends, from the memory state (from the observation alone in brackets), on 64 "
+             "validation markets; compression: history floats received / floats kept."]
+    for task, t in payload["tasks"].items():
+        lines += ["", f"## {task}: {t['about']}", "",
+                  f"ALMA's design: `{' '.join(t['alma']['design']) or '(none)'}` (validation {t['alma']['validation']:+.4f}; "
+                  f"its baseline, the none design: {t['alma']['baseline_validation']})", "",
+                  "| design | test excess log return (mean ± sd) | 95% CI | regime probe: memory (observation) | "
+                  "compression | train SPS |", "|---|---:|---:|---:|---:|---:|"]
+        for row, s in t["rows"].items():
+            runs = s["runs"]
+            lines.append(f"| {row} | {mean_sd([r['test'] for r in runs])} | [{s['test_low']:+.4f}, {s['test_high']:+.4f}] | "
+                         f"{_mean(r['probe_regime_memory'] for r in runs)} ({_mean(r['probe_regime_observation'] for r in runs)}) | "
+                         f"{_mean(r['compression_ratio'] for r in runs)} | {np.median([r['sps'] for r in runs]):,.0f} |")
+        lines += ["", "Paired by training seed (95% t-interval):", ""]
+        for pair, d in t["pairs"].items():
+            verdict = "above 0" if d["low"] > 0 else "below 0" if d["high"] < 0 else "within the noise"
+            lines.append(f"- {pair}: {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] ({verdict})")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
