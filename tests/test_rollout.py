@@ -42,8 +42,8 @@ def test_an_order_on_an_episodes_last_step_is_read_from_final_info(monkeypatch):
     _, policy, collector, _ = build(config(), torch.device("cpu"))
     real_act, calls = policy.act, []
 
-    def alternate(obs, state, starts, deterministic=False, given=None):  # short, long, short, ...: an order every step
-        action, logp, value, state = real_act(obs, state, starts, deterministic, given)
+    def alternate(obs, state, starts, deterministic=False, given=None, context=None):  # short, long, ...: an order every step
+        action, logp, value, state = real_act(obs, state, starts, deterministic, given, context)
         calls.append(None)
         return torch.full_like(action, 0 if len(calls) % 2 else 2), logp, value, state
 

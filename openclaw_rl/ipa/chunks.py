@@ -30,6 +30,7 @@ def chunk_boundaries(
     fixed_k: int = 8,
 ) -> torch.Tensor:
     """``[T, N]`` bool: step t ends a chunk (episode ends are added by the caller, see ``chunk_ids``).
+    Takes and returns torch tensors or numpy arrays alike (PAOM's observer runs in numpy).
 
     trade: an order executed at step t, i.e. the position held changed (``positions`` are the
     positions the env reports after each step, so an action inside the env's ``trade_threshold``
@@ -39,13 +40,13 @@ def chunk_boundaries(
     if chunker == "trade":
         return positions != prev_positions
     if chunker == "env":
-        return env_chunk_end.bool()
+        return env_chunk_end != 0
     if chunker == "fixed":
         return (step_in_episode + 1) % fixed_k == 0
     if chunker == "step":
-        return torch.ones_like(env_chunk_end, dtype=torch.bool)
+        return step_in_episode >= 0  # every step (a step's index in its episode is never negative)
     if chunker == "episode":
-        return torch.zeros_like(env_chunk_end, dtype=torch.bool)
+        return step_in_episode < 0  # never
     raise ValueError(f"ipa.chunker: unknown chunker {chunker!r}; allowed: {', '.join(CHUNKERS)}")
 
 

@@ -183,6 +183,7 @@ class PAOMemory(Memory):
     def __init__(self, config: MemoryConfig, env: EnvConfig, chunker: str, fixed_k: int):
         super().__init__()
         self.features = [env.feature(name) for name in OBSERVERS[config.observer]]
+        self.register_buffer("feature_columns", torch.tensor(self.features), persistent=False)
         self.position = env.feature("position")
         self.chunker, self.fixed_k, self.reflector = chunker, fixed_k, config.reflector
         self.capacity, self.heads, self.reads = config.capacity, config.heads, config.read
@@ -225,11 +226,10 @@ class PAOMemory(Memory):
                 records[start] = 0.0
                 rest[start] = 0.0
             # Did the previous step end a chunk? The learner's chunk function, on what the observations show.
-            position = torch.from_numpy(positions[t])
-            ended = chunk_boundaries(self.chunker, positions=position, prev_positions=torch.from_numpy(last_pos.copy()),
-                                     env_chunk_end=position != torch.from_numpy(last_pos.copy()),
-                                     step_in_episode=torch.from_numpy(step.astype(np.int64) - 1),
-                                     fixed_k=self.fixed_k).numpy() & ~start & (acc_n > 0)
+            position = positions[t]
+            ended = chunk_boundaries(self.chunker, positions=position, prev_positions=last_pos,
+                                     env_chunk_end=position != last_pos, step_in_episode=step - 1,
+                                     fixed_k=self.fixed_k) & ~start & (acc_n > 0)
             rows = np.flatnonzero(ended)
             if rows.size:
                 n = acc_n[rows, None]
@@ -286,7 +286,7 @@ class PAOMemory(Memory):
         records = seen[..., :-1].reshape(T, N, self.capacity, self.record_floats)
         written = seen[..., -1:, None]
         mean, square, count, order = records[..., :F], records[..., F : 2 * F], records[..., -2:-1], records[..., -1:]
-        center, scale = (x.cpu().numpy() for x in feature_scale(norm, self.features))
+        center, scale = (x.cpu().numpy() for x in feature_scale(norm, self.feature_columns))
         std = np.sqrt(np.maximum(square - mean * mean, 0.0))
         age = np.maximum(written - 1 - order, 0.0)  # chunks written since (0 for the newest; empty slots hold zeros)
         described = np.concatenate([(mean - center) / scale, std / scale, np.log1p(count), np.log1p(age),
@@ -305,19 +305,19 @@ class PAOMemory(Memory):
         stats, valid = described[..., :-1], described[..., -1] > 0  # [T, N, C, E], [T, N, C]
         weight, bias = self.encoder.weight, self.encoder.bias
         reads = []
-        if self.reads != "pooled":
+        if self.reads != "pooled":  # batched matrix products over [T, N] (and heads)
             heads = weight.reshape(H, -1, stats.shape[-1])  # [H, head width, E]
-            query = self.query(x).reshape(T, N, H, -1)
-            scores = torch.einsum("tnce,tnhe->tnch", stats, torch.einsum("tnhd,hde->tnhe", query, heads))
-            scores = (scores / math.sqrt(heads.shape[1])).masked_fill(~valid[..., None], -1e9)
-            weights = torch.softmax(scores, dim=2) * valid[..., None]  # [T, N, C, H]
-            pooled = torch.einsum("tnch,tnce->tnhe", weights, stats)
-            read = torch.einsum("tnhe,hde->tnhd", pooled, heads) + bias.reshape(H, -1) * weights.sum(2)[..., None]
+            query = self.query(x).reshape(T, N, H, 1, -1)
+            keys = (query @ heads).squeeze(-2)  # W^T q per head: [T, N, H, E]
+            scores = (stats @ keys.transpose(-1, -2)) / math.sqrt(heads.shape[1])  # [T, N, C, H]
+            weights = torch.softmax(scores.masked_fill(~valid[..., None], -1e9), dim=2) * valid[..., None]
+            pooled = weights.transpose(-1, -2) @ stats  # [T, N, H, E]
+            read = (pooled.unsqueeze(-2) @ heads.transpose(-1, -2)).squeeze(-2) + bias.reshape(H, -1) * weights.sum(2)[..., None]
             reads.append(read.reshape(T, N, -1))
         if self.reads != "attention":
             count = torch.expm1(stats[..., 2 * len(self.features)]) * valid  # the description holds log1p(count)
             weights = count / count.sum(2, keepdim=True).clamp(min=1.0)
-            reads.append(torch.einsum("tnc,tnce->tne", weights, stats) @ weight.T + bias * weights.sum(2, keepdim=True))
+            reads.append((weights.unsqueeze(-2) @ stats).squeeze(-2) @ weight.T + bias * weights.sum(2, keepdim=True))
         return torch.cat(reads, -1) if len(reads) > 1 else reads[0]
 
     def floats_kept(self, state):
@@ -343,11 +343,11 @@ def merge_records(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([stats, n, np.maximum(a[..., -1:], b[..., -1:])], -1)
 
 
-def feature_scale(norm: nn.Module, columns: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def feature_scale(norm: nn.Module, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The policy normalizer's mean and std of observation ``columns`` (0 and 1 without a normalizer), float32."""
     if not hasattr(norm, "var"):
         return torch.zeros(len(columns)), torch.ones(len(columns))
-    return norm.mean[columns].float(), torch.sqrt(norm.var[columns] + 1e-8).float()
+    return norm.mean.index_select(0, columns).float(), torch.sqrt(norm.var.index_select(0, columns) + 1e-8).float()
 
 
 def build_memory(config: MemoryConfig, env: EnvConfig) -> Memory:

@@ -33,10 +33,10 @@ class Learner:
         """Linear annealing to 0 over the run (a pure function of the update index)."""
         return self.algo.lr * (1.0 - update / num_updates) if self.algo.anneal_lr else self.algo.lr
 
-    def score_actions(self, batch: Batch, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The batch's actions under the current policy: ``(logp, entropy, values)``, each ``[T, N]``.
-        ``context``: the memory's (``ActorCritic.memory_context``), for the batch's columns."""
-        head, values, _ = self.policy.forward_sequence(batch.obs, batch.initial_state, batch.starts, context)
+    def score_actions(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's actions under the current policy: ``(logp, entropy, values)``, each ``[T, N]``. An
+        observational memory reads the contexts the rollout kept (``batch.memory``), as the behaviour policy did."""
+        head, values, _ = self.policy.forward_sequence(batch.obs, batch.initial_state, batch.starts, batch.memory)
         dist = self.policy.distribution(head)
         return self.policy.log_prob(dist, batch.actions), self.policy.entropy(dist), values
 
@@ -45,9 +45,8 @@ class Learner:
         lr = self.learning_rate(update, num_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        context = batch.memory  # an observational memory's contexts, as the rollout read them
         with torch.no_grad():
-            logp_old, _, values_old = self.score_actions(batch, context)
+            logp_old, _, values_old = self.score_actions(batch)
             last_state = batch.last_state
             if policy.memory.recurrent:  # its state after the rollout under these weights
                 last_state = policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)[2]
@@ -59,8 +58,6 @@ class Learner:
         stop = False
         fixed = {"logp": logp_old, "values": values_old, "adv": targets.advantages, "ret": targets.value_targets,
                  "ids": targets.chunk_ids, "positive": targets.positive}
-        if context is not None:
-            fixed["context"] = context
         for epoch in range(algo.update_epochs):
             # Shuffle env columns once per epoch; minibatches are then contiguous views.
             order = torch.as_tensor(self.rng.permutation(n_envs), device=batch.rewards.device)
@@ -69,7 +66,7 @@ class Learner:
             for start in range(0, n_envs, per_minibatch):
                 cols = slice(start, start + per_minibatch)
                 mb = shuffled.columns(cols)
-                new = self.score_actions(mb, old["context"][:, cols] if context is not None else None)
+                new = self.score_actions(mb)
                 terms, term_stats = loss_terms(algo, self.ipa, self.resample, mb, new,
                                                {name: x[:, cols] for name, x in old.items()}, targets.n_chunks)
                 loss = sum(terms.values())

@@ -54,9 +54,8 @@ def collect_probe_points(policy: ActorCritic, env: EnvConfig, seed: int, device:
     policy.eval()
     for t in range(env.episode_bars - 1):  # the last step's observation belongs to the next episode
         bar = w + t
-        ended = chunk_boundaries("trade", positions=torch.from_numpy(obs[:, position]),
-                                 prev_positions=torch.from_numpy(last_position), env_chunk_end=None,
-                                 step_in_episode=None).numpy() & (t > 0)
+        ended = chunk_boundaries("trade", positions=obs[:, position], prev_positions=last_position,
+                                 env_chunk_end=None, step_in_episode=None) & (t > 0)
         chunk_return = since_order.copy()
         since_order = np.where(ended, 0.0, since_order + ret[bar] * (t > 0))
         chunks += ended
