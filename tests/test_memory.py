@@ -303,8 +303,8 @@ def test_the_paom_read_equals_attention_over_explicit_record_encodings(read):
     starts[0] = starts[20, 1] = 1.0
     context, _ = memory.write(obs, starts, torch.zeros(3, memory.state_size), torch.nn.Identity())
     x = torch.randn(30, 3, env.obs_dim)
-    described = context.reshape(30, 3, 4, -1)
-    stats, valid = described[..., :-1], described[..., -1] > 0
+    stats = context.reshape(30, 3, 4, -1)
+    valid = stats[..., 6] > 0  # log(1 + count); observer bars: F = 3 features
     assert valid[5].any() and not valid[0].any()
     encoded = memory.encoder(stats).reshape(30, 3, 4, 2, 4)  # [T, N, C, heads, head width]
     expected = []
@@ -314,7 +314,7 @@ def test_the_paom_read_equals_attention_over_explicit_record_encodings(read):
         weights = torch.softmax(scores.masked_fill(~valid[..., None], -1e9), 2) * valid[..., None]
         expected.append((weights[..., None] * encoded).sum(2).reshape(30, 3, 8))
     if read != "attention":
-        count = torch.tensor(np.expm1(stats[..., 6].numpy())) * valid  # observer bars: F = 3 features
+        count = torch.tensor(np.expm1(stats[..., 6].numpy()))
         weights = count / count.sum(2, keepdim=True).clamp(min=1)
         expected.append((weights[..., None] * encoded.reshape(30, 3, 4, 8)).sum(2))
     torch.testing.assert_close(memory.read(x, context), torch.cat(expected, -1), rtol=0, atol=1e-5)

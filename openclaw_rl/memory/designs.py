@@ -279,8 +279,8 @@ class PAOMemory(Memory):
 
     @torch.no_grad()
     def _describe(self, seen: np.ndarray, norm: nn.Module) -> np.ndarray:
-        """Each step's records as the read's input ``[T, N, C * (2F + 3)]``: per record its features'
-        normalized mean and std, log count, log age in chunks, and whether the slot holds a record."""
+        """Each step's records as the read's input ``[T, N, C * (2F + 2)]``: per record its features'
+        normalized mean and std, log(1 + count) (0: an empty slot) and log(1 + age in chunks)."""
         T, N, _ = seen.shape
         F = len(self.features)
         records = seen[..., :-1].reshape(T, N, self.capacity, self.record_floats)
@@ -289,8 +289,7 @@ class PAOMemory(Memory):
         center, scale = (x.cpu().numpy() for x in feature_scale(norm, self.feature_columns))
         std = np.sqrt(np.maximum(square - mean * mean, 0.0))
         age = np.maximum(written - 1 - order, 0.0)  # chunks written since (0 for the newest; empty slots hold zeros)
-        described = np.concatenate([(mean - center) / scale, std / scale, np.log1p(count), np.log1p(age),
-                                    (count > 0).astype(np.float32)], -1)
+        described = np.concatenate([(mean - center) / scale, std / scale, np.log1p(count), np.log1p(age)], -1)
         return described.reshape(T, N, -1).astype(np.float32, copy=False)
 
     # ----------------------------------------------------------------- read (learned)
@@ -300,24 +299,24 @@ class PAOMemory(Memory):
         or 0 for an empty memory) is ``W (sum_c w_c d_c) + b sum_c w_c``, and attention's scores
         ``q . e_c`` are ``(W^T q) . d_c`` (``q . b`` is the same for every record and cancels in the softmax)."""
         T, N, _ = x.shape
-        C, H = self.capacity, self.heads
-        described = context.reshape(T, N, C, -1)
-        stats, valid = described[..., :-1], described[..., -1] > 0  # [T, N, C, E], [T, N, C]
+        H = self.heads
+        stats = context.reshape(T, N, self.capacity, -1)  # [T, N, C, E]
+        log_count = stats[..., 2 * len(self.features)]
+        valid = log_count > 0  # an empty slot has count 0
         weight, bias = self.encoder.weight, self.encoder.bias
         reads = []
-        if self.reads != "pooled":  # batched matrix products over [T, N] (and heads)
+        if self.reads != "pooled":
             heads = weight.reshape(H, -1, stats.shape[-1])  # [H, head width, E]
-            query = self.query(x).reshape(T, N, H, 1, -1)
-            keys = (query @ heads).squeeze(-2)  # W^T q per head: [T, N, H, E]
-            scores = (stats @ keys.transpose(-1, -2)) / math.sqrt(heads.shape[1])  # [T, N, C, H]
+            keys = torch.einsum("tnhd,hde->tnhe", self.query(x).reshape(T, N, H, -1), heads)  # W^T q per head
+            scores = torch.einsum("tnce,tnhe->tnch", stats, keys) / math.sqrt(heads.shape[1])
             weights = torch.softmax(scores.masked_fill(~valid[..., None], -1e9), dim=2) * valid[..., None]
-            pooled = weights.transpose(-1, -2) @ stats  # [T, N, H, E]
-            read = (pooled.unsqueeze(-2) @ heads.transpose(-1, -2)).squeeze(-2) + bias.reshape(H, -1) * weights.sum(2)[..., None]
+            pooled = torch.einsum("tnch,tnce->tnhe", weights, stats)
+            read = torch.einsum("tnhe,hde->tnhd", pooled, heads) + bias.reshape(H, -1) * weights.sum(2)[..., None]
             reads.append(read.reshape(T, N, -1))
         if self.reads != "attention":
-            count = torch.expm1(stats[..., 2 * len(self.features)]) * valid  # the description holds log1p(count)
+            count = torch.expm1(log_count)
             weights = count / count.sum(2, keepdim=True).clamp(min=1.0)
-            reads.append((weights.unsqueeze(-2) @ stats).squeeze(-2) @ weight.T + bias * weights.sum(2, keepdim=True))
+            reads.append(torch.einsum("tnc,tnce->tne", weights, stats) @ weight.T + bias * weights.sum(2, keepdim=True))
         return torch.cat(reads, -1) if len(reads) > 1 else reads[0]
 
     def floats_kept(self, state):
