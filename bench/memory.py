@@ -98,8 +98,7 @@ def train(job: tuple[list[str], Path]) -> dict:
     torch.set_num_threads(1)
     config = RunConfig.from_mapping(compose_config(overrides))
     result = run(config, run_dir)
-    sps = [h["charts/SPS"] for h in result.history if "charts/SPS" in h]
-    return {"validation": result.objective, "sps": float(np.median(sps)) if sps else None}
+    return {"validation": result.objective}  # throughput: bench/memory_sps.py (these runs share the cores)
 
 
 def alma_sweep(task: str, trials: int, steps: int, sweep_dir: Path) -> dict:
@@ -192,12 +191,12 @@ def report(payload: dict) -> str:
                   f"ALMA's design: `{' '.join(t['alma']['design']) or '(none)'}` (validation {t['alma']['validation']:+.4f}; "
                   f"its baseline, the none design: {t['alma']['baseline_validation']})", "",
                   "| design | test excess log return (mean ± sd) | 95% CI | regime probe: memory (observation) | "
-                  "compression | train SPS |", "|---|---:|---:|---:|---:|---:|"]
+                  "compression |", "|---|---:|---:|---:|---:|"]
         for row, s in t["rows"].items():
             runs = s["runs"]
             lines.append(f"| {row} | {mean_sd([r['test'] for r in runs])} | [{s['test_low']:+.4f}, {s['test_high']:+.4f}] | "
                          f"{_mean(r['probe_regime_memory'] for r in runs)} ({_mean(r['probe_regime_observation'] for r in runs)}) | "
-                         f"{_mean(r['compression_ratio'] for r in runs)} | {np.median([r['sps'] for r in runs]):,.0f} |")
+                         f"{_mean(r['compression_ratio'] for r in runs)} |")
         lines += ["", "Paired by training seed (95% t-interval):", ""]
         for pair, d in t["pairs"].items():
             verdict = "above 0" if d["low"] > 0 else "below 0" if d["high"] < 0 else "within the noise"

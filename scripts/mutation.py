@@ -42,6 +42,9 @@ STORE = "openclaw_rl/data/trajectories.py"
 LEARNING = ("tests/test_ipa.py", "tests/test_learner.py")
 COLLECTING = ("tests/test_rollout.py", "tests/test_learner.py")
 ACCOUNTING = ("tests/test_accounting.py",)
+MEMORY = "openclaw_rl/memory/designs.py"
+EVAL = "openclaw_rl/roll/memory_eval.py"
+REMEMBERING = ("tests/test_memory.py",)
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,27 @@ MUTANTS = [
            ("tests/test_bench_stats.py",)),
     Mutant("gate_sign", "a task regresses when B is significantly better", "openclaw_rl/benchmark/stats.py",
            '"regressed": diff["high"] < 0', '"regressed": diff["low"] > 0', ("tests/test_bench_stats.py",)),
-
+    # --- memory designs
+    Mutant("merge_unweighted", "merged records average their statistics without their counts", MEMORY,
+           "stats = (a[..., :-2] * na + b[..., :-2] * nb) / np.maximum(n, 1.0)",
+           "stats = (a[..., :-2] + b[..., :-2]) / 2.0", REMEMBERING),
+    Mutant("paom_chunk_late", "PAOM's fixed chunks end one step late (the step counter, not the step index)", MEMORY,
+           "env_chunk_end=position != last_pos, step_in_episode=step - 1,",
+           "env_chunk_end=position != last_pos, step_in_episode=step,", REMEMBERING),
+    Mutant("reflect_farthest", "merge_similar merges the two most different records", MEMORY,
+           "distance[:, np.arange(C), np.arange(C)] = np.inf\n            i, j = np.divmod(distance.reshape(M, -1).argmin(1), C)",
+           "distance[:, np.arange(C), np.arange(C)] = -np.inf\n            i, j = np.divmod(distance.reshape(M, -1).argmax(1), C)",
+           REMEMBERING),
+    Mutant("paom_keeps_old_episode", "PAOM keeps the last episode's records at an episode start", MEMORY,
+           "                records[start] = 0.0\n", "", REMEMBERING),
+    Mutant("window_sees_previous_episode", "the frame stack shows frames from before the episode's start", MEMORY,
+           "valid = (since[:, None, :] >= back[None, :, None]).to(obs.dtype)",
+           "valid = (since[:, None, :] >= 0 * back[None, :, None]).to(obs.dtype)", REMEMBERING),
+    Mutant("attention_ignores_empty", "attention spreads weight over empty slots", MEMORY,
+           "weights = torch.softmax(scores.masked_fill(~valid[..., None], -1e9), dim=2) * valid[..., None]",
+           "weights = torch.softmax(scores, dim=2)", REMEMBERING),
+    Mutant("credit_wrong_chunk", "chunk credit pairs a write with the chunk after the one it commits", EVAL,
+           "ids = chunk_ids[:-1][next_chunk]", "ids = chunk_ids[1:][next_chunk]", REMEMBERING),
 ]
 
 

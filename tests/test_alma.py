@@ -181,3 +181,21 @@ def test_progress_draws_a_bar_on_a_terminal_instead_of_log_lines(caplog, capsys,
     with caplog.at_level(logging.INFO), Progress(1, "backtests", logging.getLogger("x"), bar=False) as single:
         single.update("only one")
     assert not caplog.records  # a single item gets no progress line
+
+
+def test_a_child_that_differs_only_where_the_run_does_not_read_is_no_new_design():
+    space = SearchSpace(["policy/memory=choice(none, gru, window)", "policy.memory.frames=range(2, 9)",
+                         "policy.memory.capacity=range(4, 40)"])
+    rng = np.random.default_rng(3)
+
+    def run_key(design):  # only window reads frames; no design here reads the capacity
+        return f"{design['policy/memory']}/{design['policy.memory.frames'] if design['policy/memory'] == 'window' else ''}"
+
+    evaluated = [T(0, 0.0, {"policy/memory": "none", "policy.memory.frames": 3, "policy.memory.capacity": 10}),
+                 T(1, 1.0, {"policy/memory": "gru", "policy.memory.frames": 5, "policy.memory.capacity": 20})]
+    known = [t.design for t in evaluated]
+    proposer = Proposer(space, run_key=run_key)
+    for _ in range(3):  # none and gru are known runs whatever their frames and capacity: new runs are windows
+        child, _, _, _ = proposer.propose(evaluated, 0.0, dict.fromkeys(OPERATORS, 0.5), known, rng)
+        assert run_key(child) not in {run_key(d) for d in known} and child["policy/memory"] == "window"
+        known.append(child)

@@ -292,3 +292,13 @@ def test_a_second_sweep_on_a_dir_in_use_is_refused(tmp_path):
         first.wait()
     sweep(tmp_path, *args)  # the killed sweeper's lock is free: the rerun takes it and finishes the sweep
     assert [t.status for t in Archive(tmp_path / "archive.sqlite").trials()] == ["finished"] * 2
+
+
+def test_a_sweep_over_memory_designs_never_trains_the_same_run_twice(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.budget=5", "hydra.sweeper.n_initial=4", "hydra.sweeper.n_workers=2",
+          "policy/memory=choice(none, window)", "policy.memory.frames=range(2, 6)", "policy.memory.capacity=range(4, 40)")
+    search = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+    runs = [(t.design["policy/memory"], t.design["policy.memory.frames"] if t.design["policy/memory"] == "window" else None)
+            for t in search]
+    assert len(search) == 5 and len(set(runs)) == 5, runs  # capacity is read by neither design: not a new run
+    assert search[0].mutation == "baseline" and runs[0] == ("none", None)

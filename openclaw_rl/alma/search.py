@@ -12,7 +12,9 @@ designs carry no weights).
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -58,9 +60,13 @@ class Proposer:
     """Turns the archive into the next design to evaluate."""
 
     def __init__(self, space: SearchSpace, tau: float = 0.5, mutation_scale: float = 0.2,
-                 configured_scale: float | None = None, continuing: bool = False):
+                 configured_scale: float | None = None, continuing: bool = False,
+                 run_key: Callable[[dict], str] = lambda design: json.dumps(design, sort_keys=True, default=str)):
+        """``run_key``: what a design runs; designs with the same key are the same run (the sweeper
+        leaves out keys the run does not read), so a child with a known key is no new design."""
         self.space, self.tau, self.mutation_scale, self.configured_scale = space, tau, mutation_scale, configured_scale
         self.operators = (*OPERATORS, CONTINUE) if continuing else OPERATORS
+        self.run_key = run_key
 
     def select(self, evaluated: list[Trial], baseline_score: float, rng: np.random.Generator) -> Trial:
         scores = np.array([t.score for t in evaluated])
@@ -74,6 +80,7 @@ class Proposer:
         repeats a design (with the parent's weights: a new trial all the same)."""
         names = [n for n in self.operators if n != "crossover" or len(evaluated) > 1]
         weights = np.array([credit[n] for n in names])
+        taken = {self.run_key(design) for design in known}
         for _ in range(50):  # retry until the child is new
             operator = names[rng.choice(len(names), p=weights / weights.sum())]
             parent = self.select(evaluated, baseline_score, rng)
@@ -90,7 +97,7 @@ class Proposer:
                 child[dim.key] = dim.from_unit(float(rng.random()))
             else:
                 child = self.perturb(parent.design, rng)
-            if child not in known:
+            if self.run_key(child) not in taken:
                 return child, operator, parent, other
         return self.perturb(parent.design, rng), "perturb", parent, None
 

@@ -36,6 +36,7 @@ from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_cre
 from openclaw_rl.alma.space import SearchSpace, SpaceError
 from openclaw_rl.atomic import atomic_write
 from openclaw_rl.errors import ConfigError, DataError
+from openclaw_rl.memory.designs import unread_keys
 from openclaw_rl.progress import Progress
 from openclaw_rl.roll.config import RunConfig
 
@@ -172,7 +173,8 @@ class ALMASweeperImpl:
             raise SpaceError(f"{self.sweep_dir}: this sweep dir holds a sweep over another search space; "
                              "use a new hydra.sweep.dir or the same overrides")
         archive.set_meta("space", space.signature)
-        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale, continuing=c.inherit_weights)
+        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale, continuing=c.inherit_weights,
+                            run_key=self._run_key)
         initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
         self.busy_seconds, start = 0.0, time.time()
         self.attempts: dict[int, int] = {}
@@ -230,14 +232,25 @@ class ALMASweeperImpl:
                 design[dim.key] = value
         return design
 
+    def _run_key(self, design: dict) -> str:
+        """What a design runs: without the searched ``policy.memory.*`` keys its memory design does not
+        read (a ``gru`` design with another ``capacity`` trains the same run)."""
+        name = design.get("policy/memory", design.get("policy.memory.name"))
+        if name is None:
+            name = self.config.hydra.runtime.choices.get("policy/memory") or \
+                OmegaConf.select(self.config, "policy.memory.name", default="none")
+        unread = unread_keys(str(name))
+        return json.dumps({k: v for k, v in design.items() if k not in unread}, sort_keys=True, default=str)
+
     def _next_trial(self, archive: Archive, space: SearchSpace, proposer: Proposer, initial: list[dict],
                     n_searched: int) -> Trial:
         c = self.conf
         rng = np.random.default_rng([c.seed, n_searched])
         everything = archive.trials(kind="search")
         designs = [t.design for t in everything]
+        taken = {self._run_key(design) for design in designs}
         for k, design in enumerate(initial):
-            if design not in designs:
+            if self._run_key(design) not in taken:  # an initial design that repeats a known run is left out
                 mutation = "baseline" if k == 0 else "initial"
                 return archive.get(archive.add("search", design, space.overrides(design), mutation))
         evaluated = [t for t in everything if t.status == "finished" and is_finite(t.score)]

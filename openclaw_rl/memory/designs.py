@@ -25,6 +25,7 @@ oldest); the policy reads the records by attention over their learned linear enc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -80,6 +81,15 @@ class MemoryConfig:
         need(self.chunker is None or self.chunker in CHUNKERS, "chunker",
              f"unknown chunker {self.chunker!r}; allowed: null (ipa.chunker), {', '.join(CHUNKERS)}")
         need(self.fixed_k is None or self.fixed_k >= 1, "fixed_k", f"must be >= 1 or null, got {self.fixed_k}")
+
+
+def unread_keys(name: str) -> set[str]:
+    """The ``policy.memory.*`` keys design ``name`` does not read: two configs that differ only there
+    train the same run (an unknown design reads them all, so that its error is not hidden)."""
+    if name not in DESIGN_KEYS:
+        return set()
+    return {f"policy.memory.{f.name}" for f in dataclasses.fields(MemoryConfig)
+            if f.name != "name" and f.name not in DESIGN_KEYS[name]}
 
 
 class Memory(nn.Module):

@@ -139,9 +139,10 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
         if state.get("stage") == "sft":
             raise CheckpointError(f"{resume_from}: an SFT checkpoint; start RL from its weights with "
                                   f"trainer.init_from={resume_from.parent.parent}")
-        if state["config"] != config.design():
+        stored = RunConfig.from_design(state["config"], str(resume_from)).design()  # an older version's, upgraded
+        if stored != config.design():
             raise CheckpointError(f"{resume_from}: was written by a run with a different configuration "
-                                  f"({'; '.join(design_differences(state['config'], config.design())[:3])}); "
+                                  f"({'; '.join(design_differences(stored, config.design())[:3])}); "
                                   "resume with the same overrides (trainer.* may differ)")
         load_policy_weights(policy, state["policy"], resume_from)
         learner.load_state_dict(state["learner"])
