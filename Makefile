@@ -26,9 +26,9 @@ test: install
 train: install
 	$(PY) -m openclaw_rl.train $(ARGS)
 
-# All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~90 minutes on 2 cores.
+# All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~2 hours on 2 cores.
 bench: $(VENV)/.bench-installed
-	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py
+	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py && ../$(PY) memory_sps.py && ../$(PY) memory.py
 
 # Semantic mutants of the core math (IPA, targets and losses, collector, engine accounting), each run
 # against its tests in a temporary copy; every one must be killed. ~2 minutes; not part of `make test`.

@@ -34,9 +34,11 @@ def observations(returns, positions):
     return obs
 
 
-def records(memory, context_row):
-    """The records in one step's context as ``{order: (mean return, mean square return, count)}``."""
-    rows = context_row[:-1].reshape(memory.capacity, memory.record_floats)
+def records(memory, scanned_row, open_chunk=False):
+    """One step's records (or its open chunk's working record) as ``{order: (mean return, mean square
+    return, count)}``."""
+    rows = scanned_row[:-1].reshape(memory.capacity + 1, memory.record_floats)
+    rows = rows[-1:] if open_chunk else rows[:-1]
     F = len(memory.features)
     return {int(r[-1]): (round(float(r[0]), 6), round(float(r[F]), 6), int(r[-2])) for r in rows if r[-2] > 0}
 
@@ -51,8 +53,10 @@ def test_paom_writes_one_record_per_chunk_with_the_chunks_statistics():
     obs = observations([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0, 0, 1, 1, -1, -1])
     starts = torch.tensor([[1.0], [0], [0], [0], [0], [0]])
     context, _ = memory.scan(obs, starts, torch.zeros(1, memory.state_size))
-    assert records(memory, context[1, 0]) == {}  # the first chunk is still open
+    assert records(memory, context[1, 0]) == {}  # the first chunk is still open: a working record only
+    assert records(memory, context[1, 0], open_chunk=True) == {0: (1.5, 2.5, 2)}
     assert records(memory, context[2, 0]) == {0: (1.5, 2.5, 2)}  # steps 0-1: mean (1+2)/2, mean square (1+4)/2
+    assert records(memory, context[3, 0], open_chunk=True) == {1: (3.5, 12.5, 2)}  # steps 2-3, not yet ended
     assert records(memory, context[4, 0]) == {0: (1.5, 2.5, 2), 1: (3.5, 12.5, 2)}
     assert context[4, 0, -1] == 2  # chunks written
 
@@ -303,10 +307,10 @@ def test_the_paom_read_equals_attention_over_explicit_record_encodings(read):
     starts[0] = starts[20, 1] = 1.0
     context, _ = memory.write(obs, starts, torch.zeros(3, memory.state_size), torch.nn.Identity())
     x = torch.randn(30, 3, env.obs_dim)
-    stats = context.reshape(30, 3, 4, -1)
+    stats = context.reshape(30, 3, 5, -1)  # 4 records and the open chunk
     valid = stats[..., 6] > 0  # log(1 + count); observer bars: F = 3 features
-    assert valid[5].any() and not valid[0].any()
-    encoded = memory.encoder(stats).reshape(30, 3, 4, 2, 4)  # [T, N, C, heads, head width]
+    assert valid[5, :, :4].any() and not valid[0, :, :4].any() and valid[..., 4].all()
+    encoded = memory.encoder(stats).reshape(30, 3, 5, 2, 4)  # [T, N, C + 1, heads, head width]
     expected = []
     if read != "pooled":
         query = memory.query(x).reshape(30, 3, 1, 2, 4)
@@ -316,6 +320,8 @@ def test_the_paom_read_equals_attention_over_explicit_record_encodings(read):
     if read != "attention":
         count = torch.tensor(np.expm1(stats[..., 6].numpy()))
         weights = count / count.sum(2, keepdim=True).clamp(min=1)
-        expected.append((weights[..., None] * encoded.reshape(30, 3, 4, 8)).sum(2))
+        expected.append((weights[..., None] * encoded.reshape(30, 3, 5, 8)).sum(2))
     torch.testing.assert_close(memory.read(x, context), torch.cat(expected, -1), rtol=0, atol=1e-5)
-    assert (memory.read(x, context)[0] == 0).all()  # an empty memory reads zeros
+    empty = stats.clone()
+    empty[..., 6] = 0.0  # no record and no open chunk
+    assert (memory.read(x, empty.reshape(30, 3, -1)) == 0).all()  # an empty memory reads zeros

@@ -17,10 +17,13 @@ Two kinds:
 
 PAOM (``paom``): an *observer* summarizes each interaction chunk (order to order, by the learner's
 chunk function ``ipa.chunks.chunk_boundaries``) into a record of sufficient statistics of the
-features it sees (count, mean, mean square: records merge exactly); a *reflector* makes room
+features it sees (count, mean, mean square: records merge exactly), and keeps the chunk still open
+as a working record (the freshest bars, which a long-held position would otherwise hide until its
+next order); a *reflector* makes room
 when the memory is full (merge the two most similar records, merge the two oldest, or evict the
-oldest); the policy reads the records by attention over their learned linear encodings
-(``record_size`` wide, ``heads`` heads) with a query from the current observation.
+oldest); the policy reads the records' learned linear encodings (``record_size`` wide) by
+attention with a query from the current observation (``heads`` heads), by their count-weighted
+mean, or both (``read``).
 """
 
 from __future__ import annotations
@@ -207,15 +210,16 @@ class PAOMemory(Memory):
     # ----------------------------------------------------------------- write (no gradient)
     def write(self, obs, starts, state, norm):
         seen, last = self._scan(obs, starts, state)
-        return torch.from_numpy(self._describe(seen, norm)).to(obs.device), torch.from_numpy(last).to(state.device, state.dtype)
+        context = torch.from_numpy(self._describe(seen, norm)).to(obs.device)
+        return context, torch.from_numpy(last).to(state.device, state.dtype)
 
     def scan(self, obs, starts, state):
-        """The observer and reflector over ``T`` steps: ``(records [T, N, C * record_floats + 1], state)``,
-        each step's records (after that step's write) and the count of chunks written, raw."""
+        """The observer and reflector over ``T`` steps: ``(records [T, N, (C + 1) * record_floats + 1], state)``:
+        at each step (after its write) the ``C`` records, the open chunk's working record (its order is the
+        count of chunks written) and the count of chunks written, raw."""
         seen, last = self._scan(obs, starts, state)
         return torch.from_numpy(seen).to(obs.device), torch.from_numpy(last).to(state.device, state.dtype)
 
-    @torch.no_grad()
     def _scan(self, obs, starts, state) -> tuple[np.ndarray, np.ndarray]:
         """``scan`` in numpy on the CPU: a write is a few dozen operations on small arrays per step, for
         which numpy's per-call cost is a fraction of torch's (the observations come from numpy anyway)."""
@@ -229,7 +233,7 @@ class PAOMemory(Memory):
         rest = full_state[:, C * self.record_floats :]
         acc_sum, acc_sq = rest[:, :F], rest[:, F : 2 * F]
         acc_n, last_pos, step, written = (rest[:, 2 * F + k] for k in range(4))
-        seen = np.empty((T, N, C * self.record_floats + 1), dtype=np.float32)
+        seen = np.empty((T, N, (C + 1) * self.record_floats + 1), dtype=np.float32)
         for t in range(T):
             start = begins[t]
             if start.any():  # a new episode: forget the last one
@@ -253,8 +257,9 @@ class PAOMemory(Memory):
             acc_n += 1
             last_pos[:] = positions[t]
             step += 1
-            seen[t, :, :-1] = records.reshape(N, -1)
-            seen[t, :, -1] = written
+            seen[t, :, : C * self.record_floats] = records.reshape(N, -1)
+            seen[t, :, C * self.record_floats :] = np.concatenate(
+                [acc_sum / acc_n[:, None], acc_sq / acc_n[:, None], acc_n[:, None], written[:, None], written[:, None]], 1)
         return seen, full_state
 
     def _commit(self, records: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -287,18 +292,18 @@ class PAOMemory(Memory):
         records[rows, i] = merge_records(records[rows, i], records[rows, j])
         return records, j
 
-    @torch.no_grad()
     def _describe(self, seen: np.ndarray, norm: nn.Module) -> np.ndarray:
-        """Each step's records as the read's input ``[T, N, C * (2F + 2)]``: per record its features'
-        normalized mean and std, log(1 + count) (0: an empty slot) and log(1 + age in chunks)."""
+        """Each step's records and working record as the read's input ``[T, N, (C + 1) * (2F + 2)]``: per
+        record its features' normalized mean and std, log(1 + count) (0: an empty slot) and log(1 + age),
+        the age in chunks ended since (0 for the open chunk)."""
         T, N, _ = seen.shape
         F = len(self.features)
-        records = seen[..., :-1].reshape(T, N, self.capacity, self.record_floats)
+        records = seen[..., :-1].reshape(T, N, self.capacity + 1, self.record_floats)
         written = seen[..., -1:, None]
         mean, square, count, order = records[..., :F], records[..., F : 2 * F], records[..., -2:-1], records[..., -1:]
         center, scale = (x.cpu().numpy() for x in feature_scale(norm, self.feature_columns))
         std = np.sqrt(np.maximum(square - mean * mean, 0.0))
-        age = np.maximum(written - 1 - order, 0.0)  # chunks written since (0 for the newest; empty slots hold zeros)
+        age = np.maximum(written - order, 0.0)
         described = np.concatenate([(mean - center) / scale, std / scale, np.log1p(count), np.log1p(age)], -1)
         return described.reshape(T, N, -1).astype(np.float32, copy=False)
 
@@ -310,7 +315,7 @@ class PAOMemory(Memory):
         ``q . e_c`` are ``(W^T q) . d_c`` (``q . b`` is the same for every record and cancels in the softmax)."""
         T, N, _ = x.shape
         H = self.heads
-        stats = context.reshape(T, N, self.capacity, -1)  # [T, N, C, E]
+        stats = context.reshape(T, N, self.capacity + 1, -1)  # [T, N, C + 1, E]: the records, the open chunk
         log_count = stats[..., 2 * len(self.features)]
         valid = log_count > 0  # an empty slot has count 0
         weight, bias = self.encoder.weight, self.encoder.bias
@@ -330,8 +335,10 @@ class PAOMemory(Memory):
         return torch.cat(reads, -1) if len(reads) > 1 else reads[0]
 
     def floats_kept(self, state):
-        records = state[:, : self.capacity * self.record_floats].reshape(-1, self.capacity, self.record_floats)
-        return (records[..., -2] > 0).sum(1).to(state.dtype) * self.record_floats
+        split = self.capacity * self.record_floats
+        records = state[:, :split].reshape(-1, self.capacity, self.record_floats)
+        open_chunk = state[:, split + 2 * len(self.features)] > 0  # its sums and count
+        return ((records[..., -2] > 0).sum(1) + open_chunk).to(state.dtype) * self.record_floats
 
     def probe_features(self, state):
         """The records newest first (a slot's place depends on the reflector's history), then the rest."""
