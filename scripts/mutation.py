@@ -113,7 +113,7 @@ MUTANTS = [
     Mutant("old_topr_split_by_advantage", "old: TOPR's branches split by each step's advantage sign", ALGOS,
            "positive = outcome > 0", "positive = advantages > 0", LEARNING),
     Mutant("old_horizon_bootstraps", "old: the horizon is a truncation that bootstraps from the critic", ROLLOUT,
-           "return truncated & (final_obs[:, TIME_LEFT] <= 0.0)", "return truncated & False", COLLECTING),
+           "return truncated & (time_left <= 0.0)", "return truncated & False", COLLECTING),
     Mutant("old_normalizer_moves_in_rollout", "old: normalizer statistics updated at every rollout step", ROLLOUT,
            "            obs_t = torch.as_tensor(self.obs, device=dev)\n",
            "            obs_t = torch.as_tensor(self.obs, device=dev)\n"
