@@ -70,7 +70,8 @@ def test_predict_matches_the_greedy_action_for_single_and_batched_observations()
     assert single == batch[2] and np.ndim(single) == 0
 
 
-@pytest.mark.parametrize("memory", [MemoryConfig("gru", hidden=8), MemoryConfig("window", frames=3)])
+@pytest.mark.parametrize("memory", [MemoryConfig("gru", hidden=8), MemoryConfig("window", frames=3),
+                                    MemoryConfig("paom", capacity=4)])
 def test_predict_carries_a_memory_state_and_resets_it_at_episode_starts(memory):
     env = EnvConfig(window=8, episode_bars=20, continuous=True)
     policy = ActorCritic.for_env(env, PolicyConfig(memory=memory))
