@@ -66,13 +66,16 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, sharpe_variance: f
 
     ``returns``: the selected strategy's per-bar returns; ``sharpe_variance``: the variance of
     the per-bar Sharpe ratios across the trials. Skewness and kurtosis of the returns enter the
-    standard error of the Sharpe ratio.
+    standard error of the Sharpe ratio. NaN when the returns do not vary (an agent that never holds a
+    position has no Sharpe ratio).
     """
     returns = np.asarray(returns, dtype=float)
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     bars = len(returns)
     std = returns.std(ddof=1)
+    if not std > 0:
+        return math.nan
     sharpe = returns.mean() / std
     z = (returns - returns.mean()) / returns.std(ddof=0)
     skew, kurtosis = float(np.mean(z**3)), float(np.mean(z**4))

@@ -58,3 +58,11 @@ def test_episode_log_return_counts_ruin_as_the_ruin_level():
     got = episode_log_return(final, 100_000.0, 0.05)
     np.testing.assert_allclose(got, [math.log(1.1), math.log(0.05), math.log(0.05), math.log(0.05)])
     assert np.isfinite(episode_log_return(np.array([-1.0]), 100_000.0, 0.0)).all()  # no ruin level: a tiny floor
+
+
+def test_returns_that_do_not_vary_have_no_deflated_sharpe_ratio_and_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a division by a zero std would warn
+        assert math.isnan(deflated_sharpe_ratio(np.zeros(50), 3, 0.01))
