@@ -21,10 +21,10 @@ from openclaw_rl.rock.splits import SPLITS, check_fractions, seeds_record, time_
 from openclaw_rl.errors import ConfigError, DataError
 
 REWARDS = ("log_return", "dsr", "terminal_excess")
-N_SCALAR_FEATURES = 5  # observation features after the return window (see the engine's layout)
-# The observation's features after the return window, in order (the engine's layout); the newest
-# return is the window's last column. ``env.observe_regime`` appends the regime one-hot after them.
+# The observation's features from the newest return (the window's last column) on, in order (the
+# engine's layout); ``env.observe_regime`` appends the regime one-hot after them.
 FEATURES = ("return", "volatility", "range", "position", "pnl", "time_left")
+N_SCALAR_FEATURES = len(FEATURES) - 1  # observation features after the return window
 MARKETS = (*SYNTHETIC_MODELS, "historical")
 SAMPLINGS = ("random", "first")
 ENV_OWNED = ("bars_per_year", "regime")  # model fields set from env.*, not from env.market.*

@@ -206,7 +206,7 @@ class MarketEngine:
         new[4] = (equity / self.entry_equity - 1.0) * 100
         new[5] = 1.0 - self.t / self.config.episode_bars
         if self.config.observe_regime:
-            new[6:] = self._regime_onehot(self.regime.take(flat))
+            new[N_SCALAR_FEATURES + 1 :] = self._regime_onehot(self.regime.take(flat))
         buf[:, self._head + w - 1 : self._head + self.obs_dim] = new.T
 
     @staticmethod

@@ -151,7 +151,8 @@ class ActorCritic(nn.Module):
         scores them: the log-prob is always that of the action returned. ``context [N, K]``: the memory's
         context for this step, computed by the caller (``memory_context``; the state returned is then ``state``).
         """
-        head, value, state = self.forward_sequence(obs[None], state, starts[None], None if context is None else context[None])
+        context = None if context is None else context[None]
+        head, value, state = self.forward_sequence(obs[None], state, starts[None], context)
         dist = self.distribution(head[0])
         if deterministic:
             action = head[0] if self.continuous else head[0].argmax(-1)
