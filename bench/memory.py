@@ -20,11 +20,12 @@ Per row: the test excess log return over buy-and-hold, mean ± sd and a 95% t-in
 seeds; paired differences (same training seed) alma - gru, alma - window, and none - oracle (the task
 needs memory when this is clearly negative).
 
-    python bench/memory.py [--seeds 5] [--steps 500000] [--sweep-trials 16] [--sweep-steps 300000]
+    python bench/memory.py [--seeds 5] [--steps 500000] [--sweep-trials 16] [--sweep-steps 300000] [--algo ipa]
     python bench/memory.py --quick     # a check that the script works (~2 minutes)
 
-Run dirs: bench/runs/memory[_quick]/ (ignored by git, replaced on each run). Writes
-bench/results/NAME.{json,md} (NAME: memory, or memory_quick).
+``--algo ppo`` runs everything (sweep and rows) with that learner instead of IPA. Run dirs:
+bench/runs/NAME/ (ignored by git, replaced on each run). Writes bench/results/NAME.{json,md} (NAME:
+memory, memory_ppo for --algo ppo, or memory_quick).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def env_overrides(values: dict, prefix: str = "env") -> list[str]:
     return out
 
 
-def common_overrides(task: str, steps: int) -> list[str]:
-    return [*env_overrides(dict(TASKS[task].env)), f"trainer.total_steps={steps}", "trainer.threads=1",
+def common_overrides(task: str, steps: int, algo: str) -> list[str]:
+    return [*env_overrides(dict(TASKS[task].env)), f"algo={algo}", f"trainer.total_steps={steps}", "trainer.threads=1",
             "trainer.progress=log", "eval.objective=excess_log_return"]
 
 
@@ -101,11 +102,11 @@ def train(job: tuple[list[str], Path]) -> dict:
     return {"validation": result.objective}  # throughput: bench/memory_sps.py (these runs share the cores)
 
 
-def alma_sweep(task: str, trials: int, steps: int, sweep_dir: Path) -> dict:
+def alma_sweep(task: str, trials: int, steps: int, algo: str, sweep_dir: Path) -> dict:
     """The ALMA sweep over memory designs; its best design as overrides."""
     command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=alma",
                f"hydra.sweeper.budget={trials}", "hydra.sweeper.seed=0", f"hydra.sweeper.n_workers={WORKERS}",
-               "seed=0", *common_overrides(task, steps), *SPACE]
+               "seed=0", *common_overrides(task, steps, algo), *SPACE]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"ALMA sweep on {task} failed:\n{result.stderr[-3000:]}")
@@ -137,22 +138,24 @@ def main() -> None:
     parser.add_argument("--sweep-trials", type=int, default=16)
     parser.add_argument("--sweep-steps", type=int, default=300_000)
     parser.add_argument("--tasks", nargs="+", default=MEMORY_TASKS, choices=MEMORY_TASKS)
+    parser.add_argument("--algo", default="ipa", choices=["ipa", "ppo", "grpo", "reinforce"])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a check that the script works")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps, args.sweep_trials, args.sweep_steps, args.tasks = 2, 16_384, 3, 8_192, MEMORY_TASKS[:1]
-    name = "memory_quick" if args.quick else "memory"
+    name = "memory_quick" if args.quick else "memory" if args.algo == "ipa" else f"memory_{args.algo}"
     runs = ROOT / "bench" / "runs" / name
     shutil.rmtree(runs, ignore_errors=True)
-    payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "seeds": args.seeds, "steps": args.steps,
+    payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "algo": args.algo, "seeds": args.seeds,
+               "steps": args.steps,
                "sweep": {"trials": args.sweep_trials, "steps": args.sweep_steps, "space": SPACE}, "tasks": {}}
     for task in args.tasks:
-        found = alma_sweep(task, args.sweep_trials, args.sweep_steps, runs / task / "sweep")
+        found = alma_sweep(task, args.sweep_trials, args.sweep_steps, args.algo, runs / task / "sweep")
         print(task, "ALMA found", found["design"], flush=True)
         rows = {**ROWS, "alma": found["design"]}
         jobs = [(row, seed) for seed in range(1, args.seeds + 1) for row in rows]
         with ProcessPoolExecutor(WORKERS) as pool:
-            trained = list(pool.map(train, [([*common_overrides(task, args.steps), *rows[row], f"seed={seed}"],
+            trained = list(pool.map(train, [([*common_overrides(task, args.steps, args.algo), *rows[row], f"seed={seed}"],
                                               runs / task / f"{row}_{seed}") for row, seed in jobs]))
         per_row: dict[str, list[dict]] = {row: [] for row in rows}
         for (row, seed), result in zip(jobs, trained):
@@ -180,7 +183,7 @@ def report(payload: dict) -> str:
     tier = TIERS["memory"]
     lines = ["# Memory designs on the memory tasks (test split)", "",
              f"Measured {payload['date']} on {payload['machine']['cores']} CPU cores by `bench/memory.py`. Each row: "
-             f"default IPA, {payload['steps']:,} env steps, training seeds 1-{payload['seeds']}; scored by `run_benchmark` "
+             f"default {payload['algo'].upper()}, {payload['steps']:,} env steps, training seeds 1-{payload['seeds']}; scored by `run_benchmark` "
              f"on the task's test split ({tier.n_seeds} seeds x {tier.n_markets} markets). `alma`: the best design of an "
              f"ALMA sweep over memory designs ({payload['sweep']['trials']} trials x {payload['sweep']['steps']:,} steps, "
              "2 workers, training seed 0, validation objective), retrained on the rows' seeds. Probe: ridge probe of the "
