@@ -68,7 +68,6 @@ def collect_probe_points(policy: ActorCritic, env: EnvConfig, seed: int, device:
             count = bar + 1 - low
             mean = (csum[bar + 1, rows] - csum[low, rows]) / count
             var = (csq[bar + 1, rows] - csq[low, rows]) / count - mean**2
-            kept = policy.memory.floats_kept(memory).cpu().numpy()
             points["state"].append(policy.memory.probe_features(memory).cpu().numpy())
             points["obs"].append(obs[rows])
             points["regime"].append(engine.regime[bar, rows])
@@ -76,7 +75,7 @@ def collect_probe_points(policy: ActorCritic, env: EnvConfig, seed: int, device:
             points["since_order"].append(chunk_return[rows])
             points["chunk"].append(chunks[rows])
             points["market"].append(columns[rows])
-            points["ratio"].append(np.where(kept > 0, (t + 1) * env.obs_dim / np.maximum(kept, 1e-9), np.inf))
+            points["ratio"].append(compression_ratio(t + 1, env.obs_dim, policy.memory.floats_kept(memory).cpu().numpy()))
         last_position = obs[:, position].copy()
         obs, _, terminated, truncated, _ = envs.step(action.cpu().numpy())
         active &= ~(terminated | truncated)
@@ -84,6 +83,13 @@ def collect_probe_points(policy: ActorCritic, env: EnvConfig, seed: int, device:
     policy.train(was_training)
     envs.close()
     return {key: np.concatenate(values) if values else np.zeros(0) for key, values in points.items()}
+
+
+def compression_ratio(steps, obs_dim: int, kept: np.ndarray) -> np.ndarray:
+    """Observation floats received since the episode began (``steps`` of ``obs_dim``) over the floats
+    the memory keeps; inf where it keeps none."""
+    with np.errstate(divide="ignore"):
+        return np.where(kept > 0, steps * obs_dim / np.where(kept > 0, kept, 1.0), np.inf)
 
 
 def ridge_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -166,11 +172,11 @@ def credit_stats(policy: ActorCritic, batch: Batch, advantages: torch.Tensor, ch
     step that commits the chunk, in the same episode)."""
     memory = policy.memory
     state = batch.last_state[0]
-    kept = memory.floats_kept(state)
-    seen = (batch.step_in_episode[-1] + 1).to(kept.dtype) * batch.obs.shape[-1]
-    stats = {"memory/floats_kept": kept.mean().item()}
-    if (kept > 0).any():
-        stats["memory/compression_ratio"] = (seen[kept > 0] / kept[kept > 0]).mean().item()
+    kept = memory.floats_kept(state).cpu().numpy()
+    stats = {"memory/floats_kept": float(kept.mean())}
+    ratio = _finite_mean(compression_ratio(batch.step_in_episode[-1].cpu().numpy() + 1, batch.obs.shape[-1], kept))
+    if ratio is not None:
+        stats["memory/compression_ratio"] = ratio
     context = batch.memory
     if context is None or context.shape[-1] == 0 or batch.rewards.shape[0] < 2:
         return stats
