@@ -51,3 +51,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray (2 CPUs) for every test that needs it, shut down at the end of the session."""
+    from openclaw_rl.rock.sandbox import connect_ray
+
+    ray = connect_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

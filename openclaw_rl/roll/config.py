@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 from openclaw_rl.ipa.chunks import CHUNKERS
 from openclaw_rl.rock.config import ConfigError, EnvConfig, typed
+from openclaw_rl.rock.faults import FaultConfig
+from openclaw_rl.rock.sandbox import BACKENDS
 from openclaw_rl.rock.splits import seed_range
 from openclaw_rl.roll.policy import ACTIVATIONS, PolicyConfig
 from openclaw_rl.strategies.v7 import STRATEGIES
@@ -26,6 +28,7 @@ OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
 PROGRESS = ("auto", "bar", "log")
 STAGES = ("rl", "sft", "sft_rl")
+COLLECTIONS = ("sync", "async")
 RESAMPLE_MODES = ("parallel", "sequential", "fork")
 TRAIN_SEED_STRIDE = 100_000  # run seed s seeds its training markets from s * stride (rock/splits.py: below 2**40)
 
@@ -113,6 +116,17 @@ class TrainerConfig:
     # torch CPU threads: a positive integer, or auto: 1 on a GPU or for policies under 1M parameters (the env
     # steps in numpy on one core; more threads only wait for each other: bench/results/threads.md), else torch's default
     threads: str = "auto"
+    # Rollout workers (roll/workers.py): each owns env.n_envs / workers markets (whole groups) and a copy of
+    # the policy. workers=1 with backend=local is the collector in this process (no pool).
+    workers: int = 1
+    backend: str = "local"  # local (in this process) | process (a spawned process each) | ray (an actor each)
+    collection: str = "sync"  # sync: each update waits for every worker | async: the first rollouts done, mu lags pi_old
+    max_policy_lag: int = 2  # async: a rollout acted by a policy more updates old than this is collected again
+    broadcast_every: int = 1  # updates between weight broadcasts to the workers (>1: mu lags even when sync)
+    worker_timeout: float = 600.0  # seconds one worker rollout may take; then it is killed and restarted
+    worker_retries: int = 10  # failed attempts in a row at one worker's rollout before the run stops
+    ray_address: str | None = None  # backend=ray: a cluster (host:port, ray://host:port, auto); null: a local Ray
+    faults: FaultConfig = field(default_factory=FaultConfig)  # injected worker failures (testing a setup)
 
 
 @dataclass
@@ -246,6 +260,7 @@ class RunConfig:
              f"true replaces the run in the run dir, trainer.resume={t.resume} continues one: give one of them")
         need(t.threads == "auto" or (str(t.threads).isdigit() and int(t.threads) >= 1), "trainer.threads",
              f"must be auto or a positive integer, got {t.threads!r}")
+        self._validate_workers(need)
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")
         need(t.log_every >= 1, "trainer.log_every", f"must be >= 1, got {t.log_every}")
         need(e.n_envs >= 1, "eval.n_envs", f"must be >= 1, got {e.n_envs}")
@@ -262,6 +277,32 @@ class RunConfig:
                  f"holds more records than an episode has steps (env.episode_bars={self.env.episode_bars}), got {memory.capacity}")
         need(len(self.policy.hidden) >= 1 and all(h >= 1 for h in self.policy.hidden), "policy.hidden",
              f"needs at least one positive layer width, got {list(self.policy.hidden)}")
+
+    def _validate_workers(self, need) -> None:
+        t, f = self.trainer, self.trainer.faults
+        need(t.workers >= 1, "trainer.workers", f"must be >= 1, got {t.workers}")
+        need(t.backend in BACKENDS, "trainer.backend", f"unknown backend {t.backend!r}; allowed: {', '.join(BACKENDS)}")
+        need(t.collection in COLLECTIONS, "trainer.collection",
+             f"unknown collection {t.collection!r}; allowed: {', '.join(COLLECTIONS)}")
+        per_worker = t.workers * t.group_size
+        need(self.env.n_envs % per_worker == 0, "trainer.workers",
+             f"{t.workers} workers cannot share env.n_envs={self.env.n_envs} markets in equal whole groups "
+             f"(trainer.group_size={t.group_size}); pick a divisor")
+        need(t.collection == "sync" or t.backend != "local", "trainer.collection",
+             "async collection needs workers that run beside the learner: trainer.backend=process or ray")
+        need(t.max_policy_lag >= 0, "trainer.max_policy_lag", f"must be >= 0, got {t.max_policy_lag}")
+        need(t.broadcast_every >= 1, "trainer.broadcast_every", f"must be >= 1, got {t.broadcast_every}")
+        need(t.worker_timeout > 0, "trainer.worker_timeout", f"must be > 0 seconds, got {t.worker_timeout}")
+        need(t.worker_retries >= 0, "trainer.worker_retries", f"must be >= 0, got {t.worker_retries}")
+        need(t.ray_address is None or t.backend == "ray", "trainer.ray_address", "is read by trainer.backend=ray only")
+        pooled = t.workers > 1 or t.backend != "local"
+        need(self.resample.teacher is None or not pooled, "resample.teacher",
+             "chunk-level resampling replays teacher prefixes in this process: it needs trainer.workers=1, backend=local")
+        need(not f.active or pooled, "trainer.faults", "injected faults act in rollout workers: set trainer.workers "
+             "or trainer.backend")
+        need(f.kill == 0 or t.backend != "local", "trainer.faults.kill", "would kill this process: needs backend=process or ray")
+        for key in ("step_error", "hang", "kill"):
+            need(0 <= getattr(f, key) < 1, f"trainer.faults.{key}", f"must be in [0, 1), got {getattr(f, key)}")
 
 
 def design_differences(stored: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:

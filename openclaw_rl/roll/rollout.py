@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from openclaw_rl.errors import ConfigError
 from openclaw_rl.metrics import episode_log_return
 from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.rock.engine import MarketEngine
@@ -66,6 +67,31 @@ class Batch:
             value = getattr(self, f.name)
             picked[f.name] = None if value is None else value[cols] if f.name in self.PER_ENV else value[:, cols]
         return Batch(**picked)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                        for f in fields(self)})
+
+
+def concat_batches(batches: list[Batch]) -> Batch:
+    """Rollouts of disjoint env columns (rollout workers' shares) side by side, as one ``[T, sum N]`` batch;
+    group ids are offset so that each part's groups stay their own."""
+    if len(batches) == 1:
+        return batches[0]
+    joined, offset, groups = {}, 0, []
+    for b in batches:
+        groups.append(b.group + offset)
+        offset += int(b.group.max()) + 1
+    for f in fields(Batch):
+        values = [getattr(b, f.name) for b in batches]
+        if f.name == "group":
+            joined[f.name] = torch.cat(groups)
+        elif values[0] is None:
+            joined[f.name] = None
+        else:
+            dim = 0 if f.name in Batch.PER_ENV else 1  # [1, N, h] states: dim 1 too
+            joined[f.name] = torch.cat(values, dim=dim)
+    return Batch(**joined)
 
 
 def horizon_reached(truncated: np.ndarray, time_left: np.ndarray) -> np.ndarray:
@@ -233,9 +259,15 @@ class Collector:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if "workers" in state:
+            raise ConfigError(f"the checkpoint holds the state of {len(state['workers'])} rollout workers; "
+                              "resume with the same trainer.workers and a pool (trainer.workers > 1 or backend != local)")
         self.envs.restore(state["env"])
         for key in ("obs", "starts", "prev_positions", "step_in_episode", "waiting", "episode_return", "episode_length"):
             setattr(self, key, np.array(state[key]))
         self.state = state["recurrent"].to(self.device)
         if self.teacher is not None:
             self.teacher.load_state_dict(state["teacher"])
+
+    def close(self) -> None:
+        self.envs.close()

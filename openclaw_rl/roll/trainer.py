@@ -28,6 +28,7 @@ from openclaw_rl.roll.memory_eval import memory_report
 from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
 from openclaw_rl.roll.rollout import Collector
 from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
+from openclaw_rl.roll.workers import RolloutPool
 
 log = logging.getLogger("openclaw_rl.train")
 TORCH_THREADS = torch.get_num_threads()  # at import: torch's default (one per physical core) unless set before
@@ -81,15 +82,20 @@ def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
     return path, path.parent.parent
 
 
-def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv, ActorCritic, Collector, Learner]:
-    envs = MarketVecEnv(config=config.env)
+def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv | None, ActorCritic, Collector | RolloutPool,
+                                                            Learner]:
+    """The run's parts. With ``trainer.workers > 1`` or ``backend != local`` the rollouts come from a
+    ``RolloutPool`` (the envs live in its workers: ``envs`` is ``None``), else from a ``Collector`` here."""
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
+    learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
+    if config.trainer.workers > 1 or config.trainer.backend != "local":
+        return None, policy, RolloutPool(config, policy, device), learner
+    envs = MarketVecEnv(config=config.env)
     n, group_size = config.env.n_envs, config.trainer.group_size
     group = np.arange(n) // group_size
     seeds = config.seed * TRAIN_SEED_STRIDE + group  # RunConfig.validate keeps them in the train range
     teacher = TeacherReplay(config.resample, envs.engine, config.seed, policy, device) if config.resample.teacher else None
     collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale, teacher)
-    learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
     return envs, policy, collector, learner
 
 
@@ -121,17 +127,17 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         log.warning("env.data.split=%s: the run trains on bars beyond the train split (its validation objective is "
                     "in-sample; the benchmark refuses it on any split it trained on)", config.env.data.split)
     torch.manual_seed(config.seed)
-    envs, policy, collector, learner = build(config, device)
+    _, policy, collector, learner = build(config, device)
     threads = resolve_threads(trainer.threads, sum(p.numel() for p in policy.parameters()), device)
     try:
         with torch_threads(threads):
-            return _train(config, run_dir, device, resume_from, envs, policy, collector, learner, lineage)
+            return _train(config, run_dir, device, resume_from, policy, collector, learner, lineage)
     finally:
-        envs.close()
+        collector.close()
 
 
-def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: Path | None, envs: MarketVecEnv,
-           policy: ActorCritic, collector: Collector, learner: Learner, lineage: list[dict]) -> TrainResult:
+def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: Path | None, policy: ActorCritic,
+           collector: Collector | RolloutPool, learner: Learner, lineage: list[dict]) -> TrainResult:
     started = time.time()
     update, global_step, logged = 0, 0, None
     if resume_from is not None:
@@ -183,6 +189,8 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
                     stats[f"charts/{key}"] = float(np.mean(values))
             if collector.teacher is not None:
                 stats.update(collector.teacher.end_rollout())
+            if isinstance(collector, RolloutPool):
+                stats.update(collector.stats)
             if config.resample.scan_every and update % config.resample.scan_every == 0:
                 scan = fork_scan(policy, collector.teacher.strategy, config.env, config.resample, scan_markets, device)
                 stats.update(scan.stats(config.env.episode_bars))

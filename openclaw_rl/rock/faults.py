@@ -1,0 +1,51 @@
+"""Fault injection for the sandbox pool: a ``MarketVecEnv`` that fails the way a user's simulator can.
+
+``trainer.faults.*`` turns it on in every rollout worker, so a user (and the tests) can watch a run
+carry on through failures: a step that raises, a step that hangs past ``trainer.worker_timeout``, a
+worker process killed by SIGKILL (as the OOM killer would). The dice are drawn from the OS's entropy,
+not from the env's seeded state: a failure is not part of the market, and a restored snapshot does
+not fail at the same step again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from openclaw_rl.rock.vector import MarketVecEnv
+
+
+@dataclass
+class FaultConfig:
+    step_error: float = 0.0  # probability that a vector step raises
+    hang: float = 0.0  # probability that a vector step sleeps hang_seconds first
+    hang_seconds: float = 3600.0
+    kill: float = 0.0  # probability that a vector step SIGKILLs its own process (never in this process: backend local)
+
+    @property
+    def active(self) -> bool:
+        return self.step_error > 0 or self.hang > 0 or self.kill > 0
+
+
+class InjectedFault(RuntimeError):
+    """The error a faulty step raises."""
+
+
+class FaultyMarketVecEnv(MarketVecEnv):
+    def __init__(self, faults: FaultConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.faults, self.dice = faults, np.random.default_rng()  # unseeded on purpose (see the module)
+
+    def step(self, actions):
+        kill, hang, error = self.dice.random(3)
+        if kill < self.faults.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if hang < self.faults.hang:
+            time.sleep(self.faults.hang_seconds)
+        if error < self.faults.step_error:
+            raise InjectedFault("injected fault: this step failed (trainer.faults.step_error)")
+        return super().step(actions)

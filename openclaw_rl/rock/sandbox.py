@@ -1,0 +1,245 @@
+"""Fault-isolated sandboxes: an object built and called in this process, a child process or a Ray actor.
+
+A ``Sandbox`` hosts one object made by ``factory(*args)`` and runs one method call at a time on it:
+``submit(method, *args)``, then ``result(timeout)``. What can go wrong comes back as one of two errors,
+whatever the backend: ``SandboxError`` (the call raised; the host lives on and takes the next call) and
+``SandboxLost`` (the host died, or the call ran past ``timeout`` and the host was killed). The caller
+decides what a failure means (``roll.workers`` restarts the host from a snapshot). Nothing here knows
+what the hosted object does.
+
+Backends:
+- ``local``: the object lives in the caller's process; the call runs inside ``result`` (a reference
+  for the others: no isolation, no timeout).
+- ``process``: a ``spawn``-ed child process per sandbox (no forked copy of the caller's threads or
+  locks), talking over a pipe; a timeout or a death kills it.
+- ``ray``: a Ray actor per sandbox (``max_restarts=0``: restarts are the caller's, counted);
+  ``pip install openclaw_rl[ray]``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import socket
+import time
+import traceback
+from typing import Any, Callable
+
+from openclaw_rl.errors import ConfigError
+
+BACKENDS = ("local", "process", "ray")
+RAY_EXTRA = "Ray is not installed; install the extra: pip install 'openclaw_rl[ray]'"
+
+
+class SandboxError(RuntimeError):
+    """The hosted call raised; the message holds the remote traceback. The sandbox takes more calls."""
+
+
+class SandboxLost(RuntimeError):
+    """The sandbox died or was killed (a timeout); build a new one."""
+
+
+def import_ray():
+    """The ``ray`` module, or a ``ConfigError`` that names the extra to install."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ConfigError(RAY_EXTRA) from error
+    return ray
+
+
+def connect_ray(address: str | None = None, num_cpus: int | None = None, key: str = "ray_address"):
+    """Ray, connected: to the cluster at ``address`` (``host:port``, ``ray://host:port`` or ``auto``), or a
+    local Ray of ``num_cpus`` when ``None``. An address that does not answer is a ``ConfigError`` naming
+    ``key``, raised within seconds (``ray.init`` would wait much longer). Reuses a live connection."""
+    ray = import_ray()
+    if address not in (None, "auto", "local"):
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"{key}={address}: no Ray cluster answers there ({error}); "
+                              f"start one with `ray start --head` or leave {key} null for a local Ray") from error
+    if ray.is_initialized():
+        return ray
+    try:
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError) as error:
+        raise ConfigError(f"{key}={address}: cannot connect to Ray: {error}") from error
+    return ray
+
+
+class Sandbox:
+    """The interface; ``make_sandbox`` picks the backend."""
+
+    def submit(self, method: str, *args) -> None:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """The submitted call's result can be taken without waiting."""
+        raise NotImplementedError
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the host (kills a process or actor; idempotent)."""
+
+    submitted_at: float = 0.0
+
+
+class LocalSandbox(Sandbox):
+    def __init__(self, factory: Callable, args: tuple):
+        self.host, self.call = factory(*args), None
+
+    def submit(self, method: str, *args) -> None:
+        self.call, self.submitted_at = (method, args), time.monotonic()
+
+    def ready(self) -> bool:
+        return self.call is not None
+
+    def result(self, timeout: float | None = None) -> Any:
+        (method, args), self.call = self.call, None
+        try:
+            return getattr(self.host, method)(*args)
+        except Exception as error:
+            raise SandboxError(f"{type(error).__name__}: {error}\n{traceback.format_exc()}") from error
+
+
+def _serve(conn, factory: Callable, args: tuple) -> None:
+    """The child process's loop: build the host, then answer calls until the pipe closes."""
+    try:
+        host = factory(*args)
+        conn.send(("ok", None))
+    except Exception as error:  # the sandbox cannot even start: report it and end
+        conn.send(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+        return
+    while True:
+        try:
+            method, call_args = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        try:
+            conn.send(("ok", getattr(host, method)(*call_args)))
+        except Exception as error:
+            conn.send(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+
+
+class ProcessSandbox(Sandbox):
+    START_TIMEOUT = 120.0  # seconds to import and build the host in a fresh interpreter
+
+    def __init__(self, factory: Callable, args: tuple):
+        """Starts the process and returns; the first ``submit`` waits until the host is built (so that
+        several sandboxes start side by side), and raises there if it could not be."""
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, factory, args), daemon=True)
+        self.process.start()
+        child.close()
+        self.started = False
+
+    def submit(self, method: str, *args) -> None:
+        if not self.started:
+            self._receive(self.START_TIMEOUT, self.START_TIMEOUT)
+            self.started = True
+        try:
+            self.conn.send((method, args))
+        except (BrokenPipeError, ConnectionError, OSError) as error:
+            self.close()
+            raise SandboxLost(f"sandbox process {self.process.pid} is gone (exit code {self.process.exitcode})") from error
+        self.submitted_at = time.monotonic()
+
+    def ready(self) -> bool:
+        return self.conn.poll(0) or not self.process.is_alive()
+
+    def result(self, timeout: float | None = None) -> Any:
+        left = None if timeout is None else max(timeout - (time.monotonic() - self.submitted_at), 0.0)
+        return self._receive(left, timeout)
+
+    def _receive(self, left: float | None, timeout: float | None) -> Any:
+        """The answer within ``left`` seconds (of the call's ``timeout``); a silent process is killed."""
+        ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], left)
+        if self.conn in ready or self.conn.poll(0):
+            try:
+                status, value = self.conn.recv()
+            except (EOFError, ConnectionError, OSError):
+                status, value = "lost", None
+            if status == "ok":
+                return value
+            if status == "error":
+                raise SandboxError(value)
+        pid, hung = self.process.pid, self.process.is_alive()
+        self.close()
+        if hung:
+            raise SandboxLost(f"sandbox process {pid} did not answer within {timeout} s; killed")
+        raise SandboxLost(f"sandbox process {pid} died (exit code {self.process.exitcode})")
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=10)
+        self.conn.close()
+
+
+class _RayHost:
+    """The Ray actor: the hosted object and one ``call`` method."""
+
+    def __init__(self, factory: Callable, args: tuple):
+        self.host = factory(*args)
+
+    def call(self, method: str, *args) -> Any:
+        return getattr(self.host, method)(*args)
+
+
+class RaySandbox(Sandbox):
+    def __init__(self, factory: Callable, args: tuple, num_cpus: float = 1.0):
+        self.ray = import_ray()
+        actor = self.ray.remote(_RayHost).options(num_cpus=num_cpus, max_restarts=0, max_task_retries=0)
+        self.actor, self.ref = actor.remote(factory, args), None  # built in the background; a failure shows at the first call
+
+    def submit(self, method: str, *args) -> None:
+        self.ref, self.submitted_at = self.actor.call.remote(method, *args), time.monotonic()
+
+    def ready(self) -> bool:
+        return bool(self.ray.wait([self.ref], timeout=0)[0])
+
+    def result(self, timeout: float | None = None) -> Any:
+        left = None if timeout is None else max(timeout - (time.monotonic() - self.submitted_at), 0.0)
+        exceptions = self.ray.exceptions
+        try:
+            return self.ray.get(self.ref, timeout=left)
+        except exceptions.GetTimeoutError as error:
+            self.close()
+            raise SandboxLost(f"Ray actor did not answer within {timeout} s; killed") from error
+        except exceptions.RayActorError as error:  # before RayTaskError: a dead actor is not a raised call
+            self.close()
+            raise SandboxLost(f"Ray actor died: {error}") from error
+        except exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            raise SandboxError(f"{type(cause).__name__}: {cause}\n{error}" if cause else str(error)) from error
+
+    def close(self) -> None:
+        try:
+            self.ray.kill(self.actor, no_restart=True)
+        except Exception:  # already gone
+            pass
+
+
+def make_sandbox(backend: str, factory: Callable, *args, num_cpus: float = 1.0) -> Sandbox:
+    """A sandbox hosting ``factory(*args)`` (``factory`` and ``args`` must pickle for ``process`` and ``ray``)."""
+    if backend == "local":
+        return LocalSandbox(factory, args)
+    if backend == "process":
+        return ProcessSandbox(factory, args)
+    if backend == "ray":
+        return RaySandbox(factory, args, num_cpus)
+    raise ConfigError(f"unknown sandbox backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+
+
+def wait_any(sandboxes: list[Sandbox], timeout: float) -> None:
+    """Block until one of ``sandboxes`` is ready, or ``timeout`` seconds (polls; the pipes and Ray
+    futures of the backends have no common wait)."""
+    deadline = time.monotonic() + timeout
+    while not any(s.ready() for s in sandboxes) and time.monotonic() < deadline:
+        time.sleep(0.002)

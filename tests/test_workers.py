@@ -1,0 +1,281 @@
+"""Rollout workers (roll/workers.py) in fault-isolated sandboxes (rock/sandbox.py).
+
+What must hold: the same run on every backend, bit for bit; failures (a raise, a SIGKILL, a hang)
+that leave the run exactly as it would have been; async collection whose lag the mismatch mask sees;
+exact resume; clear errors for bad settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from openclaw_rl.errors import ConfigError
+from openclaw_rl.rock.sandbox import SandboxError, SandboxLost, make_sandbox
+from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
+from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.trainer import build, run_training, torch_threads
+from openclaw_rl.roll.workers import RolloutPool
+
+N, T, UPDATES = 8, 32, 3
+
+
+def config(updates: int = UPDATES, ipa: dict | None = None, algo: dict | None = None, **trainer) -> RunConfig:
+    return RunConfig.from_mapping({
+        "env": {"n_envs": N, "episode_bars": 48},
+        "trainer": {"total_steps": N * T * updates, "rollout_steps": T, "progress": "log", "workers": 2,
+                    "checkpoint_every": 1, **trainer},
+        "ipa": ipa or {},
+        "algo": algo or {},
+        "eval": {"n_envs": 4},
+    })
+
+
+def train(path, **trainer):
+    """The run's history and its final weights."""
+    result = run_training(config(**trainer), path)
+    return result.history, load_checkpoint(checkpoint_path(path))
+
+
+def assert_same_run(a, b) -> None:
+    (history_a, state_a), (history_b, state_b) = a, b
+    assert state_a["global_step"] == state_b["global_step"]
+    for key, value in state_a["policy"].items():
+        assert torch.equal(value, state_b["policy"][key]), key
+    for h_a, h_b in zip(history_a, history_b, strict=True):
+        assert h_a["losses/policy_loss"] == h_b["losses/policy_loss"]
+        assert h_a.get("charts/episodic_return") == h_b.get("charts/episodic_return")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Two workers in this process: the run every backend and every survived fault must reproduce (under
+    one thread, as the tests are: the policy's orthogonal init depends on the thread count)."""
+    with torch_threads(1):
+        return train(tmp_path_factory.mktemp("reference") / "run", backend="local")
+
+
+def test_process_and_ray_workers_give_the_local_run_bit_for_bit(reference, tmp_path, local_ray):
+    assert_same_run(reference, train(tmp_path / "process", backend="process"))
+    assert_same_run(reference, train(tmp_path / "ray", backend="ray"))
+
+
+def test_workers_split_the_markets_of_one_process_in_order():
+    """Worker i owns columns i*n/W ...: the joined batch starts on the markets one collector starts on,
+    with each group's id kept (group_size 2 over 2 workers)."""
+    single = RunConfig.from_mapping({"env": {"n_envs": N, "episode_bars": 48},
+                                     "trainer": {"rollout_steps": T, "group_size": 2}})
+    pooled = config(group_size=2, backend="local")
+    _, policy, collector, _ = build(single, torch.device("cpu"))
+    pool = RolloutPool(pooled, policy, torch.device("cpu"))
+    batch, _ = collector.collect(T, version=0)
+    joined, _ = pool.collect(T, version=0)
+    assert torch.equal(joined.obs[0], batch.obs[0])
+    assert torch.equal(joined.group, batch.group) and joined.group.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert joined.obs.shape == batch.obs.shape and torch.equal(joined.version, batch.version)
+    pool.close()
+
+
+def test_raised_hung_and_killed_workers_leave_the_run_unchanged(reference, tmp_path):
+    """Injected faults in the workers' env steps (a raise 4% of steps, a SIGKILL 0.5%, a hang 0.5% past a
+    2 s timeout): every failed attempt is thrown away whole and collected again from the worker's state
+    before it, so the run equals the run without faults, step count included."""
+    faulty = train(tmp_path / "faulty", backend="process", worker_timeout=2.0, worker_retries=100,
+                   faults={"step_error": 0.04, "kill": 0.005, "hang": 0.005, "hang_seconds": 60})
+    assert_same_run(reference, faulty)
+    restarts = sum(h["sandbox/restarts"] for h in faulty[0])
+    assert restarts > 0  # no fault in 6 rollouts of 32 steps: probability 0.96**192 < 0.001
+    assert sum(h["sandbox/resampled"] for h in faulty[0]) == restarts * N // 2
+    assert faulty[1]["global_step"] == UPDATES * N * T
+
+
+def test_a_worker_killed_between_rollouts_is_rebuilt_from_its_state():
+    pooled = RolloutPool(config(backend="process"), ActorCritic.for_env(config().env, config().policy),
+                         torch.device("cpu"))
+    local = RolloutPool(config(backend="local"), pooled.policy, torch.device("cpu"))
+    try:
+        for version in range(2):
+            pid = pooled.pids()[1]
+            if version == 1:
+                os.kill(pid, signal.SIGKILL)
+            got, _ = pooled.collect(T, version)
+            want, _ = local.collect(T, version)
+            assert torch.equal(got.obs, want.obs) and torch.equal(got.actions, want.actions)
+            assert torch.equal(got.logp, want.logp)
+        assert pooled.stats["sandbox/restarts"] == 1 and pooled.pids()[1] != pid
+    finally:
+        pooled.close()
+        local.close()
+
+
+def test_async_collection_lags_and_the_mismatch_mask_acts(tmp_path):
+    """Async workers act with weights an update old: pi_old / mu departs from 1 and a tight mismatch
+    bound drops chunks; the same bound drops nothing in sync collection (mu == pi_old exactly)."""
+    tight = {"mismatch_high": 1.0001}
+    updates = 4
+    run = run_training(config(updates, ipa=tight, backend="process", collection="async"), tmp_path / "async")
+    lag = [h["sandbox/policy_lag_max"] for h in run.history]
+    assert max(lag) >= 1 and max(lag) <= 2  # trainer.max_policy_lag
+    assert max(h["ipa/mismatch_max"] for h in run.history) > 1.0001
+    assert max(h["ipa/masked_fraction"] for h in run.history) > 0
+    assert load_checkpoint(checkpoint_path(tmp_path / "async"))["global_step"] == updates * N * T
+    sync = run_training(config(updates, ipa=tight, backend="local"), tmp_path / "sync")
+    assert all(h["ipa/mismatch_max"] == 1.0 and h["ipa/masked_fraction"] == 0 for h in sync.history)
+
+
+def test_a_rollout_staler_than_max_policy_lag_is_collected_again(tmp_path):
+    run = run_training(config(4, backend="process", collection="async", max_policy_lag=0), tmp_path / "run")
+    assert all(h["sandbox/policy_lag_max"] == 0 for h in run.history)
+    assert sum(h["sandbox/stale"] for h in run.history) > 0  # every rollout in flight during an update
+
+
+def test_a_pooled_run_resumes_exactly_and_only_with_its_workers(tmp_path):
+    """Stopped after 2 of 3 updates and resumed: the run without the stop (a constant learning rate, so
+    that the shorter first leg anneals nothing differently)."""
+    constant = {"anneal_lr": False}
+    straight = run_training(config(algo=constant, backend="local"), tmp_path / "straight")
+    run_training(config(UPDATES - 1, algo=constant, backend="local"), tmp_path / "run")
+    resumed = run_training(config(algo=constant, backend="local", resume="auto"), tmp_path / "run")
+    assert resumed.history[-1]["losses/policy_loss"] == straight.history[-1]["losses/policy_loss"]
+    want = load_checkpoint(checkpoint_path(tmp_path / "straight"))
+    got = load_checkpoint(checkpoint_path(tmp_path / "run"))
+    for key, value in want["policy"].items():
+        assert torch.equal(value, got["policy"][key]), key
+    for a, b in zip(want["collector"]["workers"], got["collector"]["workers"], strict=True):
+        assert torch.equal(a["rng"], b["rng"]) and np.array_equal(a["collector"]["obs"], b["collector"]["obs"])
+    with pytest.raises(ConfigError, match="trainer.workers=4"):
+        run_training(config(UPDATES + 1, algo=constant, backend="local", resume="auto", workers=4), tmp_path / "run")
+    with pytest.raises(ConfigError, match="2 rollout workers"):
+        run_training(config(UPDATES + 1, algo=constant, backend="local", resume="auto", workers=1), tmp_path / "run")
+
+
+@pytest.mark.parametrize("trainer, key", [
+    ({"workers": 0}, "trainer.workers"),
+    ({"workers": 3}, "trainer.workers"),  # 8 markets do not split in 3
+    ({"backend": "slurm"}, "trainer.backend"),
+    ({"collection": "eventually"}, "trainer.collection"),
+    ({"backend": "local", "collection": "async"}, "trainer.collection"),
+    ({"worker_timeout": 0}, "trainer.worker_timeout"),
+    ({"max_policy_lag": -1}, "trainer.max_policy_lag"),
+    ({"broadcast_every": 0}, "trainer.broadcast_every"),
+    ({"backend": "local", "faults": {"kill": 0.1}}, "trainer.faults.kill"),
+    ({"faults": {"step_error": 1.5}}, "trainer.faults.step_error"),
+    ({"workers": 1, "faults": {"step_error": 0.1}}, "trainer.faults"),
+    ({"backend": "process", "ray_address": "127.0.0.1:6379"}, "trainer.ray_address"),
+])
+def test_bad_worker_settings_name_the_key(trainer, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config(**trainer)
+
+
+def test_an_unreachable_ray_address_fails_before_any_work(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"trainer\.ray_address=127\.0\.0\.1:1: no Ray cluster answers"):
+        run_training(config(backend="ray", ray_address="127.0.0.1:1"), tmp_path / "run")
+    assert time.monotonic() - started < 30
+    assert not checkpoint_path(tmp_path / "run").exists()
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'openclaw_rl\[ray\]'"):
+        RolloutPool(config(backend="ray"), ActorCritic.for_env(config().env, config().policy), torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------- the sandboxes themselves
+class Host:
+    """A hosted object for the sandbox tests."""
+
+    def __init__(self, start: int):
+        if start < 0:
+            raise ValueError("a host cannot start below 0")
+        self.total = start
+
+    def add(self, x: int) -> int:
+        self.total += x
+        return self.total
+
+    def fail(self) -> None:
+        raise ValueError("boom")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@pytest.fixture(params=["local", "process", "ray"])
+def backend(request):
+    if request.param == "ray":
+        ray = request.getfixturevalue("local_ray")
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import the tests
+    return request.param
+
+
+def call(sandbox, method, *args, timeout=60.0):
+    sandbox.submit(method, *args)
+    return sandbox.result(timeout)
+
+
+def test_a_raised_call_is_an_error_and_the_host_lives_on(backend):
+    sandbox = make_sandbox(backend, Host, 1)
+    try:
+        assert call(sandbox, "add", 2) == 3
+        with pytest.raises(SandboxError, match="ValueError: boom"):
+            call(sandbox, "fail")
+        assert call(sandbox, "add", 4) == 7  # the same host, its state kept
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.parametrize("isolated", ["process", "ray"])
+def test_a_hung_or_killed_host_is_lost(isolated, request):
+    if isolated == "ray":
+        request.getfixturevalue("local_ray").cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    sandbox = make_sandbox(isolated, Host, 0)
+    pid = call(sandbox, "pid")
+    started = time.monotonic()
+    with pytest.raises(SandboxLost, match="did not answer within 1.0 s"):
+        call(sandbox, "sleep", 60, timeout=1.0)
+    assert time.monotonic() - started < 10
+    assert _gone_within(pid, 10)  # killed, not left running
+    other = make_sandbox(isolated, Host, 0)
+    pid = call(other, "pid")
+    os.kill(pid, signal.SIGKILL)
+    assert _gone_within(pid, 10)
+    with pytest.raises(SandboxLost, match="gone|died"):
+        call(other, "add", 1, timeout=10)
+
+
+def test_a_host_that_cannot_be_built_fails_at_its_first_call():
+    sandbox = make_sandbox("process", Host, -1)
+    with pytest.raises(SandboxError, match="cannot start below 0"):
+        call(sandbox, "add", 1)
+    sandbox.close()
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (killed, not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
