@@ -17,6 +17,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
+from openclaw_rl.rock.user_env import user_spaces
 from openclaw_rl.rock.splits import SPLITS, check_fractions, seeds_record, time_splits
 from openclaw_rl.errors import ConfigError, DataError
 
@@ -136,6 +137,9 @@ class EnvConfig:
     observe_regime: bool = False  # the oracle: append the bar's true regime (one-hot over REGIME_NAMES) to the observation
     market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})  # model parameters: market_defaults
     data: DataConfig = field(default_factory=DataConfig)
+    # A user's Gymnasium env instead of the market simulator (rock/user_env.py): a registered id, or
+    # module:Env-v0 to import the module that registers it. The market keys above are then unused.
+    gym_id: str | None = None
 
     def __post_init__(self):
         if isinstance(self.actions, (list, tuple)):
@@ -145,6 +149,8 @@ class EnvConfig:
 
     @property
     def obs_dim(self) -> int:
+        if self.gym_id is not None:
+            return user_spaces(self.gym_id).obs_dim
         return self.window + N_SCALAR_FEATURES + (len(REGIME_NAMES) if self.observe_regime else 0)
 
     def feature(self, name: str) -> int:
@@ -154,6 +160,8 @@ class EnvConfig:
     @property
     def action_dim(self) -> int:
         """Logits of the discrete actions, or the one continuous target position."""
+        if self.gym_id is not None:
+            return user_spaces(self.gym_id).action_dim
         return 1 if self.continuous else len(self.actions)
 
     def nearest_action(self, positions: np.ndarray) -> np.ndarray:
@@ -196,6 +204,12 @@ class EnvConfig:
             fail("dsr_eta", f"must be in (0, 1), got {self.dsr_eta!r}")
         if self.ruin_fraction >= 1:
             fail("ruin_fraction", f"must be < 1, got {self.ruin_fraction!r}")
+        if self.gym_id is not None:
+            found = user_spaces(self.gym_id)  # makes the env once: a bad id or space fails here, before any work
+            if found.continuous != self.continuous:
+                kind = "a Box (continuous)" if found.continuous else "a Discrete"
+                fail("continuous", f"env.gym_id={self.gym_id} has {kind} action space: set env.continuous="
+                                   f"{str(found.continuous).lower()}")
         if self.reward not in REWARDS:
             fail("reward", f"unknown reward {self.reward!r}; allowed: {', '.join(REWARDS)}")
         if not self.continuous and len(self.actions) < 2:

@@ -1,4 +1,4 @@
-"""Fault injection for the sandbox pool: a ``MarketVecEnv`` that fails the way a user's simulator can.
+"""Fault injection for the sandbox pool: a batched env that fails the way a user's simulator can.
 
 ``trainer.faults.*`` turns it on in every rollout worker, so a user (and the tests) can watch a run
 carry on through failures: a step that raises, a step that hangs past ``trainer.worker_timeout``, a
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openclaw_rl.rock.vector import MarketVecEnv
 
 
 @dataclass
@@ -35,10 +34,14 @@ class InjectedFault(RuntimeError):
     """The error a faulty step raises."""
 
 
-class FaultyMarketVecEnv(MarketVecEnv):
-    def __init__(self, faults: FaultConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.faults, self.dice = faults, np.random.default_rng()  # unseeded on purpose (see the module)
+class FaultyVecEnv:
+    """``envs`` (a ``MarketVecEnv`` or ``GymVecEnv``) whose ``step`` fails as ``faults`` says; all else is ``envs``'s."""
+
+    def __init__(self, envs, faults: FaultConfig):
+        self.envs, self.faults, self.dice = envs, faults, np.random.default_rng()  # unseeded on purpose (see the module)
+
+    def __getattr__(self, name: str):
+        return getattr(self.envs, name)
 
     def step(self, actions):
         kill, hang, error = self.dice.random(3)
@@ -48,4 +51,4 @@ class FaultyMarketVecEnv(MarketVecEnv):
             time.sleep(self.faults.hang_seconds)
         if error < self.faults.step_error:
             raise InjectedFault("injected fault: this step failed (trainer.faults.step_error)")
-        return super().step(actions)
+        return self.envs.step(actions)

@@ -18,6 +18,7 @@ from gymnasium.vector.utils import batch_space
 from openclaw_rl.rock.config import EnvConfig
 from openclaw_rl.rock.engine import MarketEngine
 from openclaw_rl.rock.env import check_render_mode, make_spaces, resolve_config
+from openclaw_rl.rock.user_env import GymVecEnv
 
 INFO_KEYS = ("chunk_end", "regime", "equity", "position")
 
@@ -115,3 +116,8 @@ class MarketVecEnv(VectorEnv):
         """Set the full state of all markets (a ``snapshot``); the env can step from it, reset or not."""
         self.engine.restore(state)
         self._started = True
+
+
+def make_vec_env(config: EnvConfig) -> "MarketVecEnv | GymVecEnv":
+    """The batched env of ``config``: the markets, or the user's env (``env.gym_id``)."""
+    return MarketVecEnv(config=config) if config.gym_id is None else GymVecEnv(config)

@@ -296,6 +296,13 @@ class RunConfig:
         need(t.worker_retries >= 0, "trainer.worker_retries", f"must be >= 0, got {t.worker_retries}")
         need(t.ray_address is None or t.backend == "ray", "trainer.ray_address", "is read by trainer.backend=ray only")
         pooled = t.workers > 1 or t.backend != "local"
+        if self.env.gym_id is not None:  # a user's env: no market to read, copy or score by log return
+            need(self.eval.objective == "episodic_return", "eval.objective",
+                 f"env.gym_id={self.env.gym_id} has no equity: use eval.objective=episodic_return")
+            need(self.policy.memory.name != "paom", "policy.memory",
+                 "paom's observer reads market bars; with env.gym_id use none, window or gru")
+            need(t.group_size == 1, "trainer.group_size", "groups restart on a shared market; env.gym_id needs 1")
+            need(self.resample.teacher is None, "resample.teacher", "teachers trade markets; env.gym_id has none")
         need(self.resample.teacher is None or not pooled, "resample.teacher",
              "chunk-level resampling replays teacher prefixes in this process: it needs trainer.workers=1, backend=local")
         need(not f.active or pooled, "trainer.faults", "injected faults act in rollout workers: set trainer.workers "

@@ -9,6 +9,7 @@ trained on (in-sample, and the trainer warns)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from openclaw_rl.metrics import episode_log_return, metrics
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched, with_split
 from openclaw_rl.rock.splits import seed_range
+from openclaw_rl.rock.user_env import GymVecEnv
 from openclaw_rl.roll.policy import ActorCritic
 
 EVAL_SEED_BASE = seed_range("validation")[0]  # training markets are seeded below it
@@ -35,10 +37,15 @@ def validation_touched(env_config: EnvConfig, n_envs: int) -> dict:
 
 def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: torch.device,
              deterministic: bool = True) -> dict[str, float]:
-    """Mean over ``n_envs`` validation markets of the first episode's outcome."""
+    """Mean over ``n_envs`` validation markets of the first episode's outcome (a user's env,
+    ``env.gym_id``: its return, on seeds above the training seeds)."""
     config = validation_env(env_config, n_envs)
     was_training = policy.training
     policy.eval()
+    if config.gym_id is not None:
+        returns = first_episode_returns(GymVecEnv(config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))
+        policy.train(was_training)
+        return {"episodic_return": float(returns.mean())}
     record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))
     policy.train(was_training)
     log_return = episode_log_return(record.equity[-1], config.initial_equity, config.ruin_fraction)
@@ -48,3 +55,21 @@ def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: to
         "sharpe": float(metrics(record.equity, record.positions, config.bars_per_year)["sharpe"].mean()),
         "episodic_return": float(record.rewards.sum(axis=0).mean()),
     }
+
+
+def first_episode_returns(envs: GymVecEnv, seed: int, make_actor) -> np.ndarray:
+    """The return of each env's first episode, env ``i`` seeded ``seed + i`` (``make_actor``: ``policy_actor``)."""
+    n = envs.num_envs
+    act = make_actor(envs)
+    obs, _ = envs.reset(seed=[seed + i for i in range(n)])
+    returns, live, starts = np.zeros(n), np.ones(n, dtype=bool), np.ones(n, dtype=np.float32)
+    for step in itertools.count():
+        if not live.any():
+            break
+        action, _ = act(obs, step, starts)
+        obs, reward, terminated, truncated, _ = envs.step(action)
+        returns += np.where(live, reward, 0.0)
+        live &= ~(terminated | truncated)
+        starts = np.zeros(n, dtype=np.float32)
+    envs.close()
+    return returns

@@ -25,6 +25,7 @@ from openclaw_rl.errors import ConfigError
 from openclaw_rl.metrics import episode_log_return
 from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.rock.engine import MarketEngine
+from openclaw_rl.rock.user_env import GymVecEnv
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.resample import TeacherReplay
 
@@ -107,31 +108,35 @@ def restart_like(engine: MarketEngine, rows: np.ndarray, like: np.ndarray) -> No
 
 
 class Collector:
-    """Steps a policy in a ``MarketVecEnv`` and keeps the state that spans rollouts."""
+    """Steps a policy in a ``MarketVecEnv`` (or a user's ``GymVecEnv``) and keeps the state that spans rollouts."""
 
-    def __init__(self, envs: MarketVecEnv, policy: ActorCritic, device: torch.device, seeds: np.ndarray,
+    def __init__(self, envs: MarketVecEnv | GymVecEnv, policy: ActorCritic, device: torch.device, seeds: np.ndarray,
                  group: np.ndarray, reward_scale: float = 1.0, teacher: TeacherReplay | None = None):
         """``group[i]``: the group of env i (members share ``seeds``); ``teacher``: episodes start from
         its prefixes (chunk-level initialized resampling)."""
         self.envs, self.policy, self.device, self.reward_scale = envs, policy, device, reward_scale
-        self.teacher = teacher
+        self.teacher, self.seeds = teacher, [int(s) for s in seeds]
         self.group_np = np.asarray(group)
         self.group = torch.as_tensor(self.group_np, device=device)
         self.group_sizes = np.bincount(self.group_np)
-        n = envs.num_envs
-        obs, _ = envs.reset(seed=[int(s) for s in seeds])
-        self.obs = obs
+        self.initial_equity, self.ruin_fraction = envs.config.initial_equity, envs.config.ruin_fraction
+        # The market's observation shows the time left (a horizon is terminal); a user's env may not.
+        self.time_left = envs.config.feature("time_left") if envs.config.gym_id is None else None
+        self._start_episodes()
+
+    def _start_episodes(self) -> None:
+        """Every env at the start of an episode on its seed, nothing carried over."""
+        n = self.envs.num_envs
+        self.obs, _ = self.envs.reset(seed=self.seeds)
         self.starts = np.ones(n, dtype=np.float32)
         self.prev_positions = np.zeros(n)
         self.step_in_episode = np.zeros(n, dtype=np.int64)
         self.waiting = np.zeros(n, dtype=bool)  # the episode ended; waits for its group (padding)
-        self.state = policy.initial_state(n, device)
+        self.state = self.policy.initial_state(n, self.device)
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
-        self.initial_equity, self.ruin_fraction = envs.config.initial_equity, envs.config.ruin_fraction
-        self.time_left = envs.config.feature("time_left")
-        if teacher is not None:
-            teacher.start(np.arange(n))
+        if self.teacher is not None:
+            self.teacher.start(np.arange(n))
 
     def collect(self, steps: int, version: int) -> tuple[Batch, dict[str, list[float]]]:
         """Run ``steps`` steps; return the batch and the episodes that finished in it."""
@@ -173,8 +178,9 @@ class Collector:
             if done.any():  # the ended episode's last step is in final_info (its info was reset)
                 chunk_end = np.where(done, info["final_info"]["chunk_end"], chunk_end)
                 position = np.where(done, info["final_info"]["position"], position)
-                horizon = horizon_reached(truncated, info["final_obs"][:, self.time_left])
-                terminated, truncated = terminated | horizon, truncated & ~horizon
+                if self.time_left is not None:
+                    horizon = horizon_reached(truncated, info["final_obs"][:, self.time_left])
+                    terminated, truncated = terminated | horizon, truncated & ~horizon
             buf["rewards"][t] = np.where(padding, 0.0, reward * self.reward_scale)
             buf["terminated"][t] = terminated & ~padding
             buf["truncated"][t] = truncated & ~padding
@@ -191,8 +197,10 @@ class Collector:
                 rows = np.flatnonzero(ended)
                 finished["episodic_return"] += self.episode_return[rows].tolist()
                 finished["episodic_length"] += self.episode_length[rows].tolist()
-                equity = info["final_info"]["equity"][rows]
-                finished["episodic_log_return"] += episode_log_return(equity, self.initial_equity, self.ruin_fraction).tolist()
+                if "equity" in info["final_info"]:  # a market's (a user's env has no equity)
+                    equity = info["final_info"]["equity"][rows]
+                    finished["episodic_log_return"] += episode_log_return(equity, self.initial_equity,
+                                                                          self.ruin_fraction).tolist()
                 if self.teacher is not None:
                     self.teacher.finish(rows, self.episode_return[rows])
                 self.episode_return[rows] = 0.0
@@ -262,6 +270,9 @@ class Collector:
         if "workers" in state:
             raise ConfigError(f"the checkpoint holds the state of {len(state['workers'])} rollout workers; "
                               "resume with the same trainer.workers and a pool (trainer.workers > 1 or backend != local)")
+        if state["env"] is None:  # an env without snapshots (a user's): its episodes restart from their seeds
+            self._start_episodes()
+            return
         self.envs.restore(state["env"])
         for key in ("obs", "starts", "prev_positions", "step_in_episode", "waiting", "episode_return", "episode_length"):
             setattr(self, key, np.array(state[key]))

@@ -16,6 +16,7 @@ import torch
 
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import ConfigError, MarketVecEnv
+from openclaw_rl.rock.vector import make_vec_env
 from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
@@ -90,7 +91,7 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv | None,
     learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
     if config.trainer.workers > 1 or config.trainer.backend != "local":
         return None, policy, RolloutPool(config, policy, device), learner
-    envs = MarketVecEnv(config=config.env)
+    envs = make_vec_env(config.env)
     n, group_size = config.env.n_envs, config.trainer.group_size
     group = np.arange(n) // group_size
     seeds = config.seed * TRAIN_SEED_STRIDE + group  # RunConfig.validate keeps them in the train range
@@ -231,7 +232,7 @@ def final_evaluation(config: RunConfig, policy: ActorCritic, device: torch.devic
         if f"eval/{key}" not in logged:
             writer.add_scalar(f"eval/{key}", value, step)
     objective = metrics[config.eval.objective]
-    if policy.memory.state_size:
+    if policy.memory.state_size and config.env.gym_id is None:  # the probes read market quantities
         log_memory_report(writer, memory_report(policy, validation_env(config.env, config.eval.n_envs), EVAL_SEED_BASE, device),
                           step)
     write_hparams(writer, hparams(dataclasses.asdict(config)),

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from openclaw_rl.errors import ConfigError
-from openclaw_rl.rock.faults import FaultyMarketVecEnv
+from openclaw_rl.rock.faults import FaultyVecEnv
 from openclaw_rl.rock.sandbox import Sandbox, SandboxError, SandboxLost, connect_ray, make_sandbox, wait_any
-from openclaw_rl.rock.vector import MarketVecEnv
+from openclaw_rl.rock.vector import make_vec_env
 from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch, Collector, concat_batches
@@ -63,7 +63,9 @@ class RolloutWorker:
         columns = worker_columns(config, index)
         env_config = dataclasses.replace(config.env, n_envs=len(columns))
         faults = config.trainer.faults
-        self.envs = FaultyMarketVecEnv(faults, config=env_config) if faults.active else MarketVecEnv(config=env_config)
+        self.envs = make_vec_env(env_config)
+        if faults.active:
+            self.envs = FaultyVecEnv(self.envs, faults)
         with torch.random.fork_rng(devices=[]):  # the policy's initial weights are replaced; leave the caller's RNG
             self.policy = ActorCritic.for_env(config.env, config.policy)
         group = np.arange(config.env.n_envs)[columns] // config.trainer.group_size
