@@ -45,6 +45,8 @@ ACCOUNTING = ("tests/test_accounting.py",)
 MEMORY = "openclaw_rl/memory/designs.py"
 EVAL = "openclaw_rl/roll/memory_eval.py"
 REMEMBERING = ("tests/test_memory.py",)
+WORKERS = "openclaw_rl/roll/workers.py"
+POOLING = ("tests/test_workers.py",)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,17 @@ MUTANTS = [
            "weights = torch.softmax(scores, dim=2)", REMEMBERING),
     Mutant("credit_wrong_chunk", "chunk credit pairs a write with the chunk after the one it commits", EVAL,
            "ids = chunk_ids[:-1][next_chunk]", "ids = chunk_ids[1:][next_chunk]", REMEMBERING),
+    # The rollout workers: what a batch holds after failures, where its columns come from, which policy acted.
+    Mutant("failed_rollout_kept_state", "a failed rollout is retried from where it failed, not from the state before it",
+           WORKERS, "            self.sandboxes[index] = self._build(index)\n        self._restore(index)\n",
+           "            self.sandboxes[index] = self._build(index)\n", POOLING),
+    Mutant("groups_not_offset", "workers' group ids collide in the joined batch", ROLLOUT,
+           "groups.append(b.group + offset)", "groups.append(b.group)", POOLING),
+    Mutant("worker_rng_reused", "every rollout of a worker draws the same random numbers", WORKERS,
+           "            self.rng = torch.get_rng_state()\n", "", POOLING),
+    Mutant("stale_rollout_kept", "async keeps rollouts staler than trainer.max_policy_lag", WORKERS,
+           "if max_lag is not None and version - self.requests[index][1] > max_lag:",
+           "if False and max_lag is not None and version - self.requests[index][1] > max_lag:", POOLING),
 ]
 
 

@@ -60,6 +60,14 @@ def test_a_crashing_user_env_restarts_whole_episodes_from_their_seeds():
     assert restarts > 0  # 6 rollouts x 16 steps x 2 envs a worker at 1%: none with probability < 0.3%
 
 
+def test_a_failure_that_recurs_the_same_way_stops_the_run_with_its_error(tmp_path):
+    """A deterministic bug fails each retry at the same step with the same error: three times, then the
+    run stops naming it (instead of retrying trainer.worker_retries=100 times)."""
+    with pytest.raises(RuntimeError, match=r"failed the same way 3 times; .*at step 2 of the rollout: ValueError: "
+                                           r"the simulator has a bug at step 3"):
+        run_training(config("user_sim:Broken-v0", workers=2), tmp_path / "run")
+
+
 @pytest.mark.parametrize("gym_id, overrides, message", [
     ("user_sim:DictObs-v0", {}, r"env\.gym_id=user_sim:DictObs-v0: the policy reads a 1-D Box observation"),
     ("user_sim:TwoActions-v0", {}, r"env\.gym_id=user_sim:TwoActions-v0: the policy acts in a Discrete space"),

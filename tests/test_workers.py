@@ -22,7 +22,7 @@ from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.trainer import build, run_training, torch_threads
-from openclaw_rl.roll.workers import RolloutPool
+from openclaw_rl.roll.workers import RolloutPool, RolloutWorker
 
 N, T, UPDATES = 8, 32, 3
 
@@ -81,6 +81,18 @@ def test_workers_split_the_markets_of_one_process_in_order():
     assert torch.equal(joined.group, batch.group) and joined.group.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert joined.obs.shape == batch.obs.shape and torch.equal(joined.version, batch.version)
     pool.close()
+
+
+def test_a_worker_restored_to_a_state_repeats_its_rollout_and_moves_its_rng_on():
+    """The worker's state (env, memory, RNG, weights) is everything its rollout depends on: from a restored
+    state it collects the same rollout, and its RNG advances, so the next rollout draws new numbers."""
+    worker = RolloutWorker(config(backend="local"), 0, isolated=False)
+    start = worker.state_dict()
+    first, _, after = worker.collect(None, 0, T)
+    worker.load_state_dict(start)
+    again, _, _ = worker.collect(None, 0, T)
+    assert torch.equal(first.actions, again.actions) and torch.equal(first.obs, again.obs)
+    assert not torch.equal(after["rng"], start["rng"])
 
 
 def test_raised_hung_and_killed_workers_leave_the_run_unchanged(reference, tmp_path):

@@ -47,6 +47,15 @@ class Sim(gym.Env):
         return np.array([self.t, self.seed_value % 8, self.coin], dtype=np.float32)
 
 
+class Broken(Sim):
+    """Raises at the third step of every episode: a bug, not bad luck."""
+
+    def step(self, action):
+        if self.t == 2:
+            raise ValueError("the simulator has a bug at step 3")
+        return super().step(action)
+
+
 class DictObs(Sim):
     def __init__(self):
         super().__init__()
@@ -66,7 +75,7 @@ class Continuous(Sim):
 
 
 for name, entry, kwargs in (("Sim-v0", Sim, {}), ("CrashySim-v0", Sim, {"step_seconds": 0.0005, "crash": 0.01}),
-                            ("DictObs-v0", DictObs, {}), ("TwoActions-v0", TwoActions, {}),
+                            ("Broken-v0", Broken, {}), ("DictObs-v0", DictObs, {}), ("TwoActions-v0", TwoActions, {}),
                             ("Continuous-v0", Continuous, {})):
     if name not in gym.registry:
         gym.register(name, entry_point=entry, kwargs=kwargs)

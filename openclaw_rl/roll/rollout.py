@@ -116,6 +116,7 @@ class Collector:
         its prefixes (chunk-level initialized resampling)."""
         self.envs, self.policy, self.device, self.reward_scale = envs, policy, device, reward_scale
         self.teacher, self.seeds = teacher, [int(s) for s in seeds]
+        self.step = 0  # the step of the rollout being collected
         self.group_np = np.asarray(group)
         self.group = torch.as_tensor(self.group_np, device=device)
         self.group_sizes = np.bincount(self.group_np)
@@ -149,6 +150,7 @@ class Collector:
         initial_state = self.state.clone()
         return_before = self.episode_return * self.reward_scale
         for t in range(steps):
+            self.step = t  # where a failing env stopped the rollout (RolloutWorker reports it)
             obs_t = torch.as_tensor(self.obs, device=dev)
             starts_t = torch.as_tensor(self.starts, device=dev)
             given = None

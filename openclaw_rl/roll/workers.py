@@ -44,6 +44,7 @@ from openclaw_rl.roll.rollout import Batch, Collector, concat_batches
 
 log = logging.getLogger("openclaw_rl.train")
 WORKER_SEED_STRIDE = 1_000  # worker i of run seed s samples actions from torch seed s * stride + i
+SAME_FAILURE = 3  # identical failures of one rollout (error and step) after which a worker gives up
 
 
 def worker_columns(config: RunConfig, index: int) -> np.ndarray:
@@ -81,7 +82,11 @@ class RolloutWorker:
             self.policy.load_state_dict(weights)
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng)
-            batch, finished = self.collector.collect(steps, version)
+            try:
+                batch, finished = self.collector.collect(steps, version)
+            except Exception as error:  # the step tells a random fault from one that recurs (RolloutPool)
+                raise RuntimeError(f"at step {self.collector.step} of the rollout: {type(error).__name__}: "
+                                   f"{error}") from error
             self.rng = torch.get_rng_state()
         return batch, finished, self.state_dict()
 
@@ -187,17 +192,21 @@ class RolloutPool:
     def _receive(self, index: int, version: int, newest: dict | None = None,
                  max_lag: int | None = None) -> tuple[Batch, dict] | None:
         """Worker ``index``'s rollout, its failed attempts restarted until one succeeds; ``None`` when
-        the rollout was more than ``max_lag`` updates stale and has been sent out again with ``newest``."""
-        attempts = 0
+        the rollout was more than ``max_lag`` updates stale and has been sent out again with ``newest``.
+        Gives up after ``trainer.worker_retries`` failures in a row, or ``SAME_FAILURE`` identical ones
+        (the same error at the same step from the same state: a bug, not bad luck)."""
+        failures: list[str] = []
         while True:
             try:
                 batch, finished, state = self.sandboxes[index].result(self.config.trainer.worker_timeout)
             except (SandboxError, SandboxLost) as error:
-                attempts += 1
-                if attempts > self.config.trainer.worker_retries:
-                    raise RuntimeError(f"rollout worker {index} failed {attempts} times in a row "
-                                       f"(trainer.worker_retries={self.config.trainer.worker_retries}); "
-                                       f"last: {error}") from error
+                failures.append(str(error).strip().splitlines()[0])
+                retries = self.config.trainer.worker_retries
+                recurs = isinstance(error, SandboxError) and failures[-SAME_FAILURE:] == [failures[-1]] * SAME_FAILURE
+                if len(failures) > retries or recurs:
+                    why = f"the same way {SAME_FAILURE} times" if recurs else f"{len(failures)} times in a row " \
+                          f"(trainer.worker_retries={retries})"
+                    raise RuntimeError(f"rollout worker {index} failed {why}; last: {error}") from error
                 self._failed(index, error)
                 continue
             if max_lag is not None and version - self.requests[index][1] > max_lag:
