@@ -142,6 +142,14 @@ def test_async_collection_lags_and_the_mismatch_mask_acts(tmp_path):
     assert all(h["ipa/mismatch_max"] == 1.0 and h["ipa/masked_fraction"] == 0 for h in sync.history)
 
 
+def test_weights_broadcast_every_other_update_make_mu_lag_by_one(tmp_path):
+    """Sync collection with trainer.broadcast_every=2: odd updates are collected by the weights of the update
+    before, and the batch says so (its version), so the lag and pi_old / mu show it."""
+    run = run_training(config(4, backend="local", broadcast_every=2), tmp_path / "run")
+    assert [h["sandbox/policy_lag_max"] for h in run.history] == [0.0, 1.0, 0.0, 1.0]
+    assert [h["ipa/mismatch_max"] == 1.0 for h in run.history] == [True, False, True, False]
+
+
 def test_a_rollout_staler_than_max_policy_lag_is_collected_again(tmp_path):
     run = run_training(config(4, backend="process", collection="async", max_policy_lag=0), tmp_path / "run")
     assert all(h["sandbox/policy_lag_max"] == 0 for h in run.history)

@@ -74,16 +74,19 @@ class RolloutWorker:
         self.collector = Collector(self.envs, self.policy, torch.device("cpu"), seeds, group - group[0],
                                    config.algo.reward_scale)
         self.rng = torch.Generator().manual_seed(config.seed * WORKER_SEED_STRIDE + index).get_state()
+        self.version = 0  # the policy version of the weights it holds
 
     def collect(self, weights: dict | None, version: int, steps: int) -> tuple[Batch, dict, dict]:
-        """One rollout acted by ``weights`` (``None``: the weights it holds); returns the batch, the
-        episodes that finished in it and the worker's state after it."""
+        """One rollout acted by ``weights`` of policy ``version`` (``None``: the weights it holds, whose
+        version the batch then carries); returns the batch, the episodes that finished in it and the
+        worker's state after it."""
         if weights is not None:
             self.policy.load_state_dict(weights)
+            self.version = version
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng)
             try:
-                batch, finished = self.collector.collect(steps, version)
+                batch, finished = self.collector.collect(steps, self.version)
             except Exception as error:  # the step tells a random fault from one that recurs (RolloutPool)
                 raise RuntimeError(f"at step {self.collector.step} of the rollout: {type(error).__name__}: "
                                    f"{error}") from error
@@ -91,13 +94,14 @@ class RolloutWorker:
         return batch, finished, self.state_dict()
 
     def state_dict(self) -> dict:
-        return {"collector": self.collector.state_dict(), "rng": self.rng.clone(),
+        return {"collector": self.collector.state_dict(), "rng": self.rng.clone(), "version": self.version,
                 "policy": {k: v.clone() for k, v in self.policy.state_dict().items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.collector.load_state_dict(state["collector"])
         self.rng = state["rng"].clone()
         self.policy.load_state_dict(state["policy"])
+        self.version = state["version"]
 
     def pid(self) -> int:
         return os.getpid()
@@ -124,6 +128,7 @@ class RolloutPool:
             self.close()
             raise ConfigError(f"trainer.backend={t.backend}: a rollout worker failed to start: {error}") from error
         self.requests: list[tuple[dict | None, int] | None] = [None] * t.workers  # in flight: (weights, version)
+        self.failures: list[list[str]] = [[] for _ in range(t.workers)]  # each worker's failures in a row
         self.counts = {"restarts": 0, "resampled": 0, "stale": 0}
 
     def _build(self, index: int) -> Sandbox:
@@ -176,7 +181,7 @@ class RolloutPool:
                 overdue = sandbox.submitted_at + t.worker_timeout
                 if len(parts) == len(self.sandboxes) or not (sandbox.ready() or time.monotonic() > overdue):
                     continue
-                part = self._receive(i, version, weights, max_lag=t.max_policy_lag)
+                part = self._receive(i, version, weights, max_lag=t.max_policy_lag, wait=False)
                 if part is not None:
                     parts.append(part)
                     self._submit(i, weights, version)
@@ -189,26 +194,20 @@ class RolloutPool:
         except SandboxLost as error:
             self._failed(index, error)
 
-    def _receive(self, index: int, version: int, newest: dict | None = None,
-                 max_lag: int | None = None) -> tuple[Batch, dict] | None:
-        """Worker ``index``'s rollout, its failed attempts restarted until one succeeds; ``None`` when
-        the rollout was more than ``max_lag`` updates stale and has been sent out again with ``newest``.
-        Gives up after ``trainer.worker_retries`` failures in a row, or ``SAME_FAILURE`` identical ones
-        (the same error at the same step from the same state: a bug, not bad luck)."""
-        failures: list[str] = []
+    def _receive(self, index: int, version: int, newest: dict | None = None, max_lag: int | None = None,
+                 wait: bool = True) -> tuple[Batch, dict] | None:
+        """Worker ``index``'s rollout. A failed attempt is sent out again (``_failed``) and, with ``wait``,
+        waited for until one succeeds; without it (async) ``None``. ``None`` too when the rollout was
+        more than ``max_lag`` updates stale and has been sent out again with ``newest``."""
         while True:
             try:
                 batch, finished, state = self.sandboxes[index].result(self.config.trainer.worker_timeout)
             except (SandboxError, SandboxLost) as error:
-                failures.append(str(error).strip().splitlines()[0])
-                retries = self.config.trainer.worker_retries
-                recurs = isinstance(error, SandboxError) and failures[-SAME_FAILURE:] == [failures[-1]] * SAME_FAILURE
-                if len(failures) > retries or recurs:
-                    why = f"the same way {SAME_FAILURE} times" if recurs else f"{len(failures)} times in a row " \
-                          f"(trainer.worker_retries={retries})"
-                    raise RuntimeError(f"rollout worker {index} failed {why}; last: {error}") from error
                 self._failed(index, error)
-                continue
+                if wait:
+                    continue
+                return None
+            self.failures[index] = []
             if max_lag is not None and version - self.requests[index][1] > max_lag:
                 self.counts["stale"] += 1
                 self._restore(index)
@@ -219,7 +218,16 @@ class RolloutPool:
             return batch, finished
 
     def _failed(self, index: int, error: Exception) -> None:
-        """Throw the failed attempt away, restore the worker to its state before it, and send it again."""
+        """Throw the failed attempt away, restore the worker to its state before it, and send it again.
+        Gives up after ``trainer.worker_retries`` failures in a row, or ``SAME_FAILURE`` identical ones
+        (the same error at the same step from the same state: a bug, not bad luck)."""
+        failures, retries = self.failures[index], self.config.trainer.worker_retries
+        failures.append(str(error).strip().splitlines()[0])
+        recurs = isinstance(error, SandboxError) and failures[-SAME_FAILURE:] == [failures[-1]] * SAME_FAILURE
+        if len(failures) > retries or recurs:
+            why = f"the same way {SAME_FAILURE} times" if recurs else \
+                f"{len(failures)} times in a row (trainer.worker_retries={retries})"
+            raise RuntimeError(f"rollout worker {index} failed {why}; last: {error}") from error
         self.counts["restarts"] += 1
         self.counts["resampled"] += len(worker_columns(self.config, index))
         log.warning("rollout worker %d: %s; restarting its rollout from its last state", index,
