@@ -1,4 +1,8 @@
-"""Hydra's entry to the ALMA sweeper (found by ``--info plugins``); the logic is in openclaw_rl.alma."""
+"""Hydra's entry to the ALMA sweeper (found by ``--info plugins``); the logic is in openclaw_rl.alma.
+
+Hydra imports this module at every start of every app: it imports only the settings' schema, and the
+sweeper itself (with torch) when a sweep uses it.
+"""
 
 from typing import Any, List
 
@@ -7,7 +11,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from openclaw_rl.alma.sweeper import ALMASweeperConf, ALMASweeperImpl
+from openclaw_rl.alma.config import ALMASweeperConf
 
 # hydra/sweeper=alma: the schema is the one source of the settings and their defaults.
 ConfigStore.instance().store(group="hydra/sweeper", name="alma", node=ALMASweeperConf, provider="openclaw_rl")
@@ -15,6 +19,8 @@ ConfigStore.instance().store(group="hydra/sweeper", name="alma", node=ALMASweepe
 
 class ALMASweeper(Sweeper):
     def __init__(self, **conf: Any) -> None:
+        from openclaw_rl.alma.sweeper import ALMASweeperImpl
+
         self.impl = ALMASweeperImpl(**conf)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:

@@ -1,88 +1,65 @@
 """The ALMA sweeper: a steady-state outer loop over Hydra designs.
 
-``n_workers`` forked worker processes are kept busy: as soon as a trial ends, its result goes
-into the archive and the next design is proposed and started (no batches). A trial runs the
+``n_workers`` trials are kept running: as soon as a trial ends, its result goes into the archive
+and the next design is proposed and started (no batches, no round barrier). A trial runs the
 task function once per task (``tasks``) through Hydra's own ``run_job``, in the job dir
 ``<sweep dir>/trial_NNNN/task_K``, and hands its scores back through a file. Running the same
 command on the same sweep dir resumes: finished trials stay; of the trials a killed sweep left
 running, a result an orphan worker wrote is adopted, an orphan still running is waited for, and
 the others continue from their last checkpoints in their own job dirs (``resume_key=auto``).
+
+Where trials run (``backend``, ``alma.backends``; the scheduling loop, the archive, retries,
+pruning and resume are the same for both):
+
+- ``local``: a process forked from the sweeper per trial;
+- ``ray``: a Ray task per trial, asking Ray for ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs,
+  on a local Ray the sweeper starts (``ray_address=null``: ``ceil(n_workers x cpus_per_trial)``
+  CPUs) or on the cluster at ``ray_address``; ``pip install 'openclaw_rl[ray]'``. The task writes
+  its job dirs and its result file in the sweep dir as a local worker does, so on a cluster of
+  several nodes the sweep dir must be on a filesystem every node mounts at the same path. A
+  task's worker that dies (killed, OOM, node lost) counts as a local worker killed by a signal
+  (``max_retries``); a task that raises fails its trial. Ray reuses a worker process for later
+  trials (what a trial imported stays imported). Ray tasks belong to the sweeper's Ray job: when
+  the sweeper dies they die with it (a local Ray entirely), and the rerun continues them from
+  their checkpoints.
+
+Whatever the backend, the sweeper process itself holds the sweep-dir lock (``alma.lock``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
-import os
-import socket
-import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
 
 import numpy as np
-from hydra.core.utils import run_job, setup_globals
+from hydra.core.singleton import Singleton
+from hydra.core.utils import setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.alma.archive import Archive, Trial
+from openclaw_rl.alma.backends import WORKER_RECORD, Ending, LocalBackend, Orphan, RayBackend, TrialWorker
+from openclaw_rl.alma.config import AGGREGATES, BACKENDS, LAUNCHERS, ALMASweeperConf
 from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_credit
 from openclaw_rl.alma.space import SearchSpace, SpaceError
-from openclaw_rl.atomic import atomic_write
+from openclaw_rl.alma.trial import run_trial, run_trial_in_ray
 from openclaw_rl.errors import ConfigError, DataError
 from openclaw_rl.memory.designs import unread_keys
 from openclaw_rl.progress import Progress
 from openclaw_rl.roll.config import RunConfig
 
 log = logging.getLogger("openclaw_rl.alma")
-AGGREGATES = ("mean", "min")
-LAUNCHERS = ("local", "hydra")
-
-
-@dataclass
-class PruningConf:
-    enabled: bool = False
-    min_peers: int = 4  # reports from at least this many other trials at the same task and step
-    min_reports: int = 2  # a trial is never pruned at its first reports (early scores rank designs poorly)
-    quantile: float = 0.25  # stop a trial whose report is below this quantile of its peers'
-    report_file: str = "reports.jsonl"  # written by the task in its job dir: {"step": int, "objective": float}
-
-
-@dataclass
-class ALMASweeperConf:
-    _target_: str = "hydra_plugins.alma_sweeper.alma_sweeper.ALMASweeper"
-    budget: int = 32  # search trials
-    n_workers: int = 2  # trials running at once (local processes)
-    seed: int = 0
-    n_initial: int = 8  # the baseline design plus space-filling designs before ALMA's rule takes over
-    tau: float = 0.5  # softmax temperature of parent selection
-    score_scale: Optional[float] = None  # sigmoid scale of score - baseline; null: the archive's spread
-    mutation_scale: float = 0.2  # numeric perturbation, as a fraction of the range (in log scale for tag(log))
-    tasks: list[str] = field(default_factory=list)  # each: space-separated overrides, e.g. "env.regime=bull"
-    aggregate: str = "mean"  # over tasks: mean | min
-    holdout_tasks: list[str] = field(default_factory=list)  # transfer of the best designs, after the search
-    holdout_top_k: int = 3
-    inherit_weights: bool = False  # a child starts from its parent's final weights (the ROLL level)
-    inherit_key: str = "trainer.init_from"
-    resume_key: str = "trainer.resume"  # set to auto when an interrupted trial continues from its checkpoint
-    max_retries: int = 1  # a worker killed by a signal (the OOM killer, say) continues this often before failing
-    max_failure_rate: float = 0.5  # stop once more than this share of at least min_trials_for_failure trials failed
-    min_trials_for_failure: int = 4
-    poll_seconds: float = 0.2
-    launcher: str = "local"  # local: steady-state worker processes | hydra: the configured Hydra launcher, in rounds
-    pruning: PruningConf = field(default_factory=PruningConf)
 
 
 @dataclass
 class Running:
     trial: Trial
-    process: Any
+    process: TrialWorker  # on the backend: a forked process, a Ray task, or an earlier sweep's orphan
     result: Path
     job_dirs: list[Path]
     started: float = field(default_factory=time.time)
@@ -119,6 +96,11 @@ class ALMASweeperImpl:
         need(c.launcher in LAUNCHERS, "launcher", f"unknown {c.launcher!r}; allowed: {', '.join(LAUNCHERS)}")
         need(not (c.launcher == "hydra" and c.pruning.enabled), "pruning.enabled",
              "pruning needs the local workers (hydra.sweeper.launcher=local): a Hydra launcher blocks per round")
+        need(c.backend in BACKENDS, "backend", f"unknown {c.backend!r}; allowed: {', '.join(BACKENDS)}")
+        need(not (c.backend == "ray" and c.launcher == "hydra"), "backend",
+             "ray runs the steady-state workers: it needs hydra.sweeper.launcher=local, not hydra")
+        need(c.cpus_per_trial >= 0, "cpus_per_trial", f"must be >= 0, got {c.cpus_per_trial}")
+        need(c.gpus_per_trial >= 0, "gpus_per_trial", f"must be >= 0, got {c.gpus_per_trial}")
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
@@ -137,12 +119,21 @@ class ALMASweeperImpl:
         tasks = [t.split() for t in c.tasks] or [[]]
         holdout = [t.split() for t in c.holdout_tasks]
         self._check_jobs(space, tasks, holdout)
-        self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()  # the same for every worker's cwd
         self.lock = SweepLock(self.sweep_dir)
         self.lock.acquire()
+        self.backend = None
         try:
+            shared = (self.hydra_context, self.task_function, self.config)
+            if c.backend == "ray":  # connects (or fails, naming the key) before any trial starts
+                self.backend = RayBackend(run_trial_in_ray, (Singleton.get_state(), *shared), c.n_workers,
+                                          c.cpus_per_trial, c.gpus_per_trial, c.ray_address)
+            else:
+                self.backend = LocalBackend(run_trial, shared, c.n_workers)
             return self._sweep(space, tasks, holdout)
         finally:
+            if self.backend is not None:
+                self.backend.close()
             self.lock.release()
 
     def _check_jobs(self, space: SearchSpace, tasks: list[list[str]], holdout: list[list[str]]) -> None:
@@ -201,7 +192,7 @@ class ALMASweeperImpl:
                 searched.append(trial)
             if not running and (stop_reason is not None or len(searched) >= c.budget):
                 break
-            _wait_for_any(running, c.poll_seconds)
+            self.backend.wait([r.process for r in running.values()], c.poll_seconds)
         self.progress.close()
         wall = time.time() - start
         utilization = self.busy_seconds / (c.n_workers * wall) if wall > 0 else 0.0
@@ -306,8 +297,8 @@ class ALMASweeperImpl:
         write_results(archive, self.sweep_dir, self.conf, objective=self.objective)
 
     def _start(self, archive: Archive, trial: Trial, resume: bool = False) -> Running:
-        """Fork a worker for ``trial`` (the search tasks, or the holdout tasks for a holdout trial);
-        ``resume``: it continues in its job dirs from their checkpoints."""
+        """Start a worker for ``trial`` on the backend (the search tasks, or the holdout tasks for a
+        holdout trial); ``resume``: it continues in its job dirs from their checkpoints."""
         tasks = self.tasks if trial.kind == "search" else self.holdout
         per_task, subdirs = self._jobs(archive, trial, tasks, trial.kind)
         if resume:
@@ -315,15 +306,9 @@ class ALMASweeperImpl:
         job_dirs = [self.sweep_dir / s for s in subdirs]
         result = self._folder(trial) / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
-        process = multiprocessing.get_context("fork").Process(
-            target=_run_trial,
-            args=(self.hydra_context, self.task_function, self.config, trial.id, per_task, subdirs, result,
-                  self.conf.n_workers),
-            name=f"alma-{trial.kind}-{trial.id}",
-        )
-        process.start()
-        atomic_write(result.parent / "worker.json", json.dumps({"pid": process.pid, "host": socket.gethostname(),
-                                                                 "start": _process_start(process.pid)}))
+        (result.parent / WORKER_RECORD).unlink(missing_ok=True)  # the new worker writes its own
+        process = self.backend.start(f"alma-{trial.kind}-{trial.id}", trial.id, per_task, str(self.sweep_dir), subdirs,
+                                     result, self.backend.threads)
         log.info("%s %s %d (%s): %s", "resumed" if resume else "started", trial.kind, trial.id, trial.mutation,
                  " ".join(trial.overrides))
         return Running(trial, process, result, job_dirs)
@@ -335,7 +320,7 @@ class ALMASweeperImpl:
         for trial in archive.trials(status="running"):
             folder = self._folder(trial)
             result = folder / "result.json"
-            orphan = Orphan.of(folder / "worker.json")
+            orphan = Orphan.of(folder / WORKER_RECORD)
             if result.is_file():
                 log.info("trial %d: adopting the result its worker wrote after the sweep stopped", trial.id)
                 self._record(archive, trial, json.loads(result.read_text()))
@@ -350,26 +335,25 @@ class ALMASweeperImpl:
     def _collect(self, archive: Archive, running: dict[int, Running]) -> None:
         for trial_id in [i for i, r in running.items() if not r.process.is_alive()]:
             run = running.pop(trial_id)
-            run.process.join()
+            ending = run.process.ending()
             self.busy_seconds += time.time() - run.started
             if archive.get(trial_id).status == "pruned":
                 self._report_progress(archive, trial_id)
                 continue
             outcome = json.loads(run.result.read_text()) if run.result.is_file() else None
-            code = run.process.exitcode
-            if outcome is None and (code is None or code < 0) and self.attempts.get(trial_id, 0) < self.conf.max_retries:
-                self.attempts[trial_id] = self.attempts.get(trial_id, 0) + 1  # killed by a signal: continue it
+            if outcome is None and ending.killed is not None and self.attempts.get(trial_id, 0) < self.conf.max_retries:
+                self.attempts[trial_id] = self.attempts.get(trial_id, 0) + 1  # killed from outside: continue it
                 log.warning("trial %d: its worker was killed (%s); continuing it from its checkpoints (retry %d of %d)",
-                            trial_id, f"signal {-code}" if code is not None else "orphan gone", self.attempts[trial_id],
-                            self.conf.max_retries)
+                            trial_id, ending.killed, self.attempts[trial_id], self.conf.max_retries)
                 running[trial_id] = self._start(archive, run.trial, resume=True)
                 continue
-            self._record(archive, run.trial, outcome, code)
+            self._record(archive, run.trial, outcome, ending)
 
-    def _record(self, archive: Archive, trial: Trial, outcome: dict | None, code: int | None = None) -> None:
+    def _record(self, archive: Archive, trial: Trial, outcome: dict | None, ending: Ending | None = None) -> None:
         """A trial's outcome into the archive (and the results files, for a search trial)."""
         if outcome is None:
-            archive.fail(trial.id, f"worker exited with code {code} before reporting a result")
+            retries = f" (after {self.attempts[trial.id]} retries)" if self.attempts.get(trial.id) else ""
+            archive.fail(trial.id, (ending or Ending(error="worker ended")).message() + retries)
         elif "error" in outcome:
             archive.fail(trial.id, outcome["error"])
             log.warning("trial %d failed: %s", trial.id, outcome["error"].strip().splitlines()[-1])
@@ -435,53 +419,8 @@ class ALMASweeperImpl:
                 source = queue.pop(0)
                 trial = archive.get(archive.add("holdout", source.design, source.overrides, "holdout", source.id))
                 running[trial.id] = self._start(archive, trial)
-            _wait_for_any(running, self.conf.poll_seconds)
+            self.backend.wait([r.process for r in running.values()], self.conf.poll_seconds)
             self._collect(archive, running)
-
-
-def _wait_for_any(running: dict[int, Running], seconds: float) -> None:
-    """Until a worker ends (its sentinel is ready) or ``seconds`` pass (pruning reads reports meanwhile)."""
-    sentinels = [r.process.sentinel for r in running.values() if hasattr(r.process, "sentinel")]
-    if sentinels:
-        multiprocessing.connection.wait(sentinels, timeout=seconds)
-    else:
-        time.sleep(seconds)
-
-
-def _process_start(pid: int) -> str | None:
-    """When process ``pid`` started (Linux: ``/proc/PID/stat``), telling it from a later process given its pid."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-@dataclass
-class Orphan:
-    """A worker of an earlier sweep process that is still running (this host, same pid and start time)."""
-
-    pid: int
-    start: str | None
-    exitcode = None
-
-    @classmethod
-    def of(cls, record: Path) -> "Orphan | None":
-        try:
-            worker = json.loads(record.read_text())
-        except (OSError, ValueError):
-            return None
-        orphan = cls(worker["pid"], worker.get("start"))
-        return orphan if worker.get("host") == socket.gethostname() and orphan.is_alive() else None
-
-    def is_alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except (ProcessLookupError, PermissionError):  # gone, or someone else's process reuses the pid
-            return False
-        return self.start is None or _process_start(self.pid) == self.start
-
-    def join(self) -> None:
-        """Not our child: there is nothing to reap."""
 
 
 def _job_values(composed: DictConfig) -> dict:
@@ -497,35 +436,3 @@ def _read_reports(path: Path) -> list[tuple[int, float]]:
     lines = path.read_text().split("\n")[:-1]  # the last piece may be a line still being written
     return [(int(r["step"]), float(r["objective"])) for r in map(json.loads, lines) if is_finite(r.get("objective"))]
 
-
-def _share_cores(n_workers: int) -> None:
-    """Give each worker its share of the cores: torch's default (all cores in every worker)
-    oversubscribes the CPU and collapses throughput."""
-    if "torch" in sys.modules:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        sys.modules["torch"].set_num_threads(max(1, cores // n_workers))
-
-
-def _run_trial(hydra_context, task_function, config, trial_id: int, per_task: list[list[str]], subdirs: list[str],
-               result: Path, n_workers: int) -> None:
-    """Worker process (its copy of the sweep lock dropped at the fork: ``alma.lock``): run the task
-    function once per task; write scores or the error."""
-    _share_cores(n_workers)
-    scores, outcome = [], None
-    try:
-        for k, overrides in enumerate(per_task):
-            sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = f"{trial_id}_{k}"
-                sweep_config.hydra.job.num = trial_id
-                sweep_config.hydra.sweep.subdir = subdirs[k]
-            job = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
-                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-            value = job.return_value  # re-raises the task's exception
-            if not is_finite(value):
-                raise ValueError(f"task {k} returned a non-finite objective {value!r}")
-            scores.append(float(value))
-        outcome = {"task_scores": scores}
-    except BaseException as err:  # noqa: BLE001  (SystemExit from a task's config error, too)
-        outcome = {"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"}
-    atomic_write(result, json.dumps(outcome))

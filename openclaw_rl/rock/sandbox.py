@@ -53,7 +53,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None, key: st
     local Ray of ``num_cpus`` when ``None``. An address that does not answer is a ``ConfigError`` naming
     ``key``, raised within seconds (``ray.init`` would wait much longer). Reuses a live connection."""
     ray = import_ray()
-    if address not in (None, "auto", "local"):
+    if address not in (None, "auto", "local"):  # a cluster: does it answer?
         host, _, port = address.removeprefix("ray://").rpartition(":")
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
@@ -63,7 +63,8 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None, key: st
     if ray.is_initialized():
         return ray
     try:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+        local = address in (None, "local")  # "local": a new Ray here, never one that `ray start` left running
+        ray.init(address="local" if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError) as error:
         raise ConfigError(f"{key}={address}: cannot connect to Ray: {error}") from error
