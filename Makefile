@@ -20,6 +20,19 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# RLlib pins an older gymnasium than ours: its side-by-side benchmark gets an environment of its own.
+RLLIB_VENV := bench/.venv-rllib
+$(RLLIB_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RLLIB_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)" "ray[rllib]>=2.9"
+	$(RLLIB_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+.PHONY: bench-rllib
+bench-rllib: $(RLLIB_VENV)/.installed
+	cd bench && ../$(RLLIB_VENV)/bin/python rllib_ppo.py
+
 test: install
 	$(PY) -m pytest
 
@@ -28,7 +41,8 @@ train: install
 
 # All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~2 hours on 2 cores.
 bench: $(VENV)/.bench-installed
-	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py && ../$(PY) memory_sps.py && ../$(PY) memory.py
+	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py && ../$(PY) memory_sps.py && ../$(PY) memory.py && ../$(PY) workers.py && ../$(PY) alma_ray.py
+	$(MAKE) bench-rllib
 
 # Semantic mutants of the core math (IPA, targets and losses, collector, engine accounting), each run
 # against its tests in a temporary copy; every one must be killed. ~2 minutes; not part of `make test`.
@@ -37,4 +51,4 @@ mutation: install
 	$(PY) scripts/mutation.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(RLLIB_VENV) *.egg-info .pytest_cache

@@ -12,7 +12,7 @@ the whole wall time (start-up and exit included), the start-up (from the command
 start), the trials finished per minute of that window, the mean job duration, and ALMA's own figure
 (optimization_results.yaml: from each trial's submission to its collection, over the sweep's time).
 
-    python bench/alma_ray.py [--repeats 2] [--budget 24] [--steps 65536]   # ~5 minutes on 2 cores
+    python bench/alma_ray.py [--repeats 5] [--budget 24] [--steps 65536]   # ~11 minutes on 2 cores
     python bench/alma_ray.py --quick                                        # a check that it works (~1 minute)
 
 Writes bench/results/NAME.{json,md} (NAME: alma_ray, or alma_ray_quick).
@@ -107,7 +107,7 @@ def report(payload: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=2, help="sweeps per backend (sweep seeds 0..REPEATS-1)")
+    parser.add_argument("--repeats", type=int, default=5, help="sweeps per backend (sweep seeds 0..REPEATS-1)")
     parser.add_argument("--budget", type=int, default=24, help="trials per sweep")
     parser.add_argument("--steps", type=int, default=65536, help="env steps per trial")
     parser.add_argument("--quick", action="store_true", help="1 repeat of 4 trials of 8,192 steps")

@@ -44,18 +44,25 @@ SETUPS = {
     "2 workers, ray, async": {"workers": 2, "backend": "ray", "collection": "async"},
 }
 CLUSTER = (1, 2, 4, 8, 16, 32, 64)  # workers in the model's table
+SLOW = {"env": {"gym_id": "slow_sim:Slow-v0", "n_envs": 16}, "eval": {"objective": "episodic_return", "n_envs": 16},
+        "algo": {"name": "ppo"}}  # a simulator that waits 1 ms a step (bench/slow_sim.py)
+SLOW_SETUPS = {name: SETUPS[name] for name in ("one process", "2 workers, process", "2 workers, process, async")}
 
 
-def config(updates: int, **trainer) -> RunConfig:
+def config(updates: int, env: dict | None = None, **trainer) -> RunConfig:
+    """The default run, or ``env`` (``SLOW``) with 32-step rollouts."""
+    rollout = 32 if env else 128
+    n_envs = env["env"]["n_envs"] if env else 64
     return RunConfig.from_mapping({
-        "trainer": {"total_steps": updates * 64 * 128, "checkpoint_every": 10**6, "progress": "log", "device": "cpu",
-                    "threads": "1", **trainer},
+        "trainer": {"total_steps": updates * n_envs * rollout, "rollout_steps": rollout, "checkpoint_every": 10**6,
+                    "progress": "log", "device": "cpu", "threads": "1", **trainer},
         "eval": {"n_envs": 16},
+        **(env or {}),
     })
 
 
-def rollout_sps(trainer: dict, rollouts: int) -> float:
-    run = config(1, **trainer)
+def rollout_sps(trainer: dict, rollouts: int, env: dict | None = None) -> float:
+    run = config(1, env, **trainer)
     _, _, collector, _ = build(run, torch.device("cpu"))
     try:
         collector.collect(run.trainer.rollout_steps, 0)  # warm-up (async: fills the pipeline)
@@ -69,9 +76,9 @@ def rollout_sps(trainer: dict, rollouts: int) -> float:
     return run.batch_steps / statistics.median(times)
 
 
-def training_sps(trainer: dict, updates: int) -> float:
+def training_sps(trainer: dict, updates: int, env: dict | None = None) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
-        history = run_training(config(updates, **trainer), run_dir).history
+        history = run_training(config(updates, env, **trainer), run_dir).history
     return statistics.median(h["charts/SPS"] for h in history[1:])
 
 
@@ -127,11 +134,16 @@ def main() -> None:
             rollout[name].append(rollout_sps(trainer, args.rollouts))
             training[name].append(training_sps(trainer, args.updates))
         print(repeat, {k: f"{v[-1]:,.0f}" for k, v in training.items()}, flush=True)
+    slow = {name: [] for name in SLOW_SETUPS}
+    for repeat in range(args.repeats):
+        for name, trainer in SLOW_SETUPS.items():
+            slow[name].append(training_sps(trainer, args.updates, SLOW))
+        print("slow", repeat, {k: f"{v[-1]:,.0f}" for k, v in slow.items()}, flush=True)
     cal = calibrate(args.repeats)
     predictions = [model(cal, w) for w in CLUSTER]
     saturation = cal["worker_rate"][32] and (64 * 128 / cal["update_seconds"]) / cal["worker_rate"][32]
     payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "args": vars(args),
-               "rollout_sps": rollout, "training_sps": training, "calibration": cal, "model": predictions,
+               "rollout_sps": rollout, "training_sps": training, "slow_env_training_sps": slow, "calibration": cal, "model": predictions,
                "saturation_workers": saturation}
     base_rollout, base_training = np.mean(rollout["one process"]), np.mean(training["one process"])
     lines = [
@@ -147,6 +159,15 @@ def main() -> None:
         r, t = rollout[name], training[name]
         lines.append(f"| {name} | {np.mean(r):,.0f} ± {np.std(r):,.0f} | {np.mean(r) / base_rollout:.2f} | "
                      f"{np.mean(t):,.0f} ± {np.std(t):,.0f} | {np.mean(t) / base_training:.2f} |")
+    base_slow = np.mean(slow["one process"])
+    lines += [
+        "", "## A slow simulator", "",
+        "`bench/slow_sim.py`: a non-vectorized Gymnasium env (`env.gym_id`) whose step waits 1 ms, as a call to an "
+        "external engine would; 16 envs, 32-step rollouts, PPO. Training SPS, mean ± sd:", "",
+        "| setup | training SPS | ratio |", "|---|---:|---:|",
+    ]
+    for name, values in slow.items():
+        lines.append(f"| {name} | {np.mean(values):,.0f} ± {np.std(values):,.0f} | {np.mean(values) / base_slow:.2f} |")
     lines += [
         "", "## A model of more workers, calibrated on these measurements", "",
         f"One worker of 32 envs collects {cal['worker_rate'][32]:,.0f} env steps/s ({cal['worker_rate'][64]:,.0f} "
