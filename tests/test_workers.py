@@ -195,6 +195,13 @@ def test_bad_worker_settings_name_the_key(trainer, key):
         config(**trainer)
 
 
+def test_backend_auto_puts_more_workers_or_async_ones_beside_the_learner():
+    assert RunConfig.from_mapping({}).trainer.backend == "local"  # one collector in the trainer's process
+    assert config().trainer.backend == "process"  # workers=2
+    assert config(workers=1, collection="async").trainer.backend == "process"
+    assert config(backend="local").trainer.backend == "local"
+
+
 def test_an_unreachable_ray_address_fails_before_any_work(tmp_path):
     started = time.monotonic()
     with pytest.raises(ConfigError, match=r"trainer\.ray_address=127\.0\.0\.1:1: no Ray cluster answers"):

@@ -119,7 +119,9 @@ class TrainerConfig:
     # Rollout workers (roll/workers.py): each owns env.n_envs / workers markets (whole groups) and a copy of
     # the policy. workers=1 with backend=local is the collector in this process (no pool).
     workers: int = 1
-    backend: str = "local"  # local (in this process) | process (a spawned process each) | ray (an actor each)
+    # auto: local for one sync worker, process otherwise | local (in this process) | process (a spawned process each) |
+    # ray (an actor each)
+    backend: str = "auto"
     collection: str = "sync"  # sync: each update waits for every worker | async: the first rollouts done, mu lags pi_old
     max_policy_lag: int = 2  # async: a rollout acted by a policy more updates old than this is collected again
     broadcast_every: int = 1  # updates between weight broadcasts to the workers (>1: mu lags even when sync)
@@ -154,6 +156,9 @@ class RunConfig:
         memory = self.policy.memory  # PAOM's chunks are the learner's unless set
         memory.chunker = self.ipa.chunker if memory.chunker is None else memory.chunker
         memory.fixed_k = self.ipa.fixed_k if memory.fixed_k is None else memory.fixed_k
+        trainer = self.trainer  # workers beside the learner unless told otherwise
+        if trainer.backend == "auto":
+            trainer.backend = "process" if trainer.workers > 1 or trainer.collection == "async" else "local"
 
     @property
     def batch_steps(self) -> int:
