@@ -74,6 +74,8 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None, key: st
 class Sandbox:
     """The interface; ``make_sandbox`` picks the backend."""
 
+    submitted_at: float = 0.0  # time.monotonic() of the last submit (a call's timeout counts from it)
+
     def submit(self, method: str, *args) -> None:
         raise NotImplementedError
 
@@ -86,8 +88,6 @@ class Sandbox:
 
     def close(self) -> None:
         """Stop the host (kills a process or actor; idempotent)."""
-
-    submitted_at: float = 0.0
 
 
 class LocalSandbox(Sandbox):
