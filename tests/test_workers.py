@@ -83,6 +83,31 @@ def test_workers_split_the_markets_of_one_process_in_order():
     pool.close()
 
 
+@pytest.mark.parametrize("memory", [{"name": "gru"}, {"name": "paom", "capacity": 4}])
+def test_memory_states_and_contexts_come_back_from_process_workers_unchanged(memory):
+    """A recurrent state (gru) and an observational memory's contexts (paom) cross the process boundary
+    and are joined per column: the same batches as workers in this process."""
+    def pool(backend):
+        run = RunConfig.from_mapping({"env": {"n_envs": N, "episode_bars": 48}, "policy": {"memory": memory},
+                                      "trainer": {"rollout_steps": T, "workers": 2, "backend": backend}})
+        return RolloutPool(run, policy, torch.device("cpu"))
+
+    run = RunConfig.from_mapping({"env": {"n_envs": N, "episode_bars": 48}, "policy": {"memory": memory}})
+    policy = ActorCritic.for_env(run.env, run.policy)
+    process, local = pool("process"), pool("local")
+    try:
+        for version in range(2):
+            got, want = process.collect(T, version)[0], local.collect(T, version)[0]
+            for name in ("initial_state", "last_state", "logp", "actions"):
+                assert torch.equal(getattr(got, name), getattr(want, name)), name
+            assert (got.memory is None) == (memory["name"] == "gru")
+            assert got.memory is None or torch.equal(got.memory, want.memory)
+        assert got.last_state.abs().sum() > 0  # the memory held something
+    finally:
+        process.close()
+        local.close()
+
+
 def test_a_worker_restored_to_a_state_repeats_its_rollout_and_moves_its_rng_on():
     """The worker's state (env, memory, RNG, weights) is everything its rollout depends on: from a restored
     state it collects the same rollout, and its RNG advances, so the next rollout draws new numbers."""
