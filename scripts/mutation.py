@@ -175,8 +175,8 @@ MUTANTS = [
            "ids = chunk_ids[:-1][next_chunk]", "ids = chunk_ids[1:][next_chunk]", REMEMBERING),
     # The rollout workers: what a batch holds after failures, where its columns come from, which policy acted.
     Mutant("failed_rollout_kept_state", "a failed rollout is retried from where it failed, not from the state before it",
-           WORKERS, "            self.sandboxes[index] = self._build(index)\n        self._restore(index)\n",
-           "            self.sandboxes[index] = self._build(index)\n", POOLING),
+           WORKERS, "            self._rebuild(index)\n        self._restore(index)\n",
+           "            self._rebuild(index)\n", POOLING),
     Mutant("groups_not_offset", "workers' group ids collide in the joined batch", ROLLOUT,
            "groups.append(b.group + offset)", "groups.append(b.group)", POOLING),
     Mutant("worker_rng_reused", "every rollout of a worker draws the same random numbers", WORKERS,

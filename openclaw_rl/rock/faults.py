@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass
 class FaultConfig:
     step_error: float = 0.0  # probability that a vector step raises

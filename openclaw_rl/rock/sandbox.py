@@ -89,6 +89,10 @@ class Sandbox:
     def close(self) -> None:
         """Stop the host (kills a process or actor; idempotent)."""
 
+    def _time_left(self, timeout: float | None) -> float | None:
+        """Seconds left of a call's ``timeout`` (counted from its submit)."""
+        return None if timeout is None else max(timeout - (time.monotonic() - self.submitted_at), 0.0)
+
 
 class LocalSandbox(Sandbox):
     def __init__(self, factory: Callable, args: tuple):
@@ -155,8 +159,7 @@ class ProcessSandbox(Sandbox):
         return self.conn.poll(0) or not self.process.is_alive()
 
     def result(self, timeout: float | None = None) -> Any:
-        left = None if timeout is None else max(timeout - (time.monotonic() - self.submitted_at), 0.0)
-        return self._receive(left, timeout)
+        return self._receive(self._time_left(timeout), timeout)
 
     def _receive(self, left: float | None, timeout: float | None) -> Any:
         """The answer within ``left`` seconds (of the call's ``timeout``); a silent process is killed."""
@@ -206,10 +209,9 @@ class RaySandbox(Sandbox):
         return bool(self.ray.wait([self.ref], timeout=0)[0])
 
     def result(self, timeout: float | None = None) -> Any:
-        left = None if timeout is None else max(timeout - (time.monotonic() - self.submitted_at), 0.0)
         exceptions = self.ray.exceptions
         try:
-            return self.ray.get(self.ref, timeout=left)
+            return self.ray.get(self.ref, timeout=self._time_left(timeout))
         except exceptions.GetTimeoutError as error:
             self.close()
             raise SandboxLost(f"Ray actor did not answer within {timeout} s; killed") from error

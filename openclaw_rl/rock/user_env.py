@@ -78,8 +78,6 @@ class GymVecEnv:
             envs = gym.make_vec(gym_id, num_envs=n, vectorization_mode="sync",
                                 vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
         self.envs = envs
-        self.single_observation_space, self.single_action_space = envs.single_observation_space, envs.single_action_space
-        self.obs = None
 
     def reset(self, *, seed=None, options=None):
         obs, info = self.envs.reset(seed=seed, options=options)

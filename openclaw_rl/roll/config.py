@@ -164,6 +164,12 @@ class RunConfig:
     def batch_steps(self) -> int:
         return self.trainer.rollout_steps * self.env.n_envs
 
+    def train_markets(self, columns):
+        """The training market seeds and the group ids of env ``columns`` (an int array): envs of a group
+        share a seed (``validate`` keeps the seeds in the train range)."""
+        group = columns // self.trainer.group_size
+        return self.seed * TRAIN_SEED_STRIDE + group, group
+
     @property
     def num_updates(self) -> int:
         return -(-self.trainer.total_steps // self.batch_steps)  # whole rollouts, rounded up

@@ -42,12 +42,13 @@ def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: to
     config = validation_env(env_config, n_envs)
     was_training = policy.training
     policy.eval()
-    if config.gym_id is not None:
-        returns = first_episode_returns(GymVecEnv(config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))
+    try:
+        actor = policy_actor(policy, device, deterministic)
+        if config.gym_id is not None:
+            return {"episodic_return": float(first_episode_returns(GymVecEnv(config), EVAL_SEED_BASE, actor).mean())}
+        record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, actor)
+    finally:
         policy.train(was_training)
-        return {"episodic_return": float(returns.mean())}
-    record = run_episodes(MarketVecEnv(config=config), EVAL_SEED_BASE, policy_actor(policy, device, deterministic))
-    policy.train(was_training)
     log_return = episode_log_return(record.equity[-1], config.initial_equity, config.ruin_fraction)
     return {
         "log_return": float(log_return.mean()),

@@ -92,9 +92,7 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv | None,
     if config.trainer.workers > 1 or config.trainer.backend != "local":
         return None, policy, RolloutPool(config, policy, device), learner
     envs = make_vec_env(config.env)
-    n, group_size = config.env.n_envs, config.trainer.group_size
-    group = np.arange(n) // group_size
-    seeds = config.seed * TRAIN_SEED_STRIDE + group  # RunConfig.validate keeps them in the train range
+    seeds, group = config.train_markets(np.arange(config.env.n_envs))
     teacher = TeacherReplay(config.resample, envs.engine, config.seed, policy, device) if config.resample.teacher else None
     collector = Collector(envs, policy, device, seeds, group, config.algo.reward_scale, teacher)
     return envs, policy, collector, learner

@@ -38,7 +38,7 @@ from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock.faults import FaultyVecEnv
 from openclaw_rl.rock.sandbox import Sandbox, SandboxError, SandboxLost, connect_ray, make_sandbox, wait_any
 from openclaw_rl.rock.vector import make_vec_env
-from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig
+from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch, Collector, concat_batches
 
@@ -69,8 +69,7 @@ class RolloutWorker:
             self.envs = FaultyVecEnv(self.envs, faults)
         with torch.random.fork_rng(devices=[]):  # the policy's initial weights are replaced; leave the caller's RNG
             self.policy = ActorCritic.for_env(config.env, config.policy)
-        group = np.arange(config.env.n_envs)[columns] // config.trainer.group_size
-        seeds = config.seed * TRAIN_SEED_STRIDE + group
+        seeds, group = config.train_markets(columns)
         self.collector = Collector(self.envs, self.policy, torch.device("cpu"), seeds, group - group[0],
                                    config.algo.reward_scale)
         self.rng = torch.Generator().manual_seed(config.seed * WORKER_SEED_STRIDE + index).get_state()
@@ -133,6 +132,11 @@ class RolloutPool:
 
     def _build(self, index: int) -> Sandbox:
         return make_sandbox(self.config.trainer.backend, RolloutWorker, self.config, index, self.isolated)
+
+    def _rebuild(self, index: int) -> None:
+        """A new sandbox for worker ``index`` in place of its lost one (built fresh: restore it after)."""
+        self.sandboxes[index].close()
+        self.sandboxes[index] = self._build(index)
 
     def _call(self, index: int, method: str, *args):
         self.sandboxes[index].submit(method, *args)
@@ -233,8 +237,7 @@ class RolloutPool:
         log.warning("rollout worker %d: %s; restarting its rollout from its last state", index,
                     str(error).strip().splitlines()[0])
         if isinstance(error, SandboxLost):
-            self.sandboxes[index].close()
-            self.sandboxes[index] = self._build(index)
+            self._rebuild(index)
         self._restore(index)
         weights, version = self.requests[index]
         self.sandboxes[index].submit("collect", weights, version, self.steps)
@@ -243,8 +246,7 @@ class RolloutPool:
         try:
             self._call(index, "load_state_dict", self.states[index])
         except SandboxLost:  # died while restoring: a new sandbox
-            self.sandboxes[index].close()
-            self.sandboxes[index] = self._build(index)
+            self._rebuild(index)
             self._call(index, "load_state_dict", self.states[index])
 
     # ------------------------------------------------------------------ checkpoints
@@ -270,8 +272,7 @@ class RolloutPool:
                 try:
                     self.sandboxes[i].result(self.config.trainer.worker_timeout)
                 except (SandboxError, SandboxLost):
-                    self.sandboxes[i].close()
-                    self.sandboxes[i] = self._build(i)
+                    self._rebuild(i)
                 self.requests[i] = None
 
     def close(self) -> None:
