@@ -214,6 +214,19 @@ def test_starting_from_a_checkpoint_of_another_memory_design_names_it(tmp_path):
         run_training(config, tmp_path / "paom")
 
 
+def test_starting_from_a_checkpoint_that_differs_only_in_keys_the_design_does_not_read(tmp_path):
+    """``none`` does not read ``chunker`` (null follows ``ipa.chunker``): a child with another chunker starts
+    from its weights; a ``paom`` child, which reads it, is refused."""
+    run_training(small({"name": "none"}, total_steps=128), tmp_path / "trade")
+    values = {**{k: dict(v) for k, v in SMALL.items()}, "ipa": {"chunker": "episode"}}
+    values["trainer"].update(total_steps=128, init_from=str(tmp_path / "trade"))
+    run_training(RunConfig.from_mapping(values), tmp_path / "episode")
+    run_training(small({"name": "paom", "chunker": "trade"}, total_steps=128), tmp_path / "paom")
+    config = small({"name": "paom", "chunker": "episode"}, total_steps=128, init_from=str(tmp_path / "paom"))
+    with pytest.raises(CheckpointError, match="policy.memory.chunker: 'trade' != 'episode'"):
+        run_training(config, tmp_path / "paom_episode")
+
+
 def test_designs_from_before_memory_designs_still_load():
     design = RunConfig().design()
     design["policy"].pop("memory")

@@ -95,6 +95,13 @@ def unread_keys(name: str) -> set[str]:
             if f.name != "name" and f.name not in DESIGN_KEYS[name]}
 
 
+def read_settings(memory: dict) -> dict:
+    """A memory config (``policy.memory`` as a dict) cut to what its design reads: its name and its own
+    keys (an unknown design keeps them all)."""
+    name = memory.get("name", "none")
+    return {k: v for k, v in memory.items() if f"policy.memory.{k}" not in unread_keys(name)}
+
+
 class Memory(nn.Module):
     """The ``none`` design, and the interface of every design."""
 

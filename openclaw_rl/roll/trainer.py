@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from openclaw_rl.memory.designs import read_settings
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import ConfigError, MarketVecEnv
 from openclaw_rl.rock.vector import make_vec_env
@@ -158,9 +159,9 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
     elif config.trainer.init_from is not None:
         source = find_checkpoint(config.trainer.init_from)
         state = load_checkpoint(source)
-        stored = state["config"].get("policy", {}).get("memory", {})
-        memory = dataclasses.asdict(config.policy.memory)
-        if stored.get("name", "none") != memory["name"] or (stored and stored != memory):
+        stored = read_settings({"name": "none", **state["config"].get("policy", {}).get("memory", {})})
+        memory = read_settings(dataclasses.asdict(config.policy.memory))
+        if stored != memory:  # keys a design does not read (the chunker of none) may differ
             raise CheckpointError(f"trainer.init_from={config.trainer.init_from}: its policy has another memory design "
                                   f"({'; '.join(design_differences(stored, memory, 'policy.memory.'))}); "
                                   "start from a checkpoint of the same policy.memory")
