@@ -1,4 +1,4 @@
-"""Design search at equal compute: ALMA (one- and two-level) vs Optuna TPE vs random search.
+"""Design search at equal compute: ALMA (one level, two levels, successive halving) vs Optuna TPE vs random search.
 
 Every sweeper searches the same space for the suite's ``switching`` task (the default env: the
 regime-switching chain) with the same compute: ``trials`` trials of ``steps`` env steps each, 2 at
@@ -6,15 +6,26 @@ a time, per sweep seed. A trial's objective is its validation excess log return 
 (the trainer's end-of-run evaluation on validation markets). Each sweep's chosen design, its best
 trial, is then scored by ``run_benchmark`` on the task's test split: the sweep's test score.
 
-Sweepers: ``alma`` (ALMA's defaults); ``alma_two_level`` (``inherit_weights=true``: a child continues
-from its parent's final weights while ALMA changes the design, or keeps it with the ``continue``
-operator, each trial still training ``steps`` steps; ``n_initial=4`` designs from scratch); ``tpe`` and ``random`` (hydra-optuna-sweeper's samplers, batches of 2 through Hydra's joblib
-launcher). Sweeps run one after another. Steady-state worker utilization = sum of job durations / (2 x
+Sweepers:
+
+- ``alma``: ALMA's defaults, every trial from scratch;
+- ``alma_two_level``: ``inherit_weights=true``, a child starts from its parent's final weights
+  (``trainer.init_from``) while ALMA changes the design, or keeps it with the ``continue`` operator;
+  ``n_initial=4`` designs from scratch;
+- ``alma_promotion``: successive halving (``promotion.enabled=true``): a trial in the top half of the
+  finished trials of its rung continues exactly from its checkpoint for one more trial-length (ASHA's
+  rule); otherwise ALMA proposes a new design, trained from scratch; ``n_initial=4``;
+- ``tpe`` and ``random``: hydra-optuna-sweeper's samplers, batches of 2 through Hydra's joblib launcher;
+- ``tpe_anneal``: ``tpe`` with the trainer's default ``algo.anneal_lr=true``, which every other
+  sweeper's trials turn off (a promoted run's prefix must not depend on its length).
+
+Every trial, promoted or new, trains ``steps`` env steps: equal compute is equal trial counts. Sweeps
+run one after another. Steady-state worker utilization = sum of job durations / (2 x
 the window from the first job's start to the last job's end), every job timed the same way (from its
 .hydra/config.yaml to its train.log's last write); the whole sweep's (start-up and exit included)
 and ALMA's own figure (optimization_results.yaml) are kept for reference.
 
-    python bench/alma_vs.py [--seeds 5] [--budget 20] [--first-seed 0]   # ~17 minutes on 2 cores
+    python bench/alma_vs.py [--seeds 5] [--budget 20] [--first-seed 0]   # ~20 minutes on 2 cores
     python bench/alma_vs.py --quick                      # a check that the script works (~2 minutes)
 
 Writes bench/results/NAME.{json,md,png} (NAME: alma_vs, or alma_vs_quick).
@@ -56,10 +67,12 @@ WORKERS = 2
 SWEEPERS = {
     "alma": "ALMA (defaults, steady state)",
     "alma_two_level": "ALMA two-level (inherit_weights=true, n_initial=4)",
+    "alma_promotion": "ALMA two-level + successive halving (promotion.enabled=true, n_initial=4)",
     "tpe": "Optuna TPE (joblib, batches of 2)",
+    "tpe_anneal": "Optuna TPE, trials with algo.anneal_lr=true (joblib, batches of 2)",
     "random": "random search (Optuna, joblib, batches of 2)",
 }
-PAIRS = (("alma_two_level", "tpe"), ("alma", "tpe"))  # (a, b): a - b, paired by sweep seed
+PAIRS = (("alma_promotion", "tpe"), ("alma_promotion", "tpe_anneal"), ("alma_promotion", "random"), ("alma_two_level", "tpe"), ("alma", "tpe"))  # (a, b): a - b, paired by sweep seed
 
 
 @dataclass(frozen=True)
@@ -75,16 +88,20 @@ class Budget:
 def task_overrides(steps: int) -> list[str]:
     """What every trial trains with (besides the searched keys): a few seconds per run."""
     return ["env.n_envs=32", "trainer.rollout_steps=64", f"trainer.total_steps={steps}", "eval.n_envs=64",
-            "eval.objective=excess_log_return", "trainer.progress=log", "trainer.threads=1"]
+            "eval.objective=excess_log_return", "trainer.progress=log", "trainer.threads=1",
+            "algo.anneal_lr=false"]  # a run's prefix independent of its length, as successive halving assumes
 
 
 def sweeper_overrides(name: str, trials: int, seed: int) -> list[str]:
     if name.startswith("alma"):
         # two levels: children inherit weights; fewer designs from scratch leave more generations
         two_level = ["hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"] if name == "alma_two_level" else []
+        if name == "alma_promotion":  # successive halving; new designs from scratch (the lineage is the promotion)
+            two_level = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4"]
         return ["hydra/sweeper=alma", f"hydra.sweeper.budget={trials}", f"hydra.sweeper.seed={seed}",
                 f"hydra.sweeper.n_workers={WORKERS}", *two_level]
-    return ["hydra/sweeper=optuna", f"hydra/sweeper/sampler={name}", "hydra/launcher=joblib",
+    anneal = ["algo.anneal_lr=true"] if name == "tpe_anneal" else []  # the trainer's default, for TPE's sake
+    return [*anneal, "hydra/sweeper=optuna", f"hydra/sweeper/sampler={name.split('_')[0]}", "hydra/launcher=joblib",
             f"hydra.launcher.n_jobs={WORKERS}", f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.n_jobs={WORKERS}",
             "hydra.sweeper.direction=maximize", f"hydra.sweeper.sampler.seed={seed}"]
 
@@ -140,7 +157,7 @@ def sweep(name: str, budget: Budget, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sweep_dir = Path(tmp) / "sweep"
         command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}",
-                   *sweeper_overrides(name, budget.trials, seed), *task_overrides(budget.steps), *SPACE]
+                   *task_overrides(budget.steps), *sweeper_overrides(name, budget.trials, seed), *SPACE]
         start = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -251,9 +268,10 @@ def report(payload: dict) -> str:
             + f" | {utilization} | {np.mean([r['wall_s'] for r in results]):.0f} |")
     lines += ["", "Test-score differences, paired by sweep seed (95% t-intervals):", "",
               "| difference | mean | 95% CI |", "|---|---:|---:|"]
-    for (a, b_), d in zip(PAIRS, payload["paired"].values()):
+    pairs = [(a, b_, payload["paired"][f"{a}-{b_}"]) for a, b_ in PAIRS if f"{a}-{b_}" in payload["paired"]]
+    for a, b_, d in pairs:
         lines.append(f"| {a} − {b_} | {number(d['mean'])} | [{number(d['low'])}, {number(d['high'])}] |")
-    lines += [""] + [verdict(a, b_, d) for (a, b_), d in zip(PAIRS, payload["paired"].values())]
+    lines += [""] + [verdict(a, b_, d) for a, b_, d in pairs]
     lines += ["", f"![best so far vs compute]({b['name']}.png)"]
     return "\n".join(lines) + "\n"
 
@@ -263,13 +281,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="how many sweep seeds")
     parser.add_argument("--first-seed", type=int, default=0, help="sweep seeds FIRST_SEED..FIRST_SEED+SEEDS-1")
     parser.add_argument("--budget", type=int, default=20, help="trials per sweep")
+    parser.add_argument("--name", default="alma_vs", help="of the results files")
+    parser.add_argument("--sweepers", nargs="+", choices=list(SWEEPERS), default=list(SWEEPERS), help="which to run")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 4 trials of 8,192 steps, smoke tier")
     args = parser.parse_args()
     budget = Budget("alma_vs_quick", 2, 4, 8192, "smoke") if args.quick \
-        else Budget("alma_vs", args.seeds, args.budget, 40960, "full", args.first_seed)
+        else Budget(args.name, args.seeds, args.budget, 40960, "full", args.first_seed)
     torch.set_num_threads(1)  # scoring as training: one thread
     runs: dict[str, list[dict]] = {}
-    for name in SWEEPERS:
+    for name in args.sweepers:
         runs[name] = []
         for seed in range(budget.first_seed, budget.first_seed + budget.seeds):
             runs[name].append(r := sweep(name, budget, seed))
@@ -277,10 +297,10 @@ def main() -> None:
                   f"utilization {r['utilization']:.0%}, sweep {r['wall_s']:.0f} s, scored in {r['scoring_s']:.0f} s",
                   flush=True)
     paired = {f"{a}-{b}": stats.paired_difference([r["test"] for r in runs[b]], [r["test"] for r in runs[a]])
-              for a, b in PAIRS}
+              for a, b in PAIRS if a in runs and b in runs}
     payload = {"machine": machine(), "date": str(datetime.date.today()), "budget": asdict(budget), "task": TASK,
                "space": SPACE, "task_overrides": task_overrides(budget.steps), "workers": WORKERS,
-               "sweepers": {name: sweeper_overrides(name, budget.trials, 0) for name in SWEEPERS},
+               "sweepers": {name: sweeper_overrides(name, budget.trials, 0) for name in runs},
                "paired": paired, "runs": runs}
     written = write_results(budget.name, payload, report(payload))
     atomic_write(RESULTS / f"{budget.name}.png", figure(payload))

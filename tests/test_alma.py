@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from openclaw_rl.alma.archive import Archive
-from openclaw_rl.alma.search import OPERATORS, Proposer, operator_credit, selection_probabilities
+from openclaw_rl.alma.search import OPERATORS, Proposer, operator_credit, promotable, rungs, selection_probabilities
 from openclaw_rl.alma.space import Choice, Numeric, SearchSpace, SpaceError
 
 SPACE = ["algo.lr=tag(log, interval(1e-5, 1e-2))", "ipa.chunker=choice(trade, fixed, step)",
@@ -79,9 +79,9 @@ def test_selection_follows_almas_rule():
 class T:
     """A minimal trial record for the search functions."""
 
-    def __init__(self, id, score, design=None, parent=None, mutation=None, times_expanded=0):
+    def __init__(self, id, score, design=None, parent=None, mutation=None, times_expanded=0, status="finished"):
         self.id, self.score, self.design, self.parent = id, score, design or {}, parent
-        self.mutation, self.times_expanded = mutation, times_expanded
+        self.mutation, self.times_expanded, self.status = mutation, times_expanded, status
 
 
 def test_operator_credit_is_the_smoothed_success_rate_of_children():
@@ -120,6 +120,30 @@ def test_two_level_proposals_may_continue_a_parents_design():
     assert (op, child, other) == ("continue", parent.design, None)
     child, op, _, _ = Proposer(space).propose(evaluated, 0.0, credit, [t.design for t in evaluated], rng)
     assert op != "continue" and child not in [t.design for t in evaluated]
+
+
+def test_rungs_count_the_trial_lengths_behind_a_trials_weights():
+    trials = [T(1, 0.1), T(2, 0.2, parent=1, mutation="promote"), T(3, 0.3, parent=2, mutation="perturb"),
+              T(4, 0.4), T(5, 0.5, parent=4, mutation="crossover"), T(6, None, parent=3, mutation="promote", status="running")]
+    assert rungs(trials, inherit_weights=True) == {1: 1, 2: 2, 3: 3, 4: 1, 5: 2, 6: 4}
+    assert rungs(trials, inherit_weights=False) == {1: 1, 2: 2, 3: 1, 4: 1, 5: 1, 6: 2}  # children start afresh
+
+
+def test_promotion_follows_ashas_rule():
+    """The top floor(n / eta) of a rung's finished trials, the highest rung first, each continued once."""
+    rung1 = [T(1, 0.1), T(2, 0.5), T(3, 0.3), T(4, 0.2), T(5, None, status="failed")]
+    assert promotable(rung1, 2, False).id == 2  # the best of the top 2 of 4 finished (the failed trial ranks nowhere)
+    assert promotable(rung1, 3, False).id == 2  # top 1
+    assert promotable(rung1[:1], 2, False) is None  # one trial: floor(1/2) = 0 qualify
+    running = rung1 + [T(6, None, parent=2, mutation="promote", status="running")]
+    assert promotable(running, 2, False).id == 3  # 2 is being continued: the next of the top 2
+    assert promotable(running, 3, False) is None  # the top 1 is taken: a new design is due
+    both = running + [T(7, 0.05, parent=3, mutation="promote")]
+    assert promotable(both, 2, False) is None  # rung 2 holds one finished trial; rung 1's top 2 are taken
+    child = both + [T(8, 0.4, parent=4, mutation="perturb")]  # with inherited weights, a child of 4 is on rung 2
+    assert promotable(child, 2, True).id == 8  # rung 2's top 1 of {7: 0.05, 8: 0.4}, before any rung-1 trial
+    assert promotable(child, 2, False).id == 8  # without, 8 is on rung 1: the best of its top 2 {8, 2 (taken)}
+    assert promotable(child + [T(9, 0.9, parent=8, mutation="continue")], 2, True) is None  # continued counts too
 
 
 def test_archive_persists_trials_reports_and_expansions(tmp_path):

@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 import yaml
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from openclaw_rl.alma.archive import Archive
+from openclaw_rl.roll.checkpoint import load_checkpoint
 from openclaw_rl.alma.space import SpaceError
 from openclaw_rl.alma.sweeper import ALMASweeperImpl, Running
 
@@ -101,6 +104,24 @@ def checkpointed_in_flight(db: Path, sweep_dir: Path) -> list[int]:
     running = [sweep_dir / f"trial_{t.id:04d}" for t in Archive(db).trials(status="running")]
     return [int(trial.name[6:]) for trial in running
             if (trial / "task_0" / "checkpoints" / "last.pt").is_file() and not (trial / "result.json").is_file()]
+
+
+def test_successive_halving_continues_the_better_trial_exactly_from_its_checkpoint(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2", "hydra.sweeper.n_workers=1",
+          "hydra.sweeper.promotion.enabled=true", "algo.anneal_lr=false", "algo.lr=tag(log, interval(1e-4, 1e-2))")
+    first, second, third = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+    better = max((first, second), key=lambda t: t.score)
+    assert (third.mutation, third.parent, third.design) == ("promote", better.id, better.design)
+    job = Path(third.run_dir) / "task_0"
+    overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+    assert overrides[-2:] == ["trainer.total_steps=4096", "trainer.resume=auto"]  # two trial-lengths, resumed
+    assert f"resumed from {job / 'checkpoints' / 'last.pt'} at update 4 (step 2048)" in (job / "train.log").read_text()
+    assert load_checkpoint(job / "checkpoints" / "last.pt")["global_step"] == 4096
+    assert load_checkpoint(Path(better.run_dir) / "task_0" / "checkpoints" / "last.pt")["global_step"] == 2048  # a copy
+    events = EventAccumulator(str(job / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("charts/SPS")]
+    assert steps == sorted(steps) and steps[0] == 512 and steps[-1] == 4096  # one curve, the parent's part included
 
 
 def test_killed_sweep_continues_its_trials_from_their_checkpoints(tmp_path):
@@ -248,6 +269,8 @@ def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
     ({"holdout_top_k": -1}, "hydra.sweeper.holdout_top_k: must be >= 1, got -1"),
     ({"max_retries": -1}, "hydra.sweeper.max_retries: must be >= 0, got -1"),
     ({"pruning": {"min_peers": -2}}, "hydra.sweeper.pruning.min_peers: must be >= 1, got -2"),
+    ({"promotion": {"eta": 1.0}}, "hydra.sweeper.promotion.eta: must be > 1, got 1.0"),
+    ({"promotion": {"enabled": True}, "launcher": "hydra"}, "hydra.sweeper.promotion.enabled: promotion needs the local workers"),
 ])
 def test_sweeper_settings_are_checked_up_front(setting, message):
     with pytest.raises(SpaceError, match=re.escape(message)):
@@ -259,6 +282,10 @@ def test_sweeper_settings_are_checked_up_front(setting, message):
     (["env.n_envs=10"], "the overrides every trial shares: algo.num_minibatches: must divide env.n_envs=10"),
     (["hydra.sweeper.inherit_weights=true", "hydra.sweeper.inherit_key=trainer.nope"],
      "the overrides every trial shares do not compose: Could not override 'trainer.nope'"),
+    (["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.promotion.key=algo.lr"],
+     "hydra.sweeper.promotion.key: algo.lr is searched; it must be a fixed positive integer"),
+    (["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.promotion.key=trainer.nope"],
+     "hydra.sweeper.promotion.key: trainer.nope is None in the overrides every trial shares"),
 ])
 def test_shared_mistakes_fail_the_sweep_before_any_job(tmp_path, args, message):
     result = sweep(tmp_path, "algo.lr=tag(log, interval(1e-4, 1e-2))", *args, check=False)

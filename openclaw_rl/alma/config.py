@@ -24,6 +24,16 @@ class PruningConf:
 
 
 @dataclass
+class PromotionConf:
+    """Successive halving (ASHA's rule): a trial whose weights trained r trial-lengths continues exactly
+    from its checkpoint for one more (its design unchanged, ``key`` set to r + 1 lengths) when it ranks in
+    the top 1/eta of the finished trials at r, highest r first; otherwise ALMA's rule proposes a design."""
+    enabled: bool = False
+    eta: float = 2.0
+    key: str = "trainer.total_steps"  # a trial's length; a promoted trial resumes (resume_key=auto) with it raised
+
+
+@dataclass
 class ALMASweeperConf:
     _target_: str = "hydra_plugins.alma_sweeper.alma_sweeper.ALMASweeper"
     budget: int = 32  # search trials
@@ -53,3 +63,4 @@ class ALMASweeperConf:
     cpus_per_trial: float = 1.0  # backend=ray: the CPUs Ray reserves for each trial (a local Ray gets n_workers x this)
     gpus_per_trial: float = 0.0  # backend=ray: the GPUs Ray reserves for each trial (fractions share a GPU)
     pruning: PruningConf = field(default_factory=PruningConf)
+    promotion: PromotionConf = field(default_factory=PromotionConf)

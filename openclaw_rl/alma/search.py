@@ -7,7 +7,10 @@ are credited by how often their children beat their parents and chosen in propor
 (Laplace-smoothed success rates). When children inherit their parents' weights (two levels),
 ``continue`` is one more operator: the parent's design unchanged, trained further from its
 weights (population-based training's exploit step; a departure from the ALMA paper, whose
-designs carry no weights).
+designs carry no weights). With ``promotion``, successive halving (ASHA's rule, Li et al. 2020)
+promotes a trial whose score ranks in the top 1/eta of its rung (the trials whose weights trained as
+many trial-lengths, ``rungs``): it continues exactly from its checkpoint, its design unchanged, as
+ASHA's promoted configurations do; ALMA's rule proposes the new designs between promotions.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from openclaw_rl.alma.space import Choice, SearchSpace
 
 OPERATORS = ("perturb", "resample", "crossover")
 CONTINUE = "continue"  # two levels only: the same design, from the parent's weights
+PROMOTE = "promote"  # two levels with promotion: the same design, from the weights of a trial ASHA promotes
 
 
 def selection_probabilities(scores: np.ndarray, times_expanded: np.ndarray, baseline_score: float,
@@ -114,6 +118,32 @@ class Proposer:
                 scale = 1.0 if isinstance(dim, Choice) else self.mutation_scale
                 child[dim.key] = dim.perturb(design[dim.key], rng, scale)
         return child
+
+
+def rungs(trials: list[Trial], inherit_weights: bool) -> dict[int, int]:
+    """Trial-lengths of training behind each trial's weights: a promoted trial's parent's + 1, a child's
+    too when children start from their parents' weights (two levels), else 1."""
+    depth: dict[int, int] = {}
+    for trial in sorted(trials, key=lambda t: t.id):  # a parent is older than its children
+        continues = trial.parent is not None and (trial.mutation == PROMOTE or inherit_weights)
+        depth[trial.id] = 1 + depth[trial.parent] if continues else 1
+    return depth
+
+
+def promotable(trials: list[Trial], eta: float, inherit_weights: bool) -> Trial | None:
+    """ASHA's promotion: from the highest rung down, the best finished trial of the top
+    ``floor(n / eta)`` of its rung's ``n`` finished trials that was not continued yet (None: no trial
+    qualifies, so a new design is due)."""
+    depth = rungs(trials, inherit_weights)
+    continued = {t.parent for t in trials if t.mutation in (PROMOTE, CONTINUE)}
+    finished = [t for t in trials if t.status == "finished" and is_finite(t.score)]
+    for rung in sorted({depth[t.id] for t in finished}, reverse=True):
+        ranked = sorted((t for t in finished if depth[t.id] == rung), key=lambda t: t.score, reverse=True)
+        top = ranked[: int(len(ranked) // eta)]
+        candidates = [t for t in top if t.id not in continued]
+        if candidates:
+            return candidates[0]
+    return None
 
 
 def aggregate(task_scores: list[float], how: str) -> float:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from openclaw_rl.alma.backends import WORKER_RECORD, Ending, LocalBackend, Orpha
 from openclaw_rl.alma.config import AGGREGATES, BACKENDS, LAUNCHERS, ALMASweeperConf
 from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
-from openclaw_rl.alma.search import Proposer, aggregate, is_finite, operator_credit
+from openclaw_rl.alma.search import PROMOTE, Proposer, aggregate, is_finite, operator_credit, promotable, rungs
 from openclaw_rl.alma.space import SearchSpace, SpaceError
 from openclaw_rl.alma.trial import run_trial, run_trial_in_ray
 from openclaw_rl.errors import ConfigError, DataError
@@ -99,6 +100,9 @@ class ALMASweeperImpl:
         need(c.backend in BACKENDS, "backend", f"unknown {c.backend!r}; allowed: {', '.join(BACKENDS)}")
         need(not (c.backend == "ray" and c.launcher == "hydra"), "backend",
              "ray runs the steady-state workers: it needs hydra.sweeper.launcher=local, not hydra")
+        need(c.promotion.eta > 1, "promotion.eta", f"must be > 1, got {c.promotion.eta}")
+        need(not (c.promotion.enabled and c.launcher == "hydra"), "promotion.enabled",
+             "promotion needs the local workers (hydra.sweeper.launcher=local)")
         need(c.cpus_per_trial >= 0, "cpus_per_trial", f"must be >= 0, got {c.cpus_per_trial}")
         need(c.gpus_per_trial >= 0, "gpus_per_trial", f"must be >= 0, got {c.gpus_per_trial}")
 
@@ -142,12 +146,15 @@ class ALMASweeperImpl:
         fails the sweep before any job. An error in a searched key is left to the trials it concerns."""
         extra = [f"{self.conf.inherit_key}=null"] if self.conf.inherit_weights else []
         searched = {dim.key for dim in space.dims}
-        for task in tasks + holdout:
+        self.lengths = []  # per search task: the value of promotion.key, one trial-length
+        for k, task in enumerate(tasks + holdout):
             where = f"task '{' '.join(task)}'" if task else "the overrides every trial shares"
             try:
                 composed = self.hydra_context.config_loader.load_sweep_config(self.config, space.fixed + task + extra)
             except Exception as err:  # noqa: BLE001  Hydra's override and composition errors
                 raise SpaceError(f"{where} do not compose: {err}") from None
+            if self.conf.promotion.enabled and k < len(tasks):
+                self.lengths.append(self._trial_length(composed, searched, where))
             if "trainer" not in composed or "env" not in composed:
                 continue  # not an openclaw_rl training run: the task function validates its own config
             try:
@@ -155,6 +162,20 @@ class ALMASweeperImpl:
             except (ConfigError, DataError) as err:
                 if str(err).split(":")[0] not in searched:
                     raise SpaceError(f"{where}: {err}") from None
+
+    def _trial_length(self, composed: DictConfig, searched: set[str], where: str) -> int:
+        """One trial-length (``promotion.key``'s value) of a composed search task."""
+        key = self.conf.promotion.key
+        length = OmegaConf.select(composed, key, default=None)
+        if key in searched or not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            reason = "is searched" if key in searched else f"is {length!r} in {where}"
+            raise SpaceError(f"hydra.sweeper.promotion.key: {key} {reason}; it must be a fixed positive integer "
+                             "(a trial's length, raised when the trial is promoted)")
+        if OmegaConf.select(composed, "algo.anneal_lr", default=False) is True:
+            log.warning("promotion with algo.anneal_lr=true: a promoted trial's learning rate decays over its new "
+                        "length from where it stopped (a jump up); algo.anneal_lr=false keeps a run's prefix "
+                        "independent of its length, as successive halving assumes")
+        return length
 
     def _sweep(self, space: SearchSpace, tasks: list[list[str]], holdout: list[list[str]]) -> dict:
         c = self.conf
@@ -164,7 +185,9 @@ class ALMASweeperImpl:
             raise SpaceError(f"{self.sweep_dir}: this sweep dir holds a sweep over another search space; "
                              "use a new hydra.sweep.dir or the same overrides")
         archive.set_meta("space", space.signature)
-        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale, continuing=c.inherit_weights,
+        # with promotion, successive halving decides which trial continues, not the continue operator
+        proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale,
+                            continuing=c.inherit_weights and not c.promotion.enabled,
                             run_key=self._run_key)
         initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
         self.busy_seconds, start = 0.0, time.time()
@@ -248,6 +271,9 @@ class ALMASweeperImpl:
         if not evaluated:  # nothing to expand yet: keep the workers busy with more spread
             design = space.latin_hypercube(1, rng)[0]
             return archive.get(archive.add("search", design, space.overrides(design), "initial"))
+        promoted = promotable(everything, c.promotion.eta, c.inherit_weights) if c.promotion.enabled else None
+        if promoted is not None:
+            return archive.get(archive.add("search", promoted.design, promoted.overrides, PROMOTE, promoted.id))
         baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))
         ended = [t for t in everything if t.status in ("finished", "failed", "pruned")]
         credit = operator_credit(everything, ended)  # a failed or pruned child is a try its operator did not win
@@ -265,9 +291,12 @@ class ALMASweeperImpl:
         folder = self._folder(trial)
         subdirs = [f"{folder.name}/task_{k}" for k in range(len(tasks))]
         per_task = []
+        rung = rungs(archive.trials(kind="search"), self.conf.inherit_weights)[trial.id] if trial.mutation == PROMOTE else 0
         for k, task in enumerate(tasks):
             extra = []
-            if self.conf.inherit_weights and trial.parent is not None and kind == "search":
+            if trial.mutation == PROMOTE:  # continues its copy of the parent's run, for one more trial-length
+                extra = [f"{self.conf.promotion.key}={rung * self.lengths[k]}", f"{self.conf.resume_key}=auto"]
+            elif self.conf.inherit_weights and trial.parent is not None and kind == "search":
                 extra = [f"{self.conf.inherit_key}={self.sweep_dir / f'trial_{trial.parent:04d}' / f'task_{k}'}"]
             per_task.append(trial.overrides + task + extra)
         archive.set_run_dir(trial.id, str(folder))
@@ -304,6 +333,9 @@ class ALMASweeperImpl:
         if resume:
             per_task = [overrides + [f"{self.conf.resume_key}=auto"] for overrides in per_task]
         job_dirs = [self.sweep_dir / s for s in subdirs]
+        if trial.mutation == PROMOTE:
+            for job_dir in job_dirs:
+                self._copy_run(self.sweep_dir / f"trial_{trial.parent:04d}" / job_dir.name, job_dir)
         result = self._folder(trial) / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
         (result.parent / WORKER_RECORD).unlink(missing_ok=True)  # the new worker writes its own
@@ -312,6 +344,17 @@ class ALMASweeperImpl:
         log.info("%s %s %d (%s): %s", "resumed" if resume else "started", trial.kind, trial.id, trial.mutation,
                  " ".join(trial.overrides))
         return Running(trial, process, result, job_dirs)
+
+    @staticmethod
+    def _copy_run(source: Path, job_dir: Path) -> None:
+        """A promoted trial's job dir starts as a copy of its parent's run (checkpoints, TensorBoard,
+        reports; not Hydra's files or logs), made once and whole: a copy cut short is made again."""
+        if job_dir.exists():
+            return  # copied before (the trial resumes from its own, later checkpoint)
+        partial = job_dir.with_name(job_dir.name + ".copying")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".hydra", "*.log"))
+        partial.rename(job_dir)
 
     def _recover(self, archive: Archive) -> dict[int, Running]:
         """The trials a killed sweep left running: the result an orphan worker wrote since is adopted,
