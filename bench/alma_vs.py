@@ -15,6 +15,8 @@ Sweepers:
 - ``alma_promotion``: successive halving (``promotion.enabled=true``): a trial in the top half of the
   finished trials of its rung continues exactly from its checkpoint for one more trial-length (ASHA's
   rule); otherwise ALMA proposes a new design, trained from scratch; ``n_initial=4``;
+- ``random_promotion``: ``alma_promotion`` with ``proposer=random`` (new designs drawn uniformly, not by
+  ALMA's rule): ASHA with random sampling, the ablation of ALMA's rule;
 - ``tpe`` and ``random``: hydra-optuna-sweeper's samplers, batches of 2 through Hydra's joblib launcher;
 - ``tpe_anneal``: ``tpe`` with the trainer's default ``algo.anneal_lr=true``, which every other
   sweeper's trials turn off (a promoted run's prefix must not depend on its length).
@@ -25,7 +27,7 @@ the window from the first job's start to the last job's end), every job timed th
 .hydra/config.yaml to its train.log's last write); the whole sweep's (start-up and exit included)
 and ALMA's own figure (optimization_results.yaml) are kept for reference.
 
-    python bench/alma_vs.py [--seeds 5] [--budget 20] [--first-seed 0]   # ~20 minutes on 2 cores
+    python bench/alma_vs.py [--seeds 5] [--budget 20] [--first-seed 10] [--sweepers ...] [--add]   # ~25 minutes on 2 cores
     python bench/alma_vs.py --quick                      # a check that the script works (~2 minutes)
 
 Writes bench/results/NAME.{json,md,png} (NAME: alma_vs, or alma_vs_quick).
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
+import json
 import math
 import re
 import sqlite3
@@ -67,12 +70,13 @@ WORKERS = 2
 SWEEPERS = {
     "alma": "ALMA (defaults, steady state)",
     "alma_two_level": "ALMA two-level (inherit_weights=true, n_initial=4)",
-    "alma_promotion": "ALMA two-level + successive halving (promotion.enabled=true, n_initial=4)",
+    "alma_promotion": "ALMA + successive halving (promotion.enabled=true, n_initial=4)",
+    "random_promotion": "random designs + successive halving (proposer=random, promotion.enabled=true, n_initial=4)",
     "tpe": "Optuna TPE (joblib, batches of 2)",
     "tpe_anneal": "Optuna TPE, trials with algo.anneal_lr=true (joblib, batches of 2)",
     "random": "random search (Optuna, joblib, batches of 2)",
 }
-PAIRS = (("alma_promotion", "tpe"), ("alma_promotion", "tpe_anneal"), ("alma_promotion", "random"), ("alma_two_level", "tpe"), ("alma", "tpe"))  # (a, b): a - b, paired by sweep seed
+PAIRS = (("alma_promotion", "random_promotion"), ("alma_promotion", "tpe"), ("alma_promotion", "tpe_anneal"), ("alma_promotion", "random"), ("alma_two_level", "tpe"), ("alma", "tpe"))  # (a, b): a - b, paired by sweep seed
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,11 @@ class Budget:
     first_seed: int = 0
 
 
+def ours(name: str) -> bool:
+    """Whether a sweeper is ALMA's (hydra/sweeper=alma), not Optuna's."""
+    return name.startswith("alma") or name == "random_promotion"
+
+
 def task_overrides(steps: int) -> list[str]:
     """What every trial trains with (besides the searched keys): a few seconds per run."""
     return ["env.n_envs=32", "trainer.rollout_steps=64", f"trainer.total_steps={steps}", "eval.n_envs=64",
@@ -93,11 +102,12 @@ def task_overrides(steps: int) -> list[str]:
 
 
 def sweeper_overrides(name: str, trials: int, seed: int) -> list[str]:
-    if name.startswith("alma"):
+    if ours(name):
         # two levels: children inherit weights; fewer designs from scratch leave more generations
         two_level = ["hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"] if name == "alma_two_level" else []
-        if name == "alma_promotion":  # successive halving; new designs from scratch (the lineage is the promotion)
+        if name.endswith("_promotion"):  # successive halving; new designs from scratch (the lineage is the promotion)
             two_level = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4"]
+            two_level += ["hydra.sweeper.proposer=random"] if name == "random_promotion" else []
         return ["hydra/sweeper=alma", f"hydra.sweeper.budget={trials}", f"hydra.sweeper.seed={seed}",
                 f"hydra.sweeper.n_workers={WORKERS}", *two_level]
     anneal = ["algo.anneal_lr=true"] if name == "tpe_anneal" else []  # the trainer's default, for TPE's sake
@@ -108,7 +118,7 @@ def sweeper_overrides(name: str, trials: int, seed: int) -> list[str]:
 
 def job_dirs(name: str, sweep_dir: Path) -> list[Path]:
     """The sweep's job dirs in the order their trials started."""
-    if name.startswith("alma"):
+    if ours(name):
         with sqlite3.connect(sweep_dir / "archive.sqlite") as db:
             rows = db.execute("SELECT id FROM trials WHERE kind = 'search' ORDER BY id").fetchall()
         return [sweep_dir / f"trial_{r[0]:04d}" / "task_0" for r in rows]
@@ -138,7 +148,7 @@ def steady_state_utilization(jobs: list[Path]) -> float:
 
 def chosen(name: str, sweep_dir: Path, jobs: list[Path], scores: list[float]) -> Path:
     """The job dir of the sweep's best trial: ALMA's own choice, else the best parsed objective."""
-    if name.startswith("alma"):
+    if ours(name):
         best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["best_trial"]
         return Path(best["run_dir"]) / "task_0"
     if not np.isfinite(scores).any():
@@ -171,7 +181,7 @@ def sweep(name: str, budget: Budget, seed: int) -> dict:
         overrides = best / ".hydra" / "overrides.yaml"
         design = yaml.safe_load(overrides.read_text()) if overrides.is_file() else None
         own = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text()).get("worker_utilization") \
-            if name.startswith("alma") else None
+            if ours(name) else None
         start = time.perf_counter()
         results = run_benchmark(BenchConfig(checkpoint=str(best), tier=budget.tier, tasks=[TASK]), Path(tmp) / "bench",
                                 bar=False)
@@ -183,6 +193,13 @@ def sweep(name: str, budget: Budget, seed: int) -> dict:
             "test_seeds": task["seeds"]["excess_log_return"], "test_buy_and_hold": task["buy_and_hold"],
             "wall_s": wall, "utilization": steady, "sweep_utilization": busy / (WORKERS * wall),
             "alma_utilization": own, "scoring_s": scoring}
+
+
+def trained_steps(run: dict, steps: int) -> int:
+    """Env steps behind a sweep's chosen checkpoint: its last trainer.total_steps override (a promoted trial's
+    raised length), else one trial-length."""
+    lengths = [int(o.split("=")[1]) for o in run["chosen"]["overrides"] or [] if o.startswith("trainer.total_steps=")]
+    return lengths[-1] if lengths else steps
 
 
 def marks(trials: int) -> list[int]:
@@ -253,18 +270,23 @@ def report(payload: dict) -> str:
         "Best so far: the best validation objective after that share of the sweep's env steps. Utilization "
         f"(steady state): sum of job durations / ({WORKERS} x the window from the first job's start to the last "
         "job's end), the same measure for every sweeper; in parentheses the whole sweep's (the sweeper's start-up "
-        "and exit included).", "",
+        "and exit included). Chosen steps: the env steps of the chosen checkpoint's own run (min-max over sweep seeds; "
+        "a promoted trial's run continues its parent's; a two-level child's weights started from its parent's "
+        f"before its own {b['steps']:,}).", "",
         "| sweeper | test score | 95% CI | best validation | "
-        + " | ".join(f"best so far @{k / b['trials']:.0%}" for k in ks) + " | utilization | sweep wall (s) |",
-        "|---|" + "---:|" * (len(ks) + 5),
+        + " | ".join(f"best so far @{k / b['trials']:.0%}" for k in ks) + " | chosen steps | utilization | sweep wall (s) |",
+        "|---|" + "---:|" * (len(ks) + 6),
     ]
     for name, results in runs.items():
         mean, low, high = stats.mean_ci([r["test"] for r in results])
+        trained = [trained_steps(r, b["steps"]) for r in results]
+        span = f"{min(trained):,}" if min(trained) == max(trained) else f"{min(trained):,}-{max(trained):,}"
         utilization = f"{np.mean([r['utilization'] for r in results]):.0%} ({np.mean([r['sweep_utilization'] for r in results]):.0%})"
         lines.append(
             f"| {SWEEPERS[name]} | {mean_sd([r['test'] for r in results])} | [{number(low)}, {number(high)}] | "
             f"{mean_sd([r['chosen']['validation'] for r in results])} | "
             + " | ".join(mean_sd([r["best_so_far"][k - 1] for r in results]) for k in ks)
+            + f" | {span}"
             + f" | {utilization} | {np.mean([r['wall_s'] for r in results]):.0f} |")
     lines += ["", "Test-score differences, paired by sweep seed (95% t-intervals):", "",
               "| difference | mean | 95% CI |", "|---|---:|---:|"]
@@ -283,12 +305,19 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20, help="trials per sweep")
     parser.add_argument("--name", default="alma_vs", help="of the results files")
     parser.add_argument("--sweepers", nargs="+", choices=list(SWEEPERS), default=list(SWEEPERS), help="which to run")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the other sweepers' runs of NAME.json (the same budget), replacing these sweepers'")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 4 trials of 8,192 steps, smoke tier")
     args = parser.parse_args()
     budget = Budget("alma_vs_quick", 2, 4, 8192, "smoke") if args.quick \
         else Budget(args.name, args.seeds, args.budget, 40960, "full", args.first_seed)
     torch.set_num_threads(1)  # scoring as training: one thread
     runs: dict[str, list[dict]] = {}
+    if args.add and (RESULTS / f"{budget.name}.json").is_file():
+        previous = json.loads((RESULTS / f"{budget.name}.json").read_text())
+        if previous["budget"] != asdict(budget):
+            parser.error(f"--add: {budget.name}.json was measured with {previous['budget']}, not {asdict(budget)}")
+        runs = {name: r for name, r in previous["runs"].items() if name not in args.sweepers}
     for name in args.sweepers:
         runs[name] = []
         for seed in range(budget.first_seed, budget.first_seed + budget.seeds):
@@ -296,6 +325,7 @@ def main() -> None:
             print(f"{name} seed {seed}: validation {r['chosen']['validation']:+.4f}, test {r['test']:+.4f}, "
                   f"utilization {r['utilization']:.0%}, sweep {r['wall_s']:.0f} s, scored in {r['scoring_s']:.0f} s",
                   flush=True)
+    runs = {name: runs[name] for name in SWEEPERS if name in runs}  # the table's order
     paired = {f"{a}-{b}": stats.paired_difference([r["test"] for r in runs[b]], [r["test"] for r in runs[a]])
               for a, b in PAIRS if a in runs and b in runs}
     payload = {"machine": machine(), "date": str(datetime.date.today()), "budget": asdict(budget), "task": TASK,

@@ -47,6 +47,8 @@ EVAL = "openclaw_rl/roll/memory_eval.py"
 REMEMBERING = ("tests/test_memory.py",)
 WORKERS = "openclaw_rl/roll/workers.py"
 POOLING = ("tests/test_workers.py",)
+SEARCH = "openclaw_rl/alma/search.py"
+SEARCHING = ("tests/test_alma.py",)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,16 @@ MUTANTS = [
     Mutant("stale_rollout_kept", "async keeps rollouts staler than trainer.max_policy_lag", WORKERS,
            "if max_lag is not None and version - self.requests[index][1] > max_lag:",
            "if False and max_lag is not None and version - self.requests[index][1] > max_lag:", POOLING),
+    # ALMA's successive halving: which trial continues.
+    Mutant("promotion_lowest_rung_first", "promotion looks at the lowest rung first (ASHA: the highest)", SEARCH,
+           "for rung in sorted({depth[t.id] for t in finished}, reverse=True):",
+           "for rung in sorted({depth[t.id] for t in finished}):", SEARCHING),
+    Mutant("promotion_top_rounded_up", "the top ceil(n / eta) of a rung qualify, not floor", SEARCH,
+           "top = ranked[: int(len(ranked) // eta)]", "top = ranked[: math.ceil(len(ranked) / eta)]", SEARCHING),
+    Mutant("promotion_repeats", "a trial already continued is promoted again", SEARCH,
+           "candidates = [t for t in top if t.id not in continued]", "candidates = list(top)", SEARCHING),
+    Mutant("rung_ignores_inheritance", "a child that inherits its parent's weights counts as trained from scratch",
+           SEARCH, "(trial.mutation == PROMOTE or inherit_weights)", "(trial.mutation == PROMOTE)", SEARCHING),
 ]
 
 

@@ -124,6 +124,14 @@ def test_successive_halving_continues_the_better_trial_exactly_from_its_checkpoi
     assert steps == sorted(steps) and steps[0] == 512 and steps[-1] == 4096  # one curve, the parent's part included
 
 
+def test_the_random_proposer_draws_new_designs_where_alma_would_mutate(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=1", "hydra.sweeper.n_workers=1",
+          "hydra.sweeper.proposer=random", "algo.lr=tag(log, interval(1e-4, 1e-2))", "algo.gamma=interval(0.9, 0.99)")
+    baseline, *drawn = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+    assert baseline.mutation == "baseline" and [(t.mutation, t.parent) for t in drawn] == [("random", None)] * 2
+    assert len({json.dumps(t.design, sort_keys=True) for t in (baseline, *drawn)}) == 3
+
+
 def test_killed_sweep_continues_its_trials_from_their_checkpoints(tmp_path):
     """kill -9 of the sweeper and its workers mid-trial, then the same command: no finished trial runs
     again, and the trials in flight continue from their checkpoints, under their own ids and job dirs."""
@@ -147,6 +155,35 @@ def test_killed_sweep_continues_its_trials_from_their_checkpoints(tmp_path):
     for trial_id in in_flight:
         log = (tmp_path / f"trial_{trial_id:04d}" / "task_0" / "train.log").read_text()
         assert "resumed from" in log, trial_id
+
+
+def test_a_promoted_trial_killed_mid_run_continues_from_its_own_checkpoint(tmp_path):
+    """kill -9 while a promoted trial runs past its copy of the parent's checkpoint: the rerun continues it
+    from its own later checkpoint (no second copy), and the parent's run is left as it was."""
+    args = ["hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2", "hydra.sweeper.n_workers=1", "algo.anneal_lr=false",
+            "hydra.sweeper.promotion.enabled=true", "algo.lr=tag(log, interval(1e-4, 1e-2))", *LONGER]
+    process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    promoted = tmp_path / "trial_0003" / "task_0" / "checkpoints" / "last.pt"
+
+    def past_the_copy():
+        try:
+            return promoted.is_file() and load_checkpoint(promoted)["global_step"] > 8192
+        except Exception:  # noqa: BLE001  the file is being replaced
+            return False
+
+    wait_for(past_the_copy)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    reached = load_checkpoint(promoted)["global_step"]
+    sweep(tmp_path, *args)
+    trials = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+    assert [(t.status, t.mutation) for t in trials][2] == ("finished", "promote") and len(trials) == 3
+    log = (tmp_path / "trial_0003" / "task_0" / "train.log").read_text()
+    assert f"(step {reached})" in log.split("resumed from")[-1]  # its own checkpoint, not the copy at 8192
+    assert load_checkpoint(promoted)["global_step"] == 16384
+    parent = Path(trials[trials[2].parent - 1].run_dir) / "task_0" / "checkpoints" / "last.pt"
+    assert load_checkpoint(parent)["global_step"] == 8192
 
 
 def test_an_orphan_workers_result_is_adopted_not_rerun(tmp_path):
@@ -270,6 +307,7 @@ def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
     ({"max_retries": -1}, "hydra.sweeper.max_retries: must be >= 0, got -1"),
     ({"pruning": {"min_peers": -2}}, "hydra.sweeper.pruning.min_peers: must be >= 1, got -2"),
     ({"promotion": {"eta": 1.0}}, "hydra.sweeper.promotion.eta: must be > 1, got 1.0"),
+    ({"proposer": "tpe"}, "hydra.sweeper.proposer: unknown 'tpe'; allowed: alma, random"),
     ({"promotion": {"enabled": True}, "launcher": "hydra"}, "hydra.sweeper.promotion.enabled: promotion needs the local workers"),
 ])
 def test_sweeper_settings_are_checked_up_front(setting, message):

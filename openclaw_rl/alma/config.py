@@ -12,6 +12,7 @@ from typing import Optional
 AGGREGATES = ("mean", "min")
 LAUNCHERS = ("local", "hydra")
 BACKENDS = ("local", "ray")  # where the steady-state trials run: alma.backends
+PROPOSERS = ("alma", "random")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ALMASweeperConf:
     n_workers: int = 2  # trials running at once (local processes or Ray tasks)
     seed: int = 0
     n_initial: int = 8  # the baseline design plus space-filling designs before ALMA's rule takes over
+    proposer: str = "alma"  # alma: ALMA's archive rule | random: uniform designs (the ablation of the rule)
     tau: float = 0.5  # softmax temperature of parent selection
     score_scale: Optional[float] = None  # sigmoid scale of score - baseline; null: the archive's spread
     mutation_scale: float = 0.2  # numeric perturbation, as a fraction of the range (in log scale for tag(log))

@@ -78,7 +78,7 @@ def origin(trial, by_id: dict) -> str | None:
 
 def best_so_far_figure(trials, objective: str = "objective"):
     """Each finished trial's score by how its design was made (the baseline design, space-filling
-    initial designs, designs proposed by ALMA's rule), the best score so far as a step line, and
+    initial designs, designs proposed by ALMA's rule or at random, promoted trials), the best score so far as a step line, and
     the baseline design's score as a horizontal line."""
     import matplotlib
 
@@ -89,12 +89,14 @@ def best_so_far_figure(trials, objective: str = "objective"):
     x = np.arange(1, len(trials) + 1)
     scores = np.array([t.score if t.status == "finished" and is_finite(t.score) else np.nan for t in trials])
     made = [origin(t, by_id) for t in trials]
-    group = np.array([m if m in ("baseline", "initial") else "proposed" for m in made])
+    group = np.array([m if m in ("baseline", "initial", "promote", "random") else "proposed" for m in made])
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.step(x, best_so_far(trials), where="post", color="black", linewidth=1.5, label="best so far")
     for name, marker, color, label in (("baseline", "*", "tab:red", "baseline design"),
                                        ("initial", "s", "tab:grey", "initial (space-filling)"),
-                                       ("proposed", "o", "tab:blue", "proposed (ALMA rule)")):
+                                       ("proposed", "o", "tab:blue", "proposed (ALMA rule)"),
+                                       ("random", "o", "tab:olive", "proposed (random)"),
+                                       ("promote", "^", "tab:green", "promoted (continued a run)")):
         keep = (group == name) & np.isfinite(scores)
         if keep.any():
             ax.plot(x[keep], scores[keep], marker, color=color, alpha=0.8, markersize=10 if marker == "*" else 6,

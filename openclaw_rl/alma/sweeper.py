@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.alma.archive import Archive, Trial
 from openclaw_rl.alma.backends import WORKER_RECORD, Ending, LocalBackend, Orphan, RayBackend, TrialWorker
-from openclaw_rl.alma.config import AGGREGATES, BACKENDS, LAUNCHERS, ALMASweeperConf
+from openclaw_rl.alma.config import AGGREGATES, BACKENDS, LAUNCHERS, PROPOSERS, ALMASweeperConf
 from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import PROMOTE, Proposer, aggregate, is_finite, operator_credit, promotable, rungs
@@ -97,6 +97,7 @@ class ALMASweeperImpl:
         need(c.launcher in LAUNCHERS, "launcher", f"unknown {c.launcher!r}; allowed: {', '.join(LAUNCHERS)}")
         need(not (c.launcher == "hydra" and c.pruning.enabled), "pruning.enabled",
              "pruning needs the local workers (hydra.sweeper.launcher=local): a Hydra launcher blocks per round")
+        need(c.proposer in PROPOSERS, "proposer", f"unknown {c.proposer!r}; allowed: {', '.join(PROPOSERS)}")
         need(c.backend in BACKENDS, "backend", f"unknown {c.backend!r}; allowed: {', '.join(BACKENDS)}")
         need(not (c.backend == "ray" and c.launcher == "hydra"), "backend",
              "ray runs the steady-state workers: it needs hydra.sweeper.launcher=local, not hydra")
@@ -268,12 +269,15 @@ class ALMASweeperImpl:
                 mutation = "baseline" if k == 0 else "initial"
                 return archive.get(archive.add("search", design, space.overrides(design), mutation))
         evaluated = [t for t in everything if t.status == "finished" and is_finite(t.score)]
-        if not evaluated:  # nothing to expand yet: keep the workers busy with more spread
-            design = space.latin_hypercube(1, rng)[0]
-            return archive.get(archive.add("search", design, space.overrides(design), "initial"))
         promoted = promotable(everything, c.promotion.eta, c.inherit_weights) if c.promotion.enabled else None
         if promoted is not None:
             return archive.get(archive.add("search", promoted.design, promoted.overrides, PROMOTE, promoted.id))
+        if not evaluated or c.proposer == "random":  # nothing to expand yet (more spread), or random search
+            for _ in range(50):  # a design that is a new run, where one can be found
+                design = space.latin_hypercube(1, rng)[0]
+                if self._run_key(design) not in taken:
+                    break
+            return archive.get(archive.add("search", design, space.overrides(design), "initial" if not evaluated else "random"))
         baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))
         ended = [t for t in everything if t.status in ("finished", "failed", "pruned")]
         credit = operator_credit(everything, ended)  # a failed or pruned child is a try its operator did not win

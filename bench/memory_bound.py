@@ -1,0 +1,102 @@
+"""How much can any memory know about the hidden regime? The memory tasks' upper bound.
+
+For each memory task of the suite, markets from the task's own model (validation seeds) give the
+hidden regime per bar. Per bar we score, against the regime's drift sign:
+
+- the sign of the trailing n-bar return, for n from the observation's window (4 bars) up: what a
+  memory holding the last n bars' returns could read (``window`` with n - 3 frames holds ~n bars);
+- the Bayes-optimal filter: the forward algorithm of the task's own Markov chain and Gaussian
+  returns, which no memory can beat.
+
+The oracle row of ``bench/memory.py`` sees the regime itself (accuracy 1). The gap between a short
+window and the filter is all a memory design can add on a task: when it is small, no design can
+beat a window by much, whatever the search.
+
+    python bench/memory_bound.py [--markets 4096] [--bars 512]     # seconds
+
+Writes bench/results/memory_bound.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+import numpy as np
+
+from common import machine, write_results
+from openclaw_rl.benchmark.tasks import TASKS
+from openclaw_rl.rock.config import EnvConfig
+from openclaw_rl.rock.markets import REGIME_NAMES
+from openclaw_rl.rock.splits import SEED_RANGES
+
+LENGTHS = (4, 8, 16, 20, 32, 48, 64, 96)
+BURN_IN = 96  # bars before scoring: every trailing window is full and the filter has forgotten its prior
+
+
+def model_of(task: str):
+    """The task's market model (a RegimeSwitching chain)."""
+    return EnvConfig(**{k: v for k, v in TASKS[task].env.items() if k == "market"}).make_market()
+
+
+def forward_filter(returns: np.ndarray, means: np.ndarray, vols: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``[T, N, K]`` filtered regime probabilities P(regime_t | returns_<=t) of a Gaussian HMM."""
+    T, N = returns.shape
+    belief = np.full((N, len(means)), 1.0 / len(means))
+    out = np.empty((T, N, len(means)))
+    for t in range(T):
+        prior = belief @ matrix
+        log_like = -0.5 * ((returns[t, :, None] - means) / vols) ** 2 - np.log(vols)
+        posterior = prior * np.exp(log_like - log_like.max(axis=1, keepdims=True))
+        belief = posterior / posterior.sum(axis=1, keepdims=True)
+        out[t] = belief
+    return out
+
+
+def bound(task: str, markets: int, bars: int) -> dict:
+    """Accuracy of each trailing window's sign and of the filter, over every scored bar of ``markets`` markets."""
+    model = model_of(task)
+    low = SEED_RANGES["validation"][0]
+    returns, _, codes = model.returns(np.arange(low, low + markets, dtype=np.uint64), bars)
+    names, matrix = model.transition_matrix()
+    means = np.array([model.regimes[n].mean_pct for n in names]) / 100
+    vols = np.array([model.regimes[n].vol_pct for n in names]) / 100
+    drift_up = np.isin(codes, [REGIME_NAMES.index(n) for n, m in zip(names, means) if m > 0])
+    scored = slice(BURN_IN, bars)
+    cumulative = np.vstack([np.zeros((1, markets)), np.cumsum(returns, axis=0)])
+    windows = {}
+    for n in LENGTHS:
+        ending_at = cumulative[n:] - cumulative[:-n]  # row t - n + 1: the n bars ending at bar t
+        windows[n] = float(((ending_at[BURN_IN - n + 1: bars - n + 1] > 0) == drift_up[scored]).mean())
+    up = forward_filter(returns, means, vols, matrix)[..., means > 0].sum(axis=-1)
+    return {"windows": windows, "filter": float(((up[scored] > 0.5) == drift_up[scored]).mean()),
+            "regimes": {n: dict(TASKS[task].env["market"]["regimes"][n]) for n in names}}
+
+
+def report(payload: dict) -> str:
+    lines = ["# How much of the hidden regime can a memory recover? (memory tasks)", "",
+             f"Measured {payload['date']} by `bench/memory_bound.py`: {payload['markets']:,} validation markets x "
+             f"{payload['bars']} bars of each task's own model, scored after bar {BURN_IN}. Accuracy of the regime's drift "
+             "sign: from the sign of the trailing n-bar return (n = 4: the observation's own window), and from the "
+             "Bayes-optimal forward filter of the task's Markov chain (the bound for any memory). The oracle sees the "
+             "regime: accuracy 1.", "",
+             "| task | " + " | ".join(f"{n} bars" for n in LENGTHS) + " | optimal filter |",
+             "|---|" + "---:|" * (len(LENGTHS) + 1)]
+    for task, row in payload["tasks"].items():
+        lines.append(f"| {task} | " + " | ".join(f"{row['windows'][n]:.3f}" for n in LENGTHS) + f" | {row['filter']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markets", type=int, default=4096)
+    parser.add_argument("--bars", type=int, default=512)
+    args = parser.parse_args()
+    tasks = {name: bound(name, args.markets, args.bars) for name, task in TASKS.items() if task.family == "memory"}
+    payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "markets": args.markets,
+               "bars": args.bars, "tasks": tasks}
+    print(write_results("memory_bound", payload, report(payload)))
+
+
+if __name__ == "__main__":
+    main()
