@@ -144,6 +144,8 @@ def test_promotion_follows_ashas_rule():
     assert promotable(child, 2, True).id == 8  # rung 2's top 1 of {7: 0.05, 8: 0.4}, before any rung-1 trial
     assert promotable(child, 2, False).id == 8  # without, 8 is on rung 1: the best of its top 2 {8, 2 (taken)}
     assert promotable(child + [T(9, 0.9, parent=8, mutation="continue")], 2, True) is None  # continued counts too
+    two_rungs = rung1 + [T(6, 0.6, parent=2, mutation="promote"), T(7, 0.4, parent=4, mutation="perturb")]
+    assert promotable(two_rungs, 2, True).id == 6  # rung 2 offers 6 and rung 1 offers 3: the higher rung goes first
 
 
 def test_archive_persists_trials_reports_and_expansions(tmp_path):

@@ -108,8 +108,13 @@ def checkpointed_in_flight(db: Path, sweep_dir: Path) -> list[int]:
 
 def test_successive_halving_continues_the_better_trial_exactly_from_its_checkpoint(tmp_path):
     sweep(tmp_path, "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2", "hydra.sweeper.n_workers=1",
-          "hydra.sweeper.promotion.enabled=true", "algo.anneal_lr=false", "algo.lr=tag(log, interval(1e-4, 1e-2))")
+          "hydra.sweeper.promotion.enabled=true", "algo.anneal_lr=false", "algo.lr=tag(log, interval(1e-4, 1e-2))",
+          "hydra.sweeper.holdout_tasks=['env.regime=bull']", "hydra.sweeper.holdout_top_k=1")
     first, second, third = Archive(tmp_path / "archive.sqlite").trials(kind="search")
+    (holdout,) = Archive(tmp_path / "archive.sqlite").trials(kind="holdout")  # the best design, trained as long
+    length = 2048 * (2 if holdout.parent == third.id else 1)  # as its search trial: 2 trial-lengths if promoted
+    transfer = yaml.safe_load((Path(holdout.run_dir) / "task_0" / ".hydra" / "overrides.yaml").read_text())
+    assert transfer[-1] == f"trainer.total_steps={length}" and "trainer.resume=auto" not in transfer
     better = max((first, second), key=lambda t: t.score)
     assert (third.mutation, third.parent, third.design) == ("promote", better.id, better.design)
     job = Path(third.run_dir) / "task_0"
@@ -122,6 +127,20 @@ def test_successive_halving_continues_the_better_trial_exactly_from_its_checkpoi
     events.Reload()
     steps = [e.step for e in events.Scalars("charts/SPS")]
     assert steps == sorted(steps) and steps[0] == 512 and steps[-1] == 4096  # one curve, the parent's part included
+
+
+def test_promoted_and_transfer_jobs_train_as_many_trial_lengths_as_their_weights(tmp_path):
+    sweeper = ALMASweeperImpl(promotion={"enabled": True})
+    sweeper.sweep_dir, sweeper.tasks, sweeper.lengths = tmp_path, [[]], [2048, 1000]  # one search, one holdout task
+    archive = Archive(tmp_path / "archive.sqlite")
+    first = archive.add("search", {"algo.lr": 0.001}, ["algo.lr=0.001"], "initial")
+    second = archive.add("search", {"algo.lr": 0.001}, ["algo.lr=0.001"], "promote", parent=first)
+    third = archive.add("search", {"algo.lr": 0.001}, ["algo.lr=0.001"], "promote", parent=second)
+    transfer = archive.add("holdout", {"algo.lr": 0.001}, ["algo.lr=0.001"], "holdout", parent=third)
+    (jobs,), _ = sweeper._jobs(archive, archive.get(third), [[]], "search")
+    assert jobs == ["algo.lr=0.001", "trainer.total_steps=6144", "trainer.resume=auto"]  # its third trial-length
+    (jobs,), _ = sweeper._jobs(archive, archive.get(transfer), [["env.regime=bull"]], "holdout")
+    assert jobs == ["algo.lr=0.001", "env.regime=bull", "trainer.total_steps=3000"]  # from scratch, 3 holdout lengths
 
 
 def test_the_random_proposer_draws_new_designs_where_alma_would_mutate(tmp_path):

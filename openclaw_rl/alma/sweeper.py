@@ -147,14 +147,14 @@ class ALMASweeperImpl:
         fails the sweep before any job. An error in a searched key is left to the trials it concerns."""
         extra = [f"{self.conf.inherit_key}=null"] if self.conf.inherit_weights else []
         searched = {dim.key for dim in space.dims}
-        self.lengths = []  # per search task: the value of promotion.key, one trial-length
+        self.lengths = []  # per search task, then per holdout task: the value of promotion.key, one trial-length
         for k, task in enumerate(tasks + holdout):
             where = f"task '{' '.join(task)}'" if task else "the overrides every trial shares"
             try:
                 composed = self.hydra_context.config_loader.load_sweep_config(self.config, space.fixed + task + extra)
             except Exception as err:  # noqa: BLE001  Hydra's override and composition errors
                 raise SpaceError(f"{where} do not compose: {err}") from None
-            if self.conf.promotion.enabled and k < len(tasks):
+            if self.conf.promotion.enabled:
                 self.lengths.append(self._trial_length(composed, searched, where))
             if "trainer" not in composed or "env" not in composed:
                 continue  # not an openclaw_rl training run: the task function validates its own config
@@ -295,11 +295,14 @@ class ALMASweeperImpl:
         folder = self._folder(trial)
         subdirs = [f"{folder.name}/task_{k}" for k in range(len(tasks))]
         per_task = []
-        rung = rungs(archive.trials(kind="search"), self.conf.inherit_weights)[trial.id] if trial.mutation == PROMOTE else 0
+        depth = rungs(archive.trials(kind="search"), self.conf.inherit_weights) if self.conf.promotion.enabled else {}
+        lengths = self.lengths[len(self.tasks):] if kind == "holdout" else self.lengths
         for k, task in enumerate(tasks):
             extra = []
             if trial.mutation == PROMOTE:  # continues its copy of the parent's run, for one more trial-length
-                extra = [f"{self.conf.promotion.key}={rung * self.lengths[k]}", f"{self.conf.resume_key}=auto"]
+                extra = [f"{self.conf.promotion.key}={depth[trial.id] * lengths[k]}", f"{self.conf.resume_key}=auto"]
+            elif kind == "holdout" and depth:  # as long as the weights of the search trial it transfers trained
+                extra = [f"{self.conf.promotion.key}={depth[trial.parent] * lengths[k]}"]
             elif self.conf.inherit_weights and trial.parent is not None and kind == "search":
                 extra = [f"{self.conf.inherit_key}={self.sweep_dir / f'trial_{trial.parent:04d}' / f'task_{k}'}"]
             per_task.append(trial.overrides + task + extra)
