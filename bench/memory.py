@@ -23,7 +23,9 @@ needs memory when this is clearly negative).
     python bench/memory.py [--seeds 5] [--steps 500000] [--sweep-trials 16] [--sweep-steps 300000] [--algo ipa]
     python bench/memory.py --quick     # a check that the script works (~2 minutes)
 
-``--algo ppo`` runs everything (sweep and rows) with that learner instead of IPA. Run dirs:
+``--algo ppo`` runs everything (sweep and rows) with that learner instead of IPA. ``--promotion`` runs the
+sweep with successive halving (ALMA's ``promotion``), e.g. ``--promotion --sweep-trials 48 --sweep-steps
+100000 --tasks memory_slow --name memory_slow_promotion``: the same sweep compute as the default. Run dirs:
 bench/runs/NAME/ (ignored by git, replaced on each run). Writes bench/results/NAME.{json,md} (NAME:
 memory, memory_ppo for --algo ppo, or memory_quick).
 """
@@ -102,11 +104,13 @@ def train(job: tuple[list[str], Path]) -> dict:
     return {"validation": result.objective}  # throughput: bench/memory_sps.py (these runs share the cores)
 
 
-def alma_sweep(task: str, trials: int, steps: int, algo: str, sweep_dir: Path) -> dict:
-    """The ALMA sweep over memory designs; its best design as overrides."""
+def alma_sweep(task: str, trials: int, steps: int, algo: str, sweep_dir: Path, promotion: bool) -> dict:
+    """The ALMA sweep over memory designs; its best design as overrides. ``promotion``: successive halving
+    (the sweep's trials then run with ``algo.anneal_lr=false``; the design is retrained with the default)."""
+    halving = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4", "algo.anneal_lr=false"] if promotion else []
     command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=alma",
                f"hydra.sweeper.budget={trials}", "hydra.sweeper.seed=0", f"hydra.sweeper.n_workers={WORKERS}",
-               "seed=0", *common_overrides(task, steps, algo), *SPACE]
+               "seed=0", *common_overrides(task, steps, algo), *halving, *SPACE]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"ALMA sweep on {task} failed:\n{result.stderr[-3000:]}")
@@ -139,18 +143,22 @@ def main() -> None:
     parser.add_argument("--sweep-steps", type=int, default=300_000)
     parser.add_argument("--tasks", nargs="+", default=MEMORY_TASKS, choices=MEMORY_TASKS)
     parser.add_argument("--algo", default="ipa", choices=["ipa", "ppo", "grpo", "reinforce"])
+    parser.add_argument("--promotion", action="store_true",
+                        help="the sweep with successive halving (e.g. --sweep-trials 48 --sweep-steps 100000: the same compute)")
+    parser.add_argument("--name", help="of the results files (default: memory, memory_ALGO or memory_quick)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a check that the script works")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.steps, args.sweep_trials, args.sweep_steps, args.tasks = 2, 16_384, 3, 8_192, MEMORY_TASKS[:1]
-    name = "memory_quick" if args.quick else "memory" if args.algo == "ipa" else f"memory_{args.algo}"
+    name = args.name or ("memory_quick" if args.quick else "memory" if args.algo == "ipa" else f"memory_{args.algo}")
     runs = ROOT / "bench" / "runs" / name
     shutil.rmtree(runs, ignore_errors=True)
     payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "algo": args.algo, "seeds": args.seeds,
                "steps": args.steps,
-               "sweep": {"trials": args.sweep_trials, "steps": args.sweep_steps, "space": SPACE}, "tasks": {}}
+               "sweep": {"trials": args.sweep_trials, "steps": args.sweep_steps, "space": SPACE, "promotion": args.promotion},
+               "tasks": {}}
     for task in args.tasks:
-        found = alma_sweep(task, args.sweep_trials, args.sweep_steps, args.algo, runs / task / "sweep")
+        found = alma_sweep(task, args.sweep_trials, args.sweep_steps, args.algo, runs / task / "sweep", args.promotion)
         print(task, "ALMA found", found["design"], flush=True)
         rows = {**ROWS, "alma": found["design"]}
         jobs = [(row, seed) for seed in range(1, args.seeds + 1) for row in rows]
@@ -186,7 +194,9 @@ def report(payload: dict) -> str:
              f"default {payload['algo'].upper()}, {payload['steps']:,} env steps, training seeds 1-{payload['seeds']}; scored by `run_benchmark` "
              f"on the task's test split ({tier.n_seeds} seeds x {tier.n_markets} markets). `alma`: the best design of an "
              f"ALMA sweep over memory designs ({payload['sweep']['trials']} trials x {payload['sweep']['steps']:,} steps, "
-             "2 workers, training seed 0, validation objective), retrained on the rows' seeds. Probe: ridge probe of the "
+             + ("successive halving (a promoted trial continues its run; sweep trials with algo.anneal_lr=false), "
+                if payload["sweep"].get("promotion") else "")
+             + "2 workers, training seed 0, validation objective), retrained on the rows' seeds. Probe: ridge probe of the "
              "hidden regime at chunk ends, from the memory state (from the observation alone in brackets), on 64 "
              "validation markets; compression: history floats received / floats kept."]
     for task, t in payload["tasks"].items():

@@ -12,7 +12,8 @@ The oracle row of ``bench/memory.py`` sees the regime itself (accuracy 1). The g
 window and the filter is all a memory design can add on a task: when it is small, no design can
 beat a window by much, whatever the search.
 
-    python bench/memory_bound.py [--markets 4096] [--bars 512]     # seconds
+    python bench/memory_bound.py [--markets 4096] [--bars 256]     # seconds
+    python bench/memory_bound.py --candidate 0.15 200              # also a would-be task: +-0.15%/bar, ~200-bar regimes
 
 Writes bench/results/memory_bound.{json,md}.
 """
@@ -20,6 +21,7 @@ Writes bench/results/memory_bound.{json,md}.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 
 import numpy as np
@@ -27,7 +29,7 @@ import numpy as np
 from common import machine, write_results
 from openclaw_rl.benchmark.tasks import TASKS
 from openclaw_rl.rock.config import EnvConfig
-from openclaw_rl.rock.markets import REGIME_NAMES
+from openclaw_rl.rock.markets import REGIME_NAMES, Regime, RegimeSwitching
 from openclaw_rl.rock.splits import SEED_RANGES
 
 LENGTHS = (4, 8, 16, 20, 32, 48, 64, 96)
@@ -37,6 +39,12 @@ BURN_IN = 96  # bars before scoring: every trailing window is full and the filte
 def model_of(task: str):
     """The task's market model (a RegimeSwitching chain)."""
     return EnvConfig(**{k: v for k, v in TASKS[task].env.items() if k == "market"}).make_market()
+
+
+def candidate(mean_pct: float, duration_bars: float) -> RegimeSwitching:
+    """A would-be memory task's chain: bull and bear of drift +-mean_pct and 1% vol per bar."""
+    return RegimeSwitching(regimes={"bull": Regime(mean_pct, 1.0, duration_bars), "bear": Regime(-mean_pct, 1.0, duration_bars)},
+                           switching=("bull", "bear"))
 
 
 def forward_filter(returns: np.ndarray, means: np.ndarray, vols: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -53,9 +61,8 @@ def forward_filter(returns: np.ndarray, means: np.ndarray, vols: np.ndarray, mat
     return out
 
 
-def bound(task: str, markets: int, bars: int) -> dict:
+def bound(model: RegimeSwitching, markets: int, bars: int) -> dict:
     """Accuracy of each trailing window's sign and of the filter, over every scored bar of ``markets`` markets."""
-    model = model_of(task)
     low = SEED_RANGES["validation"][0]
     returns, _, codes = model.returns(np.arange(low, low + markets, dtype=np.uint64), bars)
     names, matrix = model.transition_matrix()
@@ -70,7 +77,7 @@ def bound(task: str, markets: int, bars: int) -> dict:
         windows[n] = float(((ending_at[BURN_IN - n + 1: bars - n + 1] > 0) == drift_up[scored]).mean())
     up = forward_filter(returns, means, vols, matrix)[..., means > 0].sum(axis=-1)
     return {"windows": windows, "filter": float(((up[scored] > 0.5) == drift_up[scored]).mean()),
-            "regimes": {n: dict(TASKS[task].env["market"]["regimes"][n]) for n in names}}
+            "regimes": {n: dataclasses.asdict(model.regimes[n]) for n in names}}
 
 
 def report(payload: dict) -> str:
@@ -90,9 +97,13 @@ def report(payload: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=4096)
-    parser.add_argument("--bars", type=int, default=512)
+    parser.add_argument("--bars", type=int, default=256, help="per market: an episode (252 bars; memories reset at its start)")
+    parser.add_argument("--candidate", type=float, nargs=2, action="append", default=[], metavar=("MEAN_PCT", "DURATION"),
+                        help="also score a would-be task: two regimes of drift +-MEAN_PCT%% per bar, 1%% vol, DURATION bars")
     args = parser.parse_args()
-    tasks = {name: bound(name, args.markets, args.bars) for name, task in TASKS.items() if task.family == "memory"}
+    tasks = {name: bound(model_of(name), args.markets, args.bars) for name, task in TASKS.items() if task.family == "memory"}
+    for mean_pct, duration in args.candidate:
+        tasks[f"candidate +-{mean_pct:g}%, {duration:g} bars"] = bound(candidate(mean_pct, duration), args.markets, args.bars)
     payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "markets": args.markets,
                "bars": args.bars, "tasks": tasks}
     print(write_results("memory_bound", payload, report(payload)))
