@@ -285,6 +285,25 @@ def test_pruning_stops_a_trial_below_its_peers(tmp_path):
     assert not fine.process.terminated and archive.get(fine.trial.id).status == "running"
 
 
+def test_pruning_reads_a_promoted_trial_from_where_its_copy_ends(tmp_path):
+    """The reports a promoted trial's job dir copied from its parent are the parent's: ranked there, the
+    promoted trial would be pruned for a score its parent was promoted with."""
+    sweeper = ALMASweeperImpl(pruning={"enabled": True, "min_peers": 1, "quantile": 0.25, "min_reports": 1},
+                              promotion={"enabled": True})
+    sweeper.lengths = [100]
+    archive = Archive(tmp_path / "a.sqlite")
+    parent = archive.add("search", {"x": 1}, [], "initial")
+    peer = archive.add("search", {"x": 2}, [], "initial")
+    for trial, step, score in ((parent, 100, 1.0), (peer, 100, 2.0), (peer, 200, 3.0)):
+        archive.report(trial, 0, step, score)
+    promoted = archive.get(archive.add("search", {"x": 1}, [], "promote", parent=parent))
+    (tmp_path / "reports.jsonl").write_text('{"step": 100, "objective": 1.0}\n{"step": 200, "objective": 3.5}\n')
+    runs = {promoted.id: Running(promoted, FakeProcess(), tmp_path / "result.json", [tmp_path])}
+    sweeper._prune(archive, runs)
+    assert not runs[promoted.id].process.terminated and archive.get(promoted.id).status == "running"
+    assert archive.peers_at(0, 100, excluding=parent) == [2.0]  # the copied report was not recorded as its own
+
+
 def test_pruning_waits_for_a_trials_second_report(tmp_path):
     """The grace period (pruning.min_reports=2): a trial far below its peers at its first report goes
     on, and is stopped at its second."""

@@ -26,7 +26,7 @@ from openclaw_rl.alma.space import Choice, SearchSpace
 
 OPERATORS = ("perturb", "resample", "crossover")
 CONTINUE = "continue"  # two levels only: the same design, from the parent's weights
-PROMOTE = "promote"  # two levels with promotion: the same design, from the weights of a trial ASHA promotes
+PROMOTE = "promote"  # successive halving: the same design, continuing the run of a trial ASHA promotes
 
 
 def selection_probabilities(scores: np.ndarray, times_expanded: np.ndarray, baseline_score: float,

@@ -147,7 +147,7 @@ class ALMASweeperImpl:
         fails the sweep before any job. An error in a searched key is left to the trials it concerns."""
         extra = [f"{self.conf.inherit_key}=null"] if self.conf.inherit_weights else []
         searched = {dim.key for dim in space.dims}
-        self.lengths = []  # per search task, then per holdout task: the value of promotion.key, one trial-length
+        self.lengths, annealed = [], False  # lengths: per search task, then per holdout task, promotion.key's value
         for k, task in enumerate(tasks + holdout):
             where = f"task '{' '.join(task)}'" if task else "the overrides every trial shares"
             try:
@@ -156,6 +156,7 @@ class ALMASweeperImpl:
                 raise SpaceError(f"{where} do not compose: {err}") from None
             if self.conf.promotion.enabled:
                 self.lengths.append(self._trial_length(composed, searched, where))
+                annealed = annealed or OmegaConf.select(composed, "algo.anneal_lr", default=False) is True
             if "trainer" not in composed or "env" not in composed:
                 continue  # not an openclaw_rl training run: the task function validates its own config
             try:
@@ -163,19 +164,19 @@ class ALMASweeperImpl:
             except (ConfigError, DataError) as err:
                 if str(err).split(":")[0] not in searched:
                     raise SpaceError(f"{where}: {err}") from None
+        if annealed:
+            log.warning("promotion with algo.anneal_lr=true: a promoted trial's learning rate decays over its new "
+                        "length from where it stopped (a jump up); algo.anneal_lr=false keeps a run's prefix "
+                        "independent of its length, as successive halving assumes")
 
     def _trial_length(self, composed: DictConfig, searched: set[str], where: str) -> int:
-        """One trial-length (``promotion.key``'s value) of a composed search task."""
+        """One trial-length (``promotion.key``'s value) of a composed task."""
         key = self.conf.promotion.key
         length = OmegaConf.select(composed, key, default=None)
         if key in searched or not isinstance(length, int) or isinstance(length, bool) or length < 1:
             reason = "is searched" if key in searched else f"is {length!r} in {where}"
             raise SpaceError(f"hydra.sweeper.promotion.key: {key} {reason}; it must be a fixed positive integer "
                              "(a trial's length, raised when the trial is promoted)")
-        if OmegaConf.select(composed, "algo.anneal_lr", default=False) is True:
-            log.warning("promotion with algo.anneal_lr=true: a promoted trial's learning rate decays over its new "
-                        "length from where it stopped (a jump up); algo.anneal_lr=false keeps a run's prefix "
-                        "independent of its length, as successive halving assumes")
         return length
 
     def _sweep(self, space: SearchSpace, tasks: list[list[str]], holdout: list[list[str]]) -> dict:
@@ -428,11 +429,14 @@ class ALMASweeperImpl:
         p = self.conf.pruning
         if not p.enabled:
             return
+        depth = rungs(archive.trials(kind="search"), self.conf.inherit_weights) if self.conf.promotion.enabled else {}
         for run in running.values():
             if run.trial.kind != "search":
                 continue
             for task, job_dir in enumerate(run.job_dirs):
-                for index, (step, score) in enumerate(_read_reports(job_dir / p.report_file)):
+                copied = (depth[run.trial.id] - 1) * self.lengths[task] if run.trial.mutation == PROMOTE else -1
+                reports = [r for r in _read_reports(job_dir / p.report_file) if r[0] > copied]  # not the parent's
+                for index, (step, score) in enumerate(reports):
                     if not archive.report(run.trial.id, task, step, score) or index + 1 < p.min_reports:
                         continue
                     peers = archive.peers_at(task, step, excluding=run.trial.id)
