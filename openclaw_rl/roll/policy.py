@@ -3,6 +3,7 @@ a discrete or Gaussian head, and an observation normalizer whose statistics trav
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,17 @@ from torch.distributions import Categorical, Normal
 from openclaw_rl.memory import Memory, MemoryConfig, build_memory
 from openclaw_rl.rock.config import EnvConfig
 
+
+
+@contextmanager
+def torch_threads(n: int):
+    """``torch.set_num_threads(n)`` inside the block; the caller's setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 @dataclass
 class PolicyConfig:
@@ -98,8 +110,11 @@ class ActorCritic(nn.Module):
 
     @classmethod
     def for_env(cls, env: EnvConfig, config: PolicyConfig) -> "ActorCritic":
-        """A policy whose input, memory and heads fit ``env``'s observations and actions."""
-        return cls(env.obs_dim, env.action_dim, env.continuous, config, build_memory(config.memory, env))
+        """A policy whose input, memory and heads fit ``env``'s observations and actions. Built on one
+        thread: the orthogonal init's QR depends on the thread count, and the weights must depend on the
+        seed alone (the same run on a 2-core and a 16-core machine)."""
+        with torch_threads(1):
+            return cls(env.obs_dim, env.action_dim, env.continuous, config, build_memory(config.memory, env))
 
     def initial_state(self, n: int, device=None) -> torch.Tensor:
         """The memory state ``[1, n, state_size]`` of ``n`` fresh episodes (empty without a memory)."""

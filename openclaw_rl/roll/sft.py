@@ -22,9 +22,9 @@ from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.checkpoint import checkpoint_path, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.lineage import run_lineage
-from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.policy import ActorCritic, torch_threads
 from openclaw_rl.roll.run_dir import claim, open_writer
-from openclaw_rl.roll.trainer import TrainResult, final_evaluation, resolve_device, resolve_threads, torch_threads
+from openclaw_rl.roll.trainer import TrainResult, final_evaluation, resolve_device, resolve_threads
 
 log = logging.getLogger("openclaw_rl.sft")
 

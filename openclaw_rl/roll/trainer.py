@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from openclaw_rl.roll.checkpoint import (
 from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig, design_differences
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate, validation_env
 from openclaw_rl.roll.learner import Learner
-from openclaw_rl.roll.policy import ActorCritic
+from openclaw_rl.roll.policy import ActorCritic, torch_threads
 from openclaw_rl.roll.lineage import run_lineage
 from openclaw_rl.roll.memory_eval import memory_report
 from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
@@ -58,17 +57,6 @@ def resolve_threads(spec: str | int, n_parameters: int, device: torch.device) ->
     if str(spec) != "auto":
         return int(spec)  # RunConfig.validate checked it
     return 1 if device.type == "cuda" or n_parameters < SMALL_POLICY else TORCH_THREADS
-
-
-@contextmanager
-def torch_threads(n: int):
-    """``torch.set_num_threads(n)`` for the run; the caller's setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
