@@ -89,9 +89,19 @@ class Budget:
     first_seed: int = 0
 
 
+HALVING = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4"]  # new designs from scratch
+ALMA_SETTINGS = {  # hydra/sweeper=alma's settings per sweeper of ours (the others are Optuna's)
+    "alma": [],
+    # two levels: children inherit weights; fewer designs from scratch leave more generations
+    "alma_two_level": ["hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"],
+    "alma_promotion": HALVING,
+    "random_promotion": [*HALVING, "hydra.sweeper.proposer=random"],
+}
+
+
 def ours(name: str) -> bool:
     """Whether a sweeper is ALMA's (hydra/sweeper=alma), not Optuna's."""
-    return name.startswith("alma") or name == "random_promotion"
+    return name in ALMA_SETTINGS
 
 
 def task_overrides(steps: int) -> list[str]:
@@ -103,13 +113,8 @@ def task_overrides(steps: int) -> list[str]:
 
 def sweeper_overrides(name: str, trials: int, seed: int) -> list[str]:
     if ours(name):
-        # two levels: children inherit weights; fewer designs from scratch leave more generations
-        two_level = ["hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"] if name == "alma_two_level" else []
-        if name.endswith("_promotion"):  # successive halving; new designs from scratch (the lineage is the promotion)
-            two_level = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4"]
-            two_level += ["hydra.sweeper.proposer=random"] if name == "random_promotion" else []
         return ["hydra/sweeper=alma", f"hydra.sweeper.budget={trials}", f"hydra.sweeper.seed={seed}",
-                f"hydra.sweeper.n_workers={WORKERS}", *two_level]
+                f"hydra.sweeper.n_workers={WORKERS}", *ALMA_SETTINGS[name]]
     anneal = ["algo.anneal_lr=true"] if name == "tpe_anneal" else []  # the trainer's default, for TPE's sake
     return [*anneal, "hydra/sweeper=optuna", f"hydra/sweeper/sampler={name.split('_')[0]}", "hydra/launcher=joblib",
             f"hydra.launcher.n_jobs={WORKERS}", f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.n_jobs={WORKERS}",
