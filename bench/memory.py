@@ -25,7 +25,7 @@ needs memory when this is clearly negative).
 
 ``--algo ppo`` runs everything (sweep and rows) with that learner instead of IPA. ``--promotion`` runs the
 sweep with successive halving (ALMA's ``promotion``), e.g. ``--promotion --sweep-trials 48 --sweep-steps
-100000 --tasks memory_slow --name memory_slow_promotion``: the same sweep compute as the default. Run dirs:
+100000 --tasks memory_trend --name memory_trend_promotion``: the same sweep compute as the default. Run dirs:
 bench/runs/NAME/ (ignored by git, replaced on each run). Writes bench/results/NAME.{json,md} (NAME:
 memory, memory_ppo for --algo ppo, or memory_quick).
 """
@@ -182,6 +182,10 @@ def main() -> None:
     print(write_results(name, payload, report(payload)))
 
 
+def _signed(value) -> str:
+    return "-" if value is None else f"{value:+.4f}"
+
+
 def _mean(values) -> str:
     values = [v for v in values if v is not None]
     return f"{np.mean(values):.2f}" if values else "-"
@@ -202,7 +206,7 @@ def report(payload: dict) -> str:
     for task, t in payload["tasks"].items():
         lines += ["", f"## {task}: {t['about']}", "",
                   f"ALMA's design: `{' '.join(t['alma']['design']) or '(none)'}` (validation {t['alma']['validation']:+.4f}; "
-                  f"its baseline, the none design: {t['alma']['baseline_validation']})", "",
+                  f"its baseline, the none design: {_signed(t['alma']['baseline_validation'])})", "",
                   "| design | test excess log return (mean ± sd) | 95% CI | regime probe: memory (observation) | "
                   "compression |", "|---|---:|---:|---:|---:|"]
         for row, s in t["rows"].items():

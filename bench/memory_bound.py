@@ -6,14 +6,15 @@ hidden regime per bar. Per bar we score, against the regime's drift sign:
 - the sign of the trailing n-bar return, for n from the observation's window (4 bars) up: what a
   memory holding the last n bars' returns could read (``window`` with n - 3 frames holds ~n bars);
 - the Bayes-optimal filter: the forward algorithm of the task's own Markov chain and Gaussian
-  returns, which no memory can beat.
+  returns (and entry jumps), which no memory can beat.
 
 The oracle row of ``bench/memory.py`` sees the regime itself (accuracy 1). The gap between a short
 window and the filter is all a memory design can add on a task: when it is small, no design can
 beat a window by much, whatever the search.
 
     python bench/memory_bound.py [--markets 4096] [--bars 256]     # seconds
-    python bench/memory_bound.py --candidate 0.15 200              # also a would-be task: +-0.15%/bar, ~200-bar regimes
+    python bench/memory_bound.py --candidate 0.15 200 [5]          # also a would-be task: +-0.15%/bar, ~200-bar regimes
+                                                                   # [announced by +-5% entry jumps]
 
 Writes bench/results/memory_bound.{json,md}.
 """
@@ -33,6 +34,8 @@ from openclaw_rl.rock.markets import REGIME_NAMES, Regime, RegimeSwitching
 from openclaw_rl.rock.splits import SEED_RANGES
 
 LENGTHS = (4, 8, 16, 20, 32, 48, 64, 96)
+# The memory tasks of suite 1.1, retired in 1.2 (fees do not change the bound): (drift %/bar, regime bars)
+RETIRED = {"memory_regimes (suite 1.1)": (0.2, 60.0), "memory_slow (suite 1.1)": (0.1, 150.0)}
 BURN_IN = 96  # bars before scoring: every trailing window is full and the filter has forgotten its prior
 
 
@@ -41,21 +44,32 @@ def model_of(task: str):
     return EnvConfig(**{k: v for k, v in TASKS[task].env.items() if k == "market"}).make_market()
 
 
-def candidate(mean_pct: float, duration_bars: float) -> RegimeSwitching:
-    """A would-be memory task's chain: bull and bear of drift +-mean_pct and 1% vol per bar."""
-    return RegimeSwitching(regimes={"bull": Regime(mean_pct, 1.0, duration_bars), "bear": Regime(-mean_pct, 1.0, duration_bars)},
-                           switching=("bull", "bear"))
+def candidate(mean_pct: float, duration_bars: float, entry_jump_pct: float = 0.0) -> RegimeSwitching:
+    """A would-be memory task's chain: bull and bear of drift +-mean_pct and 1% vol per bar, each announced
+    by a jump of +-entry_jump_pct on the bar it begins."""
+    regimes = {name: Regime(sign * mean_pct, 1.0, duration_bars, sign * entry_jump_pct)
+               for name, sign in (("bull", 1.0), ("bear", -1.0))}
+    return RegimeSwitching(regimes=regimes, switching=("bull", "bear"))
 
 
-def forward_filter(returns: np.ndarray, means: np.ndarray, vols: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``[T, N, K]`` filtered regime probabilities P(regime_t | returns_<=t) of a Gaussian HMM."""
+def forward_filter(returns: np.ndarray, model: RegimeSwitching) -> np.ndarray:
+    """``[T, N, K]`` filtered regime probabilities P(regime_t | returns of bars 1..t) of the model's chain
+    with Gaussian returns and entry jumps (bar 0 shows no return; bar 1 enters its regime)."""
+    names, matrix = model.transition_matrix()
+    means, vols, jumps = (np.array([getattr(model.regimes[n], key) for n in names]) / 100
+                          for key in ("mean_pct", "vol_pct", "entry_jump_pct"))
     T, N = returns.shape
-    belief = np.full((N, len(means)), 1.0 / len(means))
-    out = np.empty((T, N, len(means)))
-    for t in range(T):
-        prior = belief @ matrix
-        log_like = -0.5 * ((returns[t, :, None] - means) / vols) ** 2 - np.log(vols)
-        posterior = prior * np.exp(log_like - log_like.max(axis=1, keepdims=True))
+    K = len(names)
+    stay = np.eye(K, dtype=bool)
+    belief = np.full((N, K), 1.0 / K)
+    out = np.empty((T, N, K))
+    out[0] = belief
+    for t in range(1, T):
+        # joint[n, i, j] = P(i at t-1) P(i -> j) p(r_t | i -> j): a move into j (or bar 1) adds j's jump
+        mean = means + np.where(stay & (t > 1), 0.0, jumps)  # [i, j]
+        log_like = -0.5 * ((returns[t, :, None, None] - mean) / vols) ** 2 - np.log(vols)
+        log_like -= log_like.max(axis=(1, 2), keepdims=True)
+        posterior = (belief[:, :, None] * matrix * np.exp(log_like)).sum(axis=1)
         belief = posterior / posterior.sum(axis=1, keepdims=True)
         out[t] = belief
     return out
@@ -65,17 +79,15 @@ def bound(model: RegimeSwitching, markets: int, bars: int) -> dict:
     """Accuracy of each trailing window's sign and of the filter, over every scored bar of ``markets`` markets."""
     low = SEED_RANGES["validation"][0]
     returns, _, codes = model.returns(np.arange(low, low + markets, dtype=np.uint64), bars)
-    names, matrix = model.transition_matrix()
-    means = np.array([model.regimes[n].mean_pct for n in names]) / 100
-    vols = np.array([model.regimes[n].vol_pct for n in names]) / 100
-    drift_up = np.isin(codes, [REGIME_NAMES.index(n) for n, m in zip(names, means) if m > 0])
+    names, _ = model.transition_matrix()
+    drift_up = np.isin(codes, [REGIME_NAMES.index(n) for n in names if model.regimes[n].mean_pct > 0])
     scored = slice(BURN_IN, bars)
     cumulative = np.vstack([np.zeros((1, markets)), np.cumsum(returns, axis=0)])
     windows = {}
     for n in LENGTHS:
         ending_at = cumulative[n:] - cumulative[:-n]  # row t - n + 1: the n bars ending at bar t
         windows[n] = float(((ending_at[BURN_IN - n + 1: bars - n + 1] > 0) == drift_up[scored]).mean())
-    up = forward_filter(returns, means, vols, matrix)[..., means > 0].sum(axis=-1)
+    up = forward_filter(returns, model)[..., [model.regimes[n].mean_pct > 0 for n in names]].sum(axis=-1)
     return {"windows": windows, "filter": float(((up[scored] > 0.5) == drift_up[scored]).mean()),
             "regimes": {n: dataclasses.asdict(model.regimes[n]) for n in names}}
 
@@ -98,12 +110,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=4096)
     parser.add_argument("--bars", type=int, default=256, help="per market: an episode (252 bars; memories reset at its start)")
-    parser.add_argument("--candidate", type=float, nargs=2, action="append", default=[], metavar=("MEAN_PCT", "DURATION"),
-                        help="also score a would-be task: two regimes of drift +-MEAN_PCT%% per bar, 1%% vol, DURATION bars")
+    parser.add_argument("--candidate", type=float, nargs="+", action="append", default=[],
+                        metavar="MEAN_PCT DURATION [JUMP_PCT]",
+                        help="also score a would-be task: two regimes of drift +-MEAN_PCT%% per bar, 1%% vol, DURATION bars, "
+                             "each announced by a +-JUMP_PCT%% jump (default 0)")
     args = parser.parse_args()
     tasks = {name: bound(model_of(name), args.markets, args.bars) for name, task in TASKS.items() if task.family == "memory"}
-    for mean_pct, duration in args.candidate:
-        tasks[f"candidate +-{mean_pct:g}%, {duration:g} bars"] = bound(candidate(mean_pct, duration), args.markets, args.bars)
+    for name, values in RETIRED.items():
+        tasks[name] = bound(candidate(*values), args.markets, args.bars)
+    for values in args.candidate:
+        if len(values) not in (2, 3):
+            parser.error(f"--candidate takes MEAN_PCT DURATION [JUMP_PCT], got {values}")
+        jump = f", +-{values[2]:g}% entry jumps" if len(values) == 3 else ""
+        tasks[f"candidate +-{values[0]:g}%, {values[1]:g} bars{jump}"] = bound(candidate(*values), args.markets, args.bars)
     payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "markets": args.markets,
                "bars": args.bars, "tasks": tasks}
     print(write_results("memory_bound", payload, report(payload)))

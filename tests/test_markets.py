@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from openclaw_rl.rock import rng
-from openclaw_rl.rock.markets import DEFAULT_REGIMES, GBM, Garch, Heston, MertonJump, RegimeSwitching
+from openclaw_rl.rock.markets import DEFAULT_REGIMES, GBM, Garch, Heston, MertonJump, Regime, RegimeSwitching
 
 KEYS = rng.seed_keys(np.arange(2000))
 
@@ -61,6 +61,24 @@ def test_switching_regimes_have_the_calibrated_mean_durations():
         entries = (inside[1:] & ~inside[:-1]).sum()
         exits = (inside[:-1] & ~inside[1:]).sum()
         assert inside.sum() / ((entries + exits) / 2) == pytest.approx(DEFAULT_REGIMES[name].duration_bars, rel=0.08)
+
+
+def test_entry_jumps_fall_on_bar_one_and_on_each_bar_that_enters_a_regime():
+    plain = {"bull": Regime(0.1, 1.0, 5.0), "bear": Regime(-0.1, 1.0, 5.0), "crash": Regime(-0.3, 2.0, 5.0)}
+    jumps = {"bull": 5.0, "bear": -3.0, "crash": 0.0}
+    announced = {n: Regime(r.mean_pct, r.vol_pct, r.duration_bars, jumps[n]) for n, r in plain.items()}
+    switching = ("bull", "bear", "crash")
+    base, _, codes = RegimeSwitching(regimes=plain, switching=switching).returns(KEYS[:50], 60)
+    with_jumps, _, same_codes = RegimeSwitching(regimes=announced, switching=switching).returns(KEYS[:50], 60)
+    assert (codes == same_codes).all()  # the jumps change no draw
+    code_jump = {0: 5.0, 2: -3.0, 3: 0.0}  # REGIME_NAMES codes of bull, bear, crash
+    expected = np.zeros_like(base)
+    for n in range(50):
+        for t in range(1, 60):
+            if t == 1 or codes[t, n] != codes[t - 1, n]:
+                expected[t, n] = code_jump[codes[t, n]] / 100
+    assert np.allclose(with_jumps - base, expected, atol=1e-15)
+    assert (expected[2:] > 0).sum() > 20 and (expected[2:] < 0).sum() > 20  # switches into bull and bear were both seen
 
 
 def test_gbm_drift_and_volatility_are_annualized():

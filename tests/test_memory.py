@@ -15,6 +15,7 @@ from openclaw_rl.memory import MemoryConfig, build_memory
 from openclaw_rl.memory.designs import merge_records
 from openclaw_rl.rock import MarketVecEnv
 from openclaw_rl.rock.config import ConfigError, EnvConfig
+from openclaw_rl.rock.markets import REGIME_NAMES
 from openclaw_rl.roll.checkpoint import CheckpointError, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.memory_eval import credit_stats, memory_report
@@ -254,10 +255,22 @@ def test_the_oracle_sees_the_bars_regime_and_the_rest_of_the_observation_is_unch
 
 
 def test_the_memory_tier_scores_the_memory_tasks_only():
-    assert [task.name for task in select("memory", None, [])] == ["memory_regimes", "memory_slow"]
+    assert [task.name for task in select("memory", None, [])] == ["memory_trend", "memory_event"]
     assert not any(task.family == "memory" for task in select("full", None, []))
-    env = TASKS["memory_regimes"].env_config("test", 2)
+    env = TASKS["memory_trend"].env_config("test", 2)
     assert env.window == 4 and env.market["switching"] == ["bull", "bear"]
+
+
+def test_memory_event_announces_the_first_regime_in_the_first_observation_only():
+    env = MarketVecEnv(config=TASKS["memory_event"].env_config("test", 64))
+    obs, _ = env.reset(seed=list(range(64)))
+    bull = env.engine.regime[1] == REGIME_NAMES.index("bull")  # the regime bar 1, the first return, enters
+    assert 10 < bull.sum() < 54
+    assert (np.sign(obs[:, 0]) == np.where(bull, 1, -1)).all()  # bar 1's return (%): a +-5% jump against 1% noise
+    assert (np.abs(obs[:, :4]).max(axis=1) > 3.0).mean() > 0.95
+    for _ in range(4):
+        obs, *_ = env.step(np.ones(64, dtype=np.int64))
+    assert (np.abs(obs[:, :4]).max(axis=1) > 3.0).mean() < 0.2  # 4 steps on, the window no longer holds it
 
 
 # ------------------------------------------------------------------ chunk-level evaluation

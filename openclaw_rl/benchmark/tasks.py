@@ -23,7 +23,8 @@ from openclaw_rl.rock import EnvConfig
 from openclaw_rl.rock.config import with_split
 from openclaw_rl.rock.splits import PRIVATE_SEEDS, seed_range
 
-SUITE_VERSION = "1.1"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0)
+SUITE_VERSION = "1.2"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0);
+# 1.2: the memory tier's tasks memory_trend and memory_event replace memory_regimes and memory_slow
 SALT_ENV = "OPENCLAW_BENCH_SALT"
 MIN_SALT = 16  # characters: a salt is a secret, and results carry its fingerprint
 SEED_BLOCK = 2**16  # seeds per task and tier: n_seeds * n_markets must fit
@@ -66,11 +67,12 @@ class Task:
         return with_split(EnvConfig.from_mapping({**self.env, "n_envs": n_markets}, prefix=f"task {self.name}: env"), split)
 
 
-def _drift_regimes(drift_pct: float, duration_bars: float, **env) -> dict:
-    """A 4-bar window on a chain of two regimes of equal volatility and opposite drift: the regime
-    shows only in the mean of many past returns, bars the window no longer holds."""
-    regimes = {"bull": {"mean_pct": drift_pct, "vol_pct": 1.0, "duration_bars": duration_bars},
-               "bear": {"mean_pct": -drift_pct, "vol_pct": 1.0, "duration_bars": duration_bars}}
+def _drift_regimes(drift_pct: float, duration_bars: float, entry_jump_pct: float = 0.0, **env) -> dict:
+    """A 4-bar window on a chain of two regimes of 1% volatility and opposite drift: the regime shows in
+    the mean of many past returns, bars the window no longer holds, and in its entry jump (if any), a bar
+    the window holds for 4 steps."""
+    regimes = {name: {"mean_pct": sign * drift_pct, "vol_pct": 1.0, "duration_bars": duration_bars,
+                      "entry_jump_pct": sign * entry_jump_pct} for name, sign in (("bull", 1.0), ("bear", -1.0))}
     return {"window": 4, "market": {"kind": "regime_switching", "regimes": regimes, "switching": ["bull", "bear"]}, **env}
 
 
@@ -91,10 +93,13 @@ TASKS = {task.name: task for task in (
     Task("googl_daily", "GOOGL daily bars 2009-2018, half-year episodes", _historical("googl_daily", 126)),
     Task("eurusd_hourly", "EURUSD hourly bars 2017, one-week episodes",
          _historical("eurusd_hourly", 120, bars_per_year=6240.0)),
-    Task("memory_regimes", "+-0.2%/bar drift regimes (~60 bars each, equal vol) seen through a 4-bar window",
-         _drift_regimes(0.2, 60.0), family="memory"),
-    Task("memory_slow", "+-0.1%/bar drift regimes (~150 bars each) through a 4-bar window, 10 bps fees: "
-         "the evidence lies many chunks back", _drift_regimes(0.1, 150.0, fee_bps=10.0), family="memory"),
+    # Memory tasks leave room beyond any window (bench/memory_bound.py): the regime is evidence spread over
+    # the whole episode (memory_trend) or one event many chunks back (memory_event).
+    Task("memory_trend", "+-0.15%/bar drift regimes (~400 bars each, longer than an episode) through a 4-bar "
+         "window: the evidence is the episode's whole past", _drift_regimes(0.15, 400.0), family="memory"),
+    Task("memory_event", "+-0.1%/bar drift regimes (~150 bars each) through a 4-bar window, each announced "
+         "once by a +-5% jump: the evidence is one bar many chunks back", _drift_regimes(0.1, 150.0, 5.0),
+         family="memory"),
 )}
 
 

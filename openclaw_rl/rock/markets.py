@@ -24,11 +24,16 @@ NO_REGIME = -1
 
 @dataclass(frozen=True)
 class Regime:
-    """Daily log-return distribution of one regime, in percent, and its mean duration."""
+    """Daily log-return distribution of one regime, in percent, and its mean duration.
+
+    ``entry_jump_pct`` is a log return added on the bar the chain enters the regime: an announcement the
+    market makes once, which a memory must keep for as long as the regime lasts.
+    """
 
     mean_pct: float
     vol_pct: float
     duration_bars: float
+    entry_jump_pct: float = 0.0
 
 
 # bull, sideways and crash: 3-state Hamilton fit on S&P 500 daily log returns 1990-2022.
@@ -118,7 +123,9 @@ class RegimeSwitching(SyntheticModel):
 
     ``regime`` fixes one regime for the whole path; otherwise the chain switches among
     ``switching``: it stays with probability 1 - 1/duration, else moves to one of the
-    others uniformly; the first regime is drawn from the stationary distribution.
+    others uniformly; the first regime is drawn from the stationary distribution. A regime's entry jump
+    falls on each bar that enters it, and on bar 1 for the regime in force there (bar 0 has no
+    close-to-close return: the first regime is announced on the first return a path shows).
     """
 
     regimes: dict[str, Regime] = field(default_factory=lambda: dict(DEFAULT_REGIMES))
@@ -148,8 +155,15 @@ class RegimeSwitching(SyntheticModel):
         mean = np.array([self.regimes[n].mean_pct for n in names]) / 100
         vol = np.array([self.regimes[n].vol_pct for n in names]) / 100
         codes = np.array([REGIME_NAMES.index(n) for n in names], dtype=np.int8)
+        jump = np.array([self.regimes[n].entry_jump_pct for n in names]) / 100
         z = rng.normal(rng.substream(keys, 1), n_bars)
-        return mean[states] + vol[states] * z, vol[states], codes[states]
+        log_returns = mean[states] + vol[states] * z
+        if jump.any() and n_bars > 1:
+            entered = np.zeros(states.shape, dtype=bool)
+            entered[1] = True
+            np.not_equal(states[2:], states[1:-1], out=entered[2:])
+            log_returns += np.where(entered, jump[states], 0.0)
+        return log_returns, vol[states], codes[states]
 
 
 @dataclass(frozen=True)
