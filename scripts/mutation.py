@@ -49,6 +49,8 @@ WORKERS = "openclaw_rl/roll/workers.py"
 POOLING = ("tests/test_workers.py",)
 SEARCH = "openclaw_rl/alma/search.py"
 SEARCHING = ("tests/test_alma.py",)
+MARKETS = "openclaw_rl/rock/markets.py"
+MODELLING = ("tests/test_markets.py",)
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,14 @@ MUTANTS = [
            "candidates = [t for t in top if t.id not in continued]", "candidates = list(top)", SEARCHING),
     Mutant("rung_ignores_inheritance", "a child that inherits its parent's weights counts as trained from scratch",
            SEARCH, "(trial.mutation == PROMOTE or inherit_weights)", "(trial.mutation == PROMOTE)", SEARCHING),
+    Mutant("entry_jump_a_bar_late", "a regime's entry jump falls on the bar after the chain enters it", MARKETS,
+           "np.not_equal(states[2:], states[1:-1], out=entered[2:])",
+           "np.not_equal(states[1:-1], states[:-2], out=entered[2:])", MODELLING),
+    Mutant("entry_jump_unseen", "the first regime's jump falls on bar 0, which shows no return", MARKETS,
+           "entered[1] = True", "entered[0] = True", MODELLING),
+    Mutant("entry_jump_of_the_regime_left", "the jump is the regime's the chain leaves", MARKETS,
+           "log_returns += np.where(entered, jump[states], 0.0)",
+           "log_returns[1:] += np.where(entered[1:], jump[states[:-1]], 0.0)", MODELLING),
 ]
 
 
