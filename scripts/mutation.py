@@ -199,13 +199,15 @@ MUTANTS = [
     Mutant("rung_ignores_inheritance", "a child that inherits its parent's weights counts as trained from scratch",
            SEARCH, "(trial.mutation == PROMOTE or inherit_weights)", "(trial.mutation == PROMOTE)", SEARCHING),
     Mutant("entry_jump_a_bar_late", "a regime's entry jump falls on the bar after the chain enters it", MARKETS,
-           "np.not_equal(states[2:], states[1:-1], out=entered[2:])",
-           "np.not_equal(states[1:-1], states[:-2], out=entered[2:])", MODELLING),
+           "np.not_equal(ahead[2:], ahead[1:-1], out=entered[2:])",
+           "np.not_equal(ahead[1:-1], ahead[:-2], out=entered[2:])", MODELLING),
     Mutant("entry_jump_unseen", "the first regime's jump falls on bar 0, which shows no return", MARKETS,
            "entered[1] = True", "entered[0] = True", MODELLING),
     Mutant("entry_jump_of_the_regime_left", "the jump is the regime's the chain leaves", MARKETS,
-           "log_returns += np.where(entered, jump[states], 0.0)",
-           "log_returns[1:] += np.where(entered[1:], jump[states[:-1]], 0.0)", MODELLING),
+           "log_returns += np.where(entered, jump[ahead], 0.0)",
+           "log_returns[1:] += np.where(entered[1:], jump[ahead[:-1]], 0.0)", MODELLING),
+    Mutant("entry_jump_no_lead", "the announcement falls on the bar the regime begins, not its lead before", MARKETS,
+           "ahead, states = states[lead:], states[:n_bars]", "states = states[:n_bars]\n        ahead = states", MODELLING),
 ]
 
 

@@ -140,6 +140,8 @@ def test_an_unsupported_render_mode_lists_the_supported_ones(make, owner):
      "env.market.regimes.crash.vol_pct: must be a finite number, got inf"),
     ({"market": {"kind": "regime_switching", "regimes": {"sideways": {"duration_bars": math.inf}}}},
      "env.market.regimes.sideways.duration_bars: must be a finite number, got inf"),
+    ({"market": {"kind": "regime_switching", "jump_lead_bars": -1}}, "env.market.jump_lead_bars: must be a whole number >= 0, got -1"),
+    ({"market": {"kind": "regime_switching", "jump_lead_bars": 2.5}}, "env.market.jump_lead_bars: must be a whole number >= 0, got 2.5"),
 ])
 def test_non_finite_config_values_name_the_key(values, message):
     with pytest.raises(ConfigError) as err:

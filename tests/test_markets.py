@@ -81,6 +81,24 @@ def test_entry_jumps_fall_on_bar_one_and_on_each_bar_that_enters_a_regime():
     assert (expected[2:] > 0).sum() > 20 and (expected[2:] < 0).sum() > 20  # switches into bull and bear were both seen
 
 
+def test_a_lead_moves_each_announcement_that_many_bars_before_the_regime_it_announces():
+    regimes = {"bull": Regime(0.1, 1.0, 8.0, 5.0), "bear": Regime(-0.1, 1.0, 8.0, -5.0)}
+    no_jumps = {k: Regime(r.mean_pct, r.vol_pct, r.duration_bars) for k, r in regimes.items()}
+    lead, n = 6, 60
+    with_lead, _, codes = RegimeSwitching(regimes=regimes, switching=("bull", "bear"), jump_lead_bars=lead).returns(KEYS[:40], n)
+    jumps = with_lead - RegimeSwitching(regimes=no_jumps, switching=("bull", "bear"), jump_lead_bars=lead).returns(KEYS[:40], n)[0]
+    # the chain past the path: a model without a lead, drawn n + lead bars long, walks the same chain
+    chain = RegimeSwitching(regimes=no_jumps, switching=("bull", "bear")).returns(KEYS[:40], n + lead)[2]
+    assert (codes == chain[:n]).all()  # the regime in force on each bar
+    expected = np.zeros_like(jumps)
+    for m in range(40):
+        for t in range(1, n):
+            if t == 1 or chain[t + lead, m] != chain[t + lead - 1, m]:
+                expected[t, m] = 0.05 if chain[t + lead, m] == 0 else -0.05
+    np.testing.assert_allclose(jumps, expected, atol=1e-15)
+    assert np.count_nonzero(expected[2:]) > 40
+
+
 def test_gbm_drift_and_volatility_are_annualized():
     model = GBM(mu=0.10, sigma=0.20)
     r = log_returns(model.sample(KEYS, 253))

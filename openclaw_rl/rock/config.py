@@ -320,6 +320,8 @@ def _check_model(model, prefix: str) -> None:
             need(getattr(model, key) >= 0, key, ">= 0")
     if hasattr(model, "rho"):
         need(-1 <= model.rho <= 1, "rho", "in [-1, 1]")
+    if hasattr(model, "jump_lead_bars"):
+        need(model.jump_lead_bars >= 0 and float(model.jump_lead_bars).is_integer(), "jump_lead_bars", "a whole number >= 0")
     if hasattr(model, "nu"):
         need(model.nu > 2, "nu", "> 2 (finite variance)")
         need(model.alpha + model.beta < 1, "alpha", "such that alpha + beta < 1 (stationary)")

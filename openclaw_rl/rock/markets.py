@@ -123,14 +123,18 @@ class RegimeSwitching(SyntheticModel):
 
     ``regime`` fixes one regime for the whole path; otherwise the chain switches among
     ``switching``: it stays with probability 1 - 1/duration, else moves to one of the
-    others uniformly; the first regime is drawn from the stationary distribution. A regime's entry jump
-    falls on each bar that enters it, and on bar 1 for the regime in force there (bar 0 has no
-    close-to-close return: the first regime is announced on the first return a path shows).
+    others uniformly; the first regime is drawn from the stationary distribution.
+
+    A regime's entry jump falls ``jump_lead_bars`` bars before each bar that enters it (0: on that
+    bar), and on bar 1 for the regime in force ``jump_lead_bars`` after it (bar 0 has no close-to-close
+    return: bar 1 is the first a path shows). With a lead, the announcement tells what comes, not when
+    unless it is remembered: acting on it at once is wrong for the lead's bars.
     """
 
     regimes: dict[str, Regime] = field(default_factory=lambda: dict(DEFAULT_REGIMES))
     switching: tuple[str, ...] = ("bull", "sideways", "crash")
     regime: str | None = None
+    jump_lead_bars: int = 0
 
     def transition_matrix(self) -> tuple[list[str], np.ndarray]:
         names = [self.regime] if self.regime is not None else list(self.switching)
@@ -146,23 +150,25 @@ class RegimeSwitching(SyntheticModel):
         stationary = np.real(eigvecs[:, np.argmin(np.abs(eigvals - 1.0))])
         stationary = stationary / stationary.sum()
         cum_rows = np.cumsum(matrix, axis=1)
-        u = rng.uniform(rng.substream(keys, 0), n_bars)
+        lead = int(self.jump_lead_bars)
+        u = rng.uniform(rng.substream(keys, 0), n_bars + lead)  # the chain runs `lead` bars past the path
         last = len(names) - 1
-        states = np.empty((n_bars, len(keys)), dtype=np.intp)
+        states = np.empty((n_bars + lead, len(keys)), dtype=np.intp)
         states[0] = np.searchsorted(np.cumsum(stationary), u[0], side="right").clip(max=last)
-        for t in range(1, n_bars):
+        for t in range(1, n_bars + lead):
             states[t] = (u[t, :, None] > cum_rows[states[t - 1]]).sum(axis=1).clip(max=last)
         mean = np.array([self.regimes[n].mean_pct for n in names]) / 100
         vol = np.array([self.regimes[n].vol_pct for n in names]) / 100
         codes = np.array([REGIME_NAMES.index(n) for n in names], dtype=np.int8)
         jump = np.array([self.regimes[n].entry_jump_pct for n in names]) / 100
         z = rng.normal(rng.substream(keys, 1), n_bars)
+        ahead, states = states[lead:], states[:n_bars]  # the regime `lead` bars on, and the one in force
         log_returns = mean[states] + vol[states] * z
         if jump.any() and n_bars > 1:
-            entered = np.zeros(states.shape, dtype=bool)
+            entered = np.zeros(ahead.shape, dtype=bool)
             entered[1] = True
-            np.not_equal(states[2:], states[1:-1], out=entered[2:])
-            log_returns += np.where(entered, jump[states], 0.0)
+            np.not_equal(ahead[2:], ahead[1:-1], out=entered[2:])
+            log_returns += np.where(entered, jump[ahead], 0.0)
         return log_returns, vol[states], codes[states]
 
 
