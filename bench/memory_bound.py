@@ -55,6 +55,8 @@ def candidate(mean_pct: float, duration_bars: float, entry_jump_pct: float = 0.0
 def forward_filter(returns: np.ndarray, model: RegimeSwitching) -> np.ndarray:
     """``[T, N, K]`` filtered regime probabilities P(regime_t | returns of bars 1..t) of the model's chain
     with Gaussian returns and entry jumps (bar 0 shows no return; bar 1 enters its regime)."""
+    if model.jump_lead_bars:
+        raise SystemExit(f"memory_bound: no filter for announcements ahead (jump_lead_bars={model.jump_lead_bars})")
     names, matrix = model.transition_matrix()
     means, vols, jumps = (np.array([getattr(model.regimes[n], key) for n in names]) / 100
                           for key in ("mean_pct", "vol_pct", "entry_jump_pct"))

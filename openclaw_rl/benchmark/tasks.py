@@ -67,15 +67,13 @@ class Task:
         return with_split(EnvConfig.from_mapping({**self.env, "n_envs": n_markets}, prefix=f"task {self.name}: env"), split)
 
 
-def _drift_regimes(drift_pct: float, duration_bars: float, entry_jump_pct: float = 0.0, jump_lead_bars: int = 0,
-                   **env) -> dict:
+def _drift_regimes(drift_pct: float, duration_bars: float, entry_jump_pct: float = 0.0, **env) -> dict:
     """A 4-bar window on a chain of two regimes of 1% volatility and opposite drift: the regime shows in
     the mean of many past returns, bars the window no longer holds, and in its entry jump (if any), a bar
-    the window holds for 4 steps, ``jump_lead_bars`` before the regime begins."""
+    the window holds for 4 steps."""
     regimes = {name: {"mean_pct": sign * drift_pct, "vol_pct": 1.0, "duration_bars": duration_bars,
                       "entry_jump_pct": sign * entry_jump_pct} for name, sign in (("bull", 1.0), ("bear", -1.0))}
-    market = {"kind": "regime_switching", "regimes": regimes, "switching": ["bull", "bear"], "jump_lead_bars": jump_lead_bars}
-    return {"window": 4, "market": market, **env}
+    return {"window": 4, "market": {"kind": "regime_switching", "regimes": regimes, "switching": ["bull", "bear"]}, **env}
 
 
 def _historical(builtin: str, episode_bars: int, **env) -> dict:

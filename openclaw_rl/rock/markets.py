@@ -27,7 +27,7 @@ class Regime:
     """Daily log-return distribution of one regime, in percent, and its mean duration.
 
     ``entry_jump_pct`` is a log return added on the bar the chain enters the regime: an announcement the
-    market makes once, which a memory must keep for as long as the regime lasts.
+    market makes once, which a policy must keep (in a memory, or in its position) while the regime lasts.
     """
 
     mean_pct: float
