@@ -13,7 +13,7 @@ from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.algorithms import compute_targets, gae, group_mean_std, loss_terms
 from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig, RunConfig
 from openclaw_rl.roll.learner import Learner, TrainingDiverged
-from openclaw_rl.roll.policy import ActorCritic, PolicyConfig
+from openclaw_rl.roll.policy import ActorCritic, PolicyConfig, torch_threads
 from openclaw_rl.roll.rollout import Batch
 from openclaw_rl.roll.trainer import build
 
@@ -409,13 +409,12 @@ def test_topr_split_by_advantage_takes_the_sign_the_loss_weights_with():
 def test_a_policys_initial_weights_depend_on_the_seed_not_the_thread_count():
     """Orthogonal init runs a QR whose result depends on torch's thread count: the same seed on a 2-core and
     a 16-core machine must still build the same policy, and the caller's thread count is left as it was."""
-    before = torch.get_num_threads()
     weights = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        torch.manual_seed(0)
-        weights.append(ActorCritic.for_env(EnvConfig(), PolicyConfig(hidden=[64, 64])).state_dict())
-        assert torch.get_num_threads() == threads
-    torch.set_num_threads(before)
+    with torch_threads(torch.get_num_threads()):  # the other tests' thread count afterwards, even on a failure
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(0)
+            weights.append(ActorCritic.for_env(EnvConfig(), PolicyConfig(hidden=[64, 64])).state_dict())
+            assert torch.get_num_threads() == threads
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key

@@ -20,8 +20,7 @@ from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock.sandbox import SandboxError, SandboxLost, make_sandbox
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
-from openclaw_rl.roll.policy import ActorCritic
-from openclaw_rl.roll.policy import torch_threads
+from openclaw_rl.roll.policy import ActorCritic, torch_threads
 from openclaw_rl.roll.trainer import build, run_training
 from openclaw_rl.roll.workers import RolloutPool, RolloutWorker
 

@@ -15,7 +15,6 @@ from openclaw_rl.memory import Memory, MemoryConfig, build_memory
 from openclaw_rl.rock.config import EnvConfig
 
 
-
 @contextmanager
 def torch_threads(n: int):
     """``torch.set_num_threads(n)`` inside the block; the caller's setting afterwards."""
@@ -25,6 +24,7 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
 
 @dataclass
 class PolicyConfig:
