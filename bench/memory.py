@@ -4,28 +4,31 @@ design an ALMA sweep over memory designs finds.
 Per memory task (``openclaw-bench list``: the ``memory`` tier):
 
 1. An ALMA sweep (``hydra/sweeper=alma``, 2 workers, sweep seed 0) over
-   ``policy/memory=choice(none, window, gru, paom)`` and the designs' parameters (``SPACE``), at a
-   fixed compute budget: ``--sweep-trials`` trials of ``--sweep-steps`` env steps, every trial on
-   training seed 0, its objective the validation excess log return. ALMA's baseline trial is the
-   ``none`` design (the config's default). The best trial's design is the ``alma`` row.
+   ``policy/memory=choice(none, window, trace, gru, paom)`` and the designs' parameters (``SPACE``), at a
+   fixed compute budget: ``--sweep-trials`` trials, each training its design ``--sweep-steps`` env steps on
+   each of training seeds ``SWEEP_SEEDS`` (the sweeper's ``tasks``), its score the mean validation excess
+   log return. ALMA's baseline trial is the ``none`` design (the config's default). The best trial's design
+   is the ``alma`` row.
 2. Every row trains ``--steps`` env steps (default IPA, one torch thread) on training seeds
-   1..``--seeds`` (not the sweep's seed 0): ``none``; ``oracle`` (``none`` seeing the true regime,
+   1..``--seeds`` (none of the sweep's): ``none``; ``oracle`` (``none`` seeing the true regime,
    ``env.observe_regime=true``: what memory could at best recover); ``window`` (16 frames); ``gru``
-   (64 units); ``paom`` (its defaults: 16 records, attention read, merge_similar); ``alma``.
+   (64 units); ``trace`` (its defaults: half-lives 64, 16 and 4); ``paom`` (its defaults: 16 records,
+   attention read, merge_similar); ``alma``.
 3. Each checkpoint is scored by ``run_benchmark`` on the task's test split (tier ``memory``: 8 seeds x
    64 markets), and reported by ``memory_report`` on 64 validation markets (probe of the regime from
    the memory state and from the observation, compression ratio).
 
 Per row: the test excess log return over buy-and-hold, mean ± sd and a 95% t-interval over the training
-seeds; paired differences (same training seed) alma - gru, alma - window, and none - oracle (the task
-needs memory when this is clearly negative).
+seeds; paired differences (same training seed) of alma to gru, window, trace and paom, and none - oracle (the
+task needs memory when this is clearly negative).
 
     python bench/memory.py [--seeds 5] [--steps 2000000] [--sweep-trials 16] [--sweep-steps 1000000] [--algo ipa]
     python bench/memory.py --quick     # a check that the script works (~2 minutes)
 
 The budgets: at 500,000 steps (``--steps 500000 --sweep-steps 300000 --name memory_500k``) no memory
 design separated from ``none`` on suite 1.2's tasks; at 2,000,000 they do (development runs on the
-validation split, training seed 0).
+validation split, training seed 0). The sweep scored each trial on one training seed (0) until the
+trace design came: one seed's score was noisier than the designs' differences.
 
 ``--algo ppo`` runs everything (sweep and rows) with that learner instead of IPA. ``--promotion`` runs the
 sweep with successive halving (ALMA's ``promotion``), e.g. ``--promotion --sweep-trials 48 --sweep-steps
@@ -69,15 +72,18 @@ ROWS = {
     "oracle": ["env.observe_regime=true"],
     "window": ["policy/memory=window", "policy.memory.frames=16"],
     "gru": ["policy/memory=gru"],
+    "trace": ["policy/memory=trace"],
     "paom": ["policy/memory=paom"],
 }
-SPACE = ["policy/memory=choice(none, window, gru, paom)", "policy.memory.frames=range(2, 32)",
+SPACE = ["policy/memory=choice(none, window, trace, gru, paom)", "policy.memory.frames=tag(log, range(2, 64))",
+         "policy.memory.half_life=tag(log, interval(4, 512))", "policy.memory.traces=range(1, 4)",
          "policy.memory.hidden=choice(16, 32, 64, 128)", "policy.memory.capacity=range(4, 48)",
          "policy.memory.record_size=choice(8, 16, 32)", "policy.memory.observer=choice(bars, all)",
          "policy.memory.reflector=choice(merge_similar, merge_oldest, evict_oldest)",
          "policy.memory.read=choice(attention, pooled, both)"]
-PAIRS = (("gru", "alma"), ("window", "alma"), ("paom", "alma"), ("oracle", "none"))  # (a, b): b - a
+PAIRS = (("gru", "alma"), ("window", "alma"), ("trace", "alma"), ("paom", "alma"), ("oracle", "none"))  # (a, b): b - a
 WORKERS = 2
+SWEEP_SEEDS = (100, 101)  # a sweep trial's score: the mean over these training seeds (not the rows' 1..seeds)
 
 
 def env_overrides(values: dict, prefix: str = "env") -> list[str]:
@@ -114,7 +120,8 @@ def alma_sweep(task: str, trials: int, steps: int, algo: str, sweep_dir: Path, p
     halving = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4", "algo.anneal_lr=false"] if promotion else []
     command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=alma",
                f"hydra.sweeper.budget={trials}", "hydra.sweeper.seed=0", f"hydra.sweeper.n_workers={WORKERS}",
-               "seed=0", *common_overrides(task, steps, algo), *halving, *SPACE]
+               f"hydra.sweeper.tasks=[{','.join(repr(f'seed={seed}') for seed in SWEEP_SEEDS)}]",
+               *common_overrides(task, steps, algo), *halving, *SPACE]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"ALMA sweep on {task} failed:\n{result.stderr[-3000:]}")
@@ -159,7 +166,8 @@ def main() -> None:
     shutil.rmtree(runs, ignore_errors=True)
     payload = {"date": datetime.date.today().isoformat(), "machine": machine(), "algo": args.algo, "seeds": args.seeds,
                "steps": args.steps,
-               "sweep": {"trials": args.sweep_trials, "steps": args.sweep_steps, "space": SPACE, "promotion": args.promotion},
+               "sweep": {"trials": args.sweep_trials, "steps": args.sweep_steps, "seeds": list(SWEEP_SEEDS), "space": SPACE,
+                         "promotion": args.promotion},
                "tasks": {}}
     for task in args.tasks:
         found = alma_sweep(task, args.sweep_trials, args.sweep_steps, args.algo, runs / task / "sweep", args.promotion)
@@ -204,7 +212,8 @@ def report(payload: dict) -> str:
              f"ALMA sweep over memory designs ({payload['sweep']['trials']} trials x {payload['sweep']['steps']:,} steps, "
              + ("successive halving (a promoted trial continues its run; sweep trials with algo.anneal_lr=false), "
                 if payload["sweep"].get("promotion") else "")
-             + "2 workers, training seed 0, validation objective), retrained on the rows' seeds. Probe: ridge probe of the "
+             + f"2 workers, each trial's score the mean validation score over training seeds "
+             f"{', '.join(map(str, payload['sweep'].get('seeds', [0])))}), retrained on the rows' seeds. Probe: ridge probe of the "
              "hidden regime at chunk ends, from the memory state (from the observation alone in brackets), on 64 "
              "validation markets; compression: history floats received / floats kept."]
     for task, t in payload["tasks"].items():

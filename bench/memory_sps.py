@@ -1,7 +1,7 @@
 """Training throughput of the memory designs beside the memoryless MLP policy, side by side.
 
-The default IPA run (64x64 MLP trunks, default env) with ``policy/memory=none|window|gru|paom`` (each
-design's defaults: window 4 frames, GRU 64 units, PAOM 16 records of 16), the same N envs, one torch
+The default IPA run (64x64 MLP trunks, default env) with every ``policy/memory`` design (each design's
+defaults: window 4 frames, trace 3 half-lives, GRU 64 units, PAOM 16 records of 16), the same N envs, one torch
 thread. Training SPS: the median over a run's updates of ``charts/SPS`` (one rollout and its update,
 as TensorBoard shows it; start-up and the end-of-run evaluation and memory report are left out); the
 designs take turns, ``--repeats`` runs each, and each keeps the median of its runs.
@@ -21,10 +21,9 @@ import tempfile
 import torch
 
 from common import machine, write_results
+from openclaw_rl.memory import DESIGNS
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.trainer import run_training
-
-DESIGNS = ("none", "window", "gru", "paom")
 
 
 def sps(design: str, n_envs: int, steps: int) -> float:

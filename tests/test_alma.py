@@ -214,14 +214,49 @@ def test_a_child_that_differs_only_where_the_run_does_not_read_is_no_new_design(
                          "policy.memory.capacity=range(4, 40)"])
     rng = np.random.default_rng(3)
 
-    def run_key(design):  # only window reads frames; no design here reads the capacity
-        return f"{design['policy/memory']}/{design['policy.memory.frames'] if design['policy/memory'] == 'window' else ''}"
+    def unread(design):  # only window reads frames; no design here reads the capacity
+        return {"policy.memory.capacity"} | ({"policy.memory.frames"} if design["policy/memory"] != "window" else set())
 
     evaluated = [T(0, 0.0, {"policy/memory": "none", "policy.memory.frames": 3, "policy.memory.capacity": 10}),
                  T(1, 1.0, {"policy/memory": "gru", "policy.memory.frames": 5, "policy.memory.capacity": 20})]
     known = [t.design for t in evaluated]
-    proposer = Proposer(space, run_key=run_key)
+    proposer = Proposer(space, unread=unread)
     for _ in range(3):  # none and gru are known runs whatever their frames and capacity: new runs are windows
         child, _, _, _ = proposer.propose(evaluated, 0.0, dict.fromkeys(OPERATORS, 0.5), known, rng)
-        assert run_key(child) not in {run_key(d) for d in known} and child["policy/memory"] == "window"
+        assert proposer.run_key(child) not in {proposer.run_key(d) for d in known} and child["policy/memory"] == "window"
         known.append(child)
+
+
+def test_mutations_move_only_the_keys_the_parent_reads():
+    """A window parent in a space of one design choice, its frames and five keys only paom reads: a
+    perturbation moves the design and the frames each with probability 1/2, + 1/8 when the
+    at-least-one rule picks it (0.625; 0.19 if all seven dims could move), a resample draws one of those two, and
+    the keys a child reads that its parent did not are drawn anew."""
+    paom_keys = ["policy.memory.capacity=range(4, 48)", "policy.memory.record_size=choice(8, 16, 32)",
+                 "policy.memory.observer=choice(bars, all)", "policy.memory.reflector=choice(merge_similar, evict_oldest)",
+                 "policy.memory.read=choice(attention, pooled)"]
+    space = SearchSpace(["policy/memory=choice(window, gru, paom)", "policy.memory.frames=range(2, 64)", *paom_keys])
+    paom_only = {line.split("=")[0] for line in paom_keys}
+
+    def unread(design):
+        return ({"policy.memory.frames"} if design["policy/memory"] != "window" else set()) | \
+            (paom_only if design["policy/memory"] != "paom" else set())
+
+    proposer = Proposer(space, unread=unread)
+    parent = {"policy/memory": "window", "policy.memory.frames": 16, "policy.memory.capacity": 10,
+              "policy.memory.record_size": 8, "policy.memory.observer": "bars", "policy.memory.reflector": "evict_oldest",
+              "policy.memory.read": "pooled"}
+    rng = np.random.default_rng(4)
+    children = [proposer.perturb(parent, rng) for _ in range(2000)]
+    assert all(child[key] == parent[key] for child in children if child["policy/memory"] != "paom" for key in paom_only)
+    redesigned = np.mean([child["policy/memory"] != "window" for child in children])
+    reframed = np.mean([child["policy.memory.frames"] != 16 for child in children])
+    assert 0.58 < redesigned < 0.67 and 0.58 < reframed < 0.67
+    evaluated = [T(0, 1.0, parent)]
+    for _ in range(20):
+        child, op, _, _ = proposer.propose(evaluated, 0.0, {"perturb": 1e-9, "resample": 1.0, "crossover": 1e-9}, [parent], rng)
+        assert op == "resample" and (child["policy/memory"] == parent["policy/memory"] or
+                                     child["policy.memory.frames"] == parent["policy.memory.frames"])
+    paoms = [child for child in children if child["policy/memory"] == "paom"]  # the paom keys: drawn anew
+    assert len({child["policy.memory.capacity"] for child in paoms}) > 20
+    assert {child["policy.memory.read"] for child in paoms} == {"attention", "pooled"}

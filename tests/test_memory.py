@@ -129,7 +129,49 @@ def test_window_stacks_the_previous_observations_of_the_episode_only():
     torch.testing.assert_close(torch.cat([first, second]), context)
 
 
+def test_trace_reads_each_episodes_weighted_mean_as_a_z_statistic():
+    """Hand-computed, one feature at half-lives 2 and 1/2 (a = 2^(-1/2), 2^(-2)); an episode starts at
+    step 0 and again at step 3. After n steps a trace is sum_s a^(t-s) x_s / sum_s a^(t-s), read times
+    sqrt((sum w)^2 / sum w^2)."""
+    memory = build_memory(MemoryConfig("trace", half_life=2.0, traces=2), ENV)
+    values = [1.0, 4.0, -2.0, 3.0, 5.0]
+    obs = torch.tensor(values)[:, None, None].expand(5, 1, ENV.obs_dim).clone()
+    starts = torch.tensor([[1.0], [0], [0], [1.0], [0]])
+    no_norm = torch.nn.Identity()
+    context, state = memory.write(obs, starts, torch.zeros(1, memory.state_size), no_norm)
+    read = context[:, 0].reshape(5, 2, -1)  # [step, trace, feature]
+    assert (read == read[..., :1]).all()  # every feature traced alike
+
+    def expected(a, episode):
+        w = np.array([a ** (len(episode) - 1 - s) for s in range(len(episode))])
+        return float(w @ episode / w.sum() * np.sqrt(w.sum() ** 2 / (w ** 2).sum()))
+
+    for h, a in enumerate([2 ** -0.5, 2 ** -2.0]):
+        episodes = [values[:1], values[:2], values[:3], values[3:4], values[3:5]]
+        assert read[:, h, 0].tolist() == pytest.approx([expected(a, np.array(e)) for e in episodes], rel=1e-5)
+    assert read[0, 0, 0] == read[3, 0, 0] / 3.0  # a new episode forgets: its first read is its first value
+    assert state[0, -1] == 2  # the steps of the episode so far
+    # The same steps in two calls (the state carries the traces) give the same reads.
+    first, carried = memory.write(obs[:2], starts[:2], torch.zeros(1, memory.state_size), no_norm)
+    second, _ = memory.write(obs[2:], starts[2:], carried, no_norm)
+    torch.testing.assert_close(torch.cat([first, second]), context)
+
+
+def test_a_trace_of_noise_reads_unit_variance_at_any_half_life():
+    """The z-scaling: i.i.d. standard normal observations give reads of variance ~1 at every step and
+    half-life (a read of the mean alone would shrink with the half-life and grow with the steps)."""
+    memory = build_memory(MemoryConfig("trace", half_life=64.0, traces=3), ENV)
+    T, N = 200, 4000
+    obs = torch.randn(T, N, 1).expand(T, N, ENV.obs_dim)
+    starts = torch.zeros(T, N)
+    starts[0] = 1.0
+    context, _ = memory.write(obs, starts, torch.zeros(N, memory.state_size), torch.nn.Identity())
+    variance = context.reshape(T, N, 3, -1)[..., 0].var(1)  # [step, trace]
+    assert variance[[0, 10, 199]].sub(1.0).abs().max() < 0.1
+
+
 @pytest.mark.parametrize("memory", [MemoryConfig("none"), MemoryConfig("window", frames=4), MemoryConfig("gru", hidden=8),
+                                    MemoryConfig("trace", half_life=8.0, traces=2),
                                     MemoryConfig("paom", capacity=3, record_size=8, heads=2)])
 def test_acting_step_by_step_equals_the_learners_whole_sequence(memory):
     torch.manual_seed(0)
@@ -174,6 +216,8 @@ def test_memory_designs_are_a_config_group():
     ({"name": "paom", "reflector": "forget"}, "policy.memory.reflector: unknown reflector"),
     ({"name": "paom", "read": "sum"}, "policy.memory.read: unknown read"),
     ({"name": "window", "frames": 0}, "policy.memory.frames: must be >= 1"),
+    ({"name": "trace", "half_life": 0}, "policy.memory.half_life: must be > 0"),
+    ({"name": "trace", "traces": 0}, "policy.memory.traces: must be >= 1"),
     ({"name": "window", "frames": 100}, "policy.memory.frames: stacks more observations than an episode"),
     ({"name": "paom", "capacity": 100}, "policy.memory.capacity: holds more records than an episode"),
     ({"name": "gru", "size": 3}, "policy.memory.size: unknown key"),

@@ -65,12 +65,23 @@ class Proposer:
 
     def __init__(self, space: SearchSpace, tau: float = 0.5, mutation_scale: float = 0.2,
                  configured_scale: float | None = None, continuing: bool = False,
-                 run_key: Callable[[dict], str] = lambda design: json.dumps(design, sort_keys=True, default=str)):
-        """``run_key``: what a design runs; designs with the same key are the same run (the sweeper
-        leaves out keys the run does not read), so a child with a known key is no new design."""
+                 unread: Callable[[dict], set[str]] = lambda design: set()):
+        """``unread``: the keys a design's run does not read (a ``gru`` design does not read
+        ``policy.memory.frames``). Designs that differ only there are the same run, so a child that
+        repeats a known run is no new design, and mutations move only the keys the parent reads."""
         self.space, self.tau, self.mutation_scale, self.configured_scale = space, tau, mutation_scale, configured_scale
         self.operators = (*OPERATORS, CONTINUE) if continuing else OPERATORS
-        self.run_key = run_key
+        self.unread = unread
+
+    def run_key(self, design: dict) -> str:
+        """What a design runs: the design without the keys it does not read."""
+        unread = self.unread(design)
+        return json.dumps({k: v for k, v in design.items() if k not in unread}, sort_keys=True, default=str)
+
+    def read_dims(self, design: dict) -> list:
+        """The space's dimensions that ``design``'s run reads."""
+        unread = self.unread(design)
+        return [dim for dim in self.space.dims if dim.key not in unread]
 
     def select(self, evaluated: list[Trial], baseline_score: float, rng: np.random.Generator) -> Trial:
         scores = np.array([t.score for t in evaluated])
@@ -97,8 +108,10 @@ class Proposer:
                 child = {k: (parent.design if rng.random() < 0.5 else other.design)[k] for k in parent.design}
             elif operator == "resample":
                 child = dict(parent.design)
-                dim = self.space.dims[rng.integers(len(self.space.dims))]
+                dims = self.read_dims(parent.design)
+                dim = dims[rng.integers(len(dims))]
                 child[dim.key] = dim.from_unit(float(rng.random()))
+                child = self.draw_newly_read(child, parent.design, rng)
             else:
                 child = self.perturb(parent.design, rng)
             if self.run_key(child) not in taken:
@@ -106,9 +119,9 @@ class Proposer:
         return self.perturb(parent.design, rng), "perturb", parent, None
 
     def perturb(self, design: dict, rng: np.random.Generator) -> dict:
-        """Each dimension moves with probability 1/d (at least one does): numbers by a Gaussian
-        step in their own scale, categories to another option."""
-        dims = self.space.dims
+        """Each of the d dimensions the design reads moves with probability 1/d (at least one does):
+        numbers by a Gaussian step in their own scale, categories to another option."""
+        dims = self.read_dims(design)
         moving = rng.random(len(dims)) < 1.0 / len(dims)
         if not moving.any():
             moving[rng.integers(len(dims))] = True
@@ -117,7 +130,14 @@ class Proposer:
             if move:
                 scale = 1.0 if isinstance(dim, Choice) else self.mutation_scale
                 child[dim.key] = dim.perturb(design[dim.key], rng, scale)
-        return child
+        return self.draw_newly_read(child, design, rng)
+
+    def draw_newly_read(self, child: dict, parent: dict, rng: np.random.Generator) -> dict:
+        """The keys ``child`` reads and ``parent`` did not (a ``gru`` parent's child that became a
+        ``window``: its frames) drawn uniformly: the parent's value there was never tried."""
+        unread_by_parent = self.unread(parent)
+        return {**child, **{dim.key: dim.from_unit(float(rng.random())) for dim in self.read_dims(child)
+                            if dim.key in unread_by_parent}}
 
 
 def rungs(trials: list[Trial], inherit_weights: bool) -> dict[int, int]:

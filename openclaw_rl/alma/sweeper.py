@@ -190,7 +190,7 @@ class ALMASweeperImpl:
         # with promotion, successive halving decides which trial continues, not the continue operator
         proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale,
                             continuing=c.inherit_weights and not c.promotion.enabled,
-                            run_key=self._run_key)
+                            unread=self._unread)
         initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
         self.busy_seconds, start = 0.0, time.time()
         self.attempts: dict[int, int] = {}
@@ -248,15 +248,14 @@ class ALMASweeperImpl:
                 design[dim.key] = value
         return design
 
-    def _run_key(self, design: dict) -> str:
-        """What a design runs: without the searched ``policy.memory.*`` keys its memory design does not
-        read (a ``gru`` design with another ``capacity`` trains the same run)."""
+    def _unread(self, design: dict) -> set[str]:
+        """The searched ``policy.memory.*`` keys a design's memory design does not read (a ``gru`` design
+        with another ``capacity`` trains the same run)."""
         name = design.get("policy/memory", design.get("policy.memory.name"))
         if name is None:
             name = self.config.hydra.runtime.choices.get("policy/memory") or \
                 OmegaConf.select(self.config, "policy.memory.name", default="none")
-        unread = unread_keys(str(name))
-        return json.dumps({k: v for k, v in design.items() if k not in unread}, sort_keys=True, default=str)
+        return unread_keys(str(name))
 
     def _next_trial(self, archive: Archive, space: SearchSpace, proposer: Proposer, initial: list[dict],
                     n_searched: int) -> Trial:
@@ -264,9 +263,9 @@ class ALMASweeperImpl:
         rng = np.random.default_rng([c.seed, n_searched])
         everything = archive.trials(kind="search")
         designs = [t.design for t in everything]
-        taken = {self._run_key(design) for design in designs}
+        taken = {proposer.run_key(design) for design in designs}
         for k, design in enumerate(initial):
-            if self._run_key(design) not in taken:  # an initial design that repeats a known run is left out
+            if proposer.run_key(design) not in taken:  # an initial design that repeats a known run is left out
                 mutation = "baseline" if k == 0 else "initial"
                 return archive.get(archive.add("search", design, space.overrides(design), mutation))
         evaluated = [t for t in everything if t.status == "finished" and is_finite(t.score)]
@@ -276,7 +275,7 @@ class ALMASweeperImpl:
         if not evaluated or c.proposer == "random":  # nothing to expand yet (more spread), or random search
             for _ in range(50):  # a design that is a new run, where one can be found
                 design = space.latin_hypercube(1, rng)[0]
-                if self._run_key(design) not in taken:
+                if proposer.run_key(design) not in taken:
                     break
             return archive.get(archive.add("search", design, space.overrides(design), "initial" if not evaluated else "random"))
         baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))

@@ -40,21 +40,23 @@ from openclaw_rl.errors import ConfigError
 from openclaw_rl.ipa.chunks import CHUNKERS, chunk_boundaries
 from openclaw_rl.rock.config import FEATURES, EnvConfig
 
-DESIGNS = ("none", "window", "gru", "paom")
+DESIGNS = ("none", "window", "trace", "gru", "paom")
 OBSERVERS = {"bars": ("return", "volatility", "range"), "all": FEATURES}  # the features a PAOM record summarizes
 REFLECTORS = ("merge_similar", "merge_oldest", "evict_oldest")
 READS = ("attention", "pooled", "both")  # PAOM: attention by the current observation, the count-weighted mean, or both
 # The MemoryConfig keys each design reads (the others do not change it).
-DESIGN_KEYS = {"none": (), "window": ("frames",), "gru": ("hidden",),
+DESIGN_KEYS = {"none": (), "window": ("frames",), "trace": ("half_life", "traces"), "gru": ("hidden",),
                "paom": ("capacity", "record_size", "observer", "reflector", "heads", "read", "chunker", "fixed_k")}
 
 
 @dataclass
 class MemoryConfig:
-    """``policy/memory=none|window|gru|paom`` picks ``name``; a design reads only its own keys."""
+    """``policy/memory=none|window|trace|gru|paom`` picks ``name``; a design reads only its own keys."""
 
     name: str = "none"
     frames: int = 4  # window: observations stacked, the current one included
+    half_life: float = 64.0  # trace: the longest trace's half-life, in steps
+    traces: int = 3  # trace: traces per feature, half-lives half_life, half_life / 4, half_life / 16, ...
     hidden: int = 64  # gru: hidden units
     capacity: int = 16  # paom: records kept
     record_size: int = 16  # paom: width of a record's learned encoding, which the read attends over
@@ -72,6 +74,8 @@ class MemoryConfig:
 
         need(self.name in DESIGNS, "name", f"unknown memory design {self.name!r}; allowed: {', '.join(DESIGNS)}")
         need(self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
+        need(self.half_life > 0, "half_life", f"must be > 0, got {self.half_life}")
+        need(self.traces >= 1, "traces", f"must be >= 1, got {self.traces}")
         need(self.hidden >= 1, "hidden", f"must be >= 1, got {self.hidden}")
         need(self.capacity >= 1, "capacity", f"must be >= 1, got {self.capacity}")
         need(self.record_size >= 1, "record_size", f"must be >= 1, got {self.record_size}")
@@ -165,6 +169,53 @@ class WindowMemory(Memory):
 
     def floats_kept(self, state):
         return state[:, -1] * self.dim
+
+
+class TraceMemory(Memory):
+    """Exponential traces: per feature, the episode's exponentially weighted mean of the observations
+    (the current one included) at ``traces`` half-lives. The read is each trace as a z-statistic:
+    normalized, times the square root of its effective sample size ``(sum w)^2 / sum w^2``, so that a
+    trace of i.i.d. noise has unit variance at any half-life and a drift shows as evidence that grows
+    with the steps seen (a mean alone, shrinking with the half-life, would hide it). State: the traces
+    and the episode's step count."""
+
+    def __init__(self, obs_dim: int, half_life: float, traces: int):
+        super().__init__()
+        half_lives = half_life / 4.0 ** torch.arange(traces, dtype=torch.float64)
+        self.register_buffer("decay", (0.5 ** (1.0 / half_lives)).float(), persistent=False)  # [H]
+        self.dim, self.traces = obs_dim, traces
+        self.state_size = traces * obs_dim + 1
+        self.read_size = traces * obs_dim
+
+    @torch.no_grad()
+    def write(self, obs, starts, state, norm):
+        T, N, D = obs.shape
+        a = self.decay.to(obs.device)[None, :, None]  # [1, H, 1]
+        traces = state[:, :-1].reshape(N, self.traces, D).clone()
+        count = state[:, -1].clone()
+        context = obs.new_empty(T, N, self.traces, D)
+        for t in range(T):  # a recurrence over steps, vectorized over envs, traces and features
+            count = torch.where(starts[t] > 0, 0.0, count) + 1.0
+            # The newest step's weight, bias-corrected: 1 at an episode's first step, which forgets the last episode.
+            weight = (1.0 - a) / (1.0 - a ** count[:, None, None])
+            traces = traces + weight * (obs[t, :, None, :] - traces)
+            context[t] = self._z(traces, count, a, norm)
+        return context.reshape(T, N, self.traces * D), torch.cat([traces.reshape(N, -1), count[:, None]], -1)
+
+    @staticmethod
+    def _z(traces, count, a, norm):
+        """Normalized traces times sqrt of their effective sample size, (1 - a^n)(1 + a) / ((1 - a)(1 + a^n))
+        after n steps, clipped as the normalizer clips observations."""
+        an = a ** count[:, None, None]
+        effective = (1.0 - an) * (1.0 + a) / ((1.0 - a) * (1.0 + an))
+        clip = getattr(norm, "clip", math.inf)
+        return (norm(traces) * effective.sqrt()).clamp(-clip, clip)
+
+    def read(self, x, context):
+        return context
+
+    def floats_kept(self, state):
+        return torch.full((state.shape[0],), float(self.traces * self.dim), device=state.device)
 
 
 class GRUMemory(Memory):
@@ -379,6 +430,8 @@ def build_memory(config: MemoryConfig, env: EnvConfig) -> Memory:
     market env's ``env`` chunker is its orders, which the observations show as ``trade`` does."""
     if config.name == "window":
         return WindowMemory(env.obs_dim, config.frames)
+    if config.name == "trace":
+        return TraceMemory(env.obs_dim, config.half_life, config.traces)
     if config.name == "gru":
         return GRUMemory(env.obs_dim, config.hidden)
     if config.name == "paom":
