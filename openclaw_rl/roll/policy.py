@@ -31,7 +31,7 @@ class PolicyConfig:
     hidden: tuple[int, ...] = (64, 64)  # widths of the MLP trunk's layers
     activation: str = "tanh"  # tanh | relu
     shared_trunk: bool = False  # one trunk for actor and critic, or two
-    memory: MemoryConfig = field(default_factory=MemoryConfig)  # policy/memory=none|window|gru|paom; its read feeds both trunks
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # policy/memory=none|window|trace|gru|paom; its read feeds both trunks
     init_log_std: float = -0.5  # continuous actions: state-independent log std
     normalize_obs: bool = True  # running mean/std of observations, saved with the weights
 
