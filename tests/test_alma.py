@@ -227,6 +227,16 @@ def test_a_child_that_differs_only_where_the_run_does_not_read_is_no_new_design(
         known.append(child)
 
 
+def test_a_space_of_keys_the_design_does_not_read_still_proposes():
+    """A gru design swept over a window key only: no child is a new run, and a proposal still comes."""
+    space = SearchSpace(["policy.memory.frames=range(2, 9)"])
+    proposer = Proposer(space, unread=lambda design: {"policy.memory.frames"})
+    evaluated = [T(0, 0.0, {"policy.memory.frames": 3})]
+    child, op, _, _ = proposer.propose(evaluated, 0.0, dict.fromkeys(OPERATORS, 0.5), [evaluated[0].design],
+                                       np.random.default_rng(5))
+    assert op == "perturb" and space.contains(child)
+
+
 def test_mutations_move_only_the_keys_the_parent_reads():
     """A window parent in a space of one design choice, its frames and five keys only paom reads: a
     perturbation moves the design and the frames each with probability 1/2, + 1/8 when the
@@ -258,5 +268,6 @@ def test_mutations_move_only_the_keys_the_parent_reads():
         assert op == "resample" and (child["policy/memory"] == parent["policy/memory"] or
                                      child["policy.memory.frames"] == parent["policy.memory.frames"])
     paoms = [child for child in children if child["policy/memory"] == "paom"]  # the paom keys: drawn anew
+    assert len(paoms) > 500
     assert len({child["policy.memory.capacity"] for child in paoms}) > 20
     assert {child["policy.memory.read"] for child in paoms} == {"attention", "pooled"}

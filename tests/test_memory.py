@@ -217,6 +217,7 @@ def test_memory_designs_are_a_config_group():
     ({"name": "paom", "read": "sum"}, "policy.memory.read: unknown read"),
     ({"name": "window", "frames": 0}, "policy.memory.frames: must be >= 1"),
     ({"name": "trace", "half_life": 0}, "policy.memory.half_life: must be > 0"),
+    ({"name": "trace", "half_life": 1e9}, "policy.memory.half_life: must be > 0 and at most 100000 steps"),
     ({"name": "trace", "traces": 0}, "policy.memory.traces: must be >= 1"),
     ({"name": "window", "frames": 100}, "policy.memory.frames: stacks more observations than an episode"),
     ({"name": "paom", "capacity": 100}, "policy.memory.capacity: holds more records than an episode"),

@@ -79,9 +79,10 @@ class Proposer:
         return json.dumps({k: v for k, v in design.items() if k not in unread}, sort_keys=True, default=str)
 
     def read_dims(self, design: dict) -> list:
-        """The space's dimensions that ``design``'s run reads."""
+        """The space's dimensions that ``design``'s run reads (all of them where it reads none: no
+        child is a new run then, and ``propose`` ends as it does when every child is known)."""
         unread = self.unread(design)
-        return [dim for dim in self.space.dims if dim.key not in unread]
+        return [dim for dim in self.space.dims if dim.key not in unread] or list(self.space.dims)
 
     def select(self, evaluated: list[Trial], baseline_score: float, rng: np.random.Generator) -> Trial:
         scores = np.array([t.score for t in evaluated])

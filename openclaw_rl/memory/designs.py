@@ -7,7 +7,7 @@ where an episode starts.
 
 Two kinds:
 
-- **Observational** (``none``, ``window``, ``paom``): the state is data, a function of the raw
+- **Observational** (``none``, ``window``, ``trace``, ``paom``): the state is data, a function of the raw
   observations alone, never of the weights. ``write`` scans the observations without gradient and
   returns, for every step, the context the read needs (normalized with the policy's observation
   statistics, which change only between rollouts); the learned ``read`` is then one vectorized pass
@@ -44,6 +44,7 @@ DESIGNS = ("none", "window", "trace", "gru", "paom")
 OBSERVERS = {"bars": ("return", "volatility", "range"), "all": FEATURES}  # the features a PAOM record summarizes
 REFLECTORS = ("merge_similar", "merge_oldest", "evict_oldest")
 READS = ("attention", "pooled", "both")  # PAOM: attention by the current observation, the count-weighted mean, or both
+MAX_HALF_LIFE = 1e5  # trace: steps
 # The MemoryConfig keys each design reads (the others do not change it).
 DESIGN_KEYS = {"none": (), "window": ("frames",), "trace": ("half_life", "traces"), "gru": ("hidden",),
                "paom": ("capacity", "record_size", "observer", "reflector", "heads", "read", "chunker", "fixed_k")}
@@ -74,7 +75,8 @@ class MemoryConfig:
 
         need(self.name in DESIGNS, "name", f"unknown memory design {self.name!r}; allowed: {', '.join(DESIGNS)}")
         need(self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
-        need(self.half_life > 0, "half_life", f"must be > 0, got {self.half_life}")
+        need(0 < self.half_life <= MAX_HALF_LIFE, "half_life", f"must be > 0 and at most {MAX_HALF_LIFE:g} steps "
+             f"(a float32 decay rounds to 1 beyond; any episode's running mean is shorter), got {self.half_life}")
         need(self.traces >= 1, "traces", f"must be >= 1, got {self.traces}")
         need(self.hidden >= 1, "hidden", f"must be >= 1, got {self.hidden}")
         need(self.capacity >= 1, "capacity", f"must be >= 1, got {self.capacity}")
