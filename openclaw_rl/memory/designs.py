@@ -121,8 +121,9 @@ class Memory(nn.Module):
         return obs.new_zeros(*obs.shape[:2], 0), state
 
     def read(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """``x [T, N, D]`` (normalized), ``context [T, N, K]`` -> ``[T, N, read_size]``."""
-        return x.new_zeros(*x.shape[:2], 0)
+        """``x [T, N, D]`` (normalized), ``context [T, N, K]`` -> ``[T, N, read_size]``: here the context
+        itself (``none``, ``window`` and ``trace`` write what they read; PAOM learns its read)."""
+        return context
 
     def recur(self, x: torch.Tensor, starts: torch.Tensor, state: torch.Tensor):
         """Recurrent designs: ``(reads [T, N, read_size], state)``."""
@@ -166,9 +167,6 @@ class WindowMemory(Memory):
         new_state = torch.cat([history[-k:].transpose(0, 1).reshape(N, k * D), count[:, None]], -1)
         return context, new_state
 
-    def read(self, x, context):
-        return context
-
     def floats_kept(self, state):
         return state[:, -1] * self.dim
 
@@ -196,25 +194,18 @@ class TraceMemory(Memory):
         traces = state[:, :-1].reshape(N, self.traces, D).clone()
         count = state[:, -1].clone()
         context = obs.new_empty(T, N, self.traces, D)
+        clip = getattr(norm, "clip", math.inf)
         for t in range(T):  # a recurrence over steps, vectorized over envs, traces and features
             count = torch.where(starts[t] > 0, 0.0, count) + 1.0
+            an = a ** count[:, None, None]
             # The newest step's weight, bias-corrected: 1 at an episode's first step, which forgets the last episode.
-            weight = (1.0 - a) / (1.0 - a ** count[:, None, None])
+            weight = (1.0 - a) / (1.0 - an)
             traces = traces + weight * (obs[t, :, None, :] - traces)
-            context[t] = self._z(traces, count, a, norm)
+            # The read: normalized, times sqrt of the effective sample size after n steps,
+            # (1 - a^n)(1 + a) / ((1 - a)(1 + a^n)), clipped as the normalizer clips observations.
+            effective = (1.0 - an) * (1.0 + a) / ((1.0 - a) * (1.0 + an))
+            context[t] = (norm(traces) * effective.sqrt()).clamp(-clip, clip)
         return context.reshape(T, N, self.traces * D), torch.cat([traces.reshape(N, -1), count[:, None]], -1)
-
-    @staticmethod
-    def _z(traces, count, a, norm):
-        """Normalized traces times sqrt of their effective sample size, (1 - a^n)(1 + a) / ((1 - a)(1 + a^n))
-        after n steps, clipped as the normalizer clips observations."""
-        an = a ** count[:, None, None]
-        effective = (1.0 - an) * (1.0 + a) / ((1.0 - a) * (1.0 + an))
-        clip = getattr(norm, "clip", math.inf)
-        return (norm(traces) * effective.sqrt()).clamp(-clip, clip)
-
-    def read(self, x, context):
-        return context
 
     def floats_kept(self, state):
         return torch.full((state.shape[0],), float(self.traces * self.dim), device=state.device)
