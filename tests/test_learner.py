@@ -264,11 +264,10 @@ def test_synchronous_collection_gives_mu_equal_to_pi_old_exactly(memory):
         batch, _ = collector.collect(config.trainer.rollout_steps, version=update)
         with torch.no_grad():
             logp_old = learner.score_actions(batch)[0]
-        assert torch.allclose(logp_old, batch.logp, atol=1e-5, rtol=0)
+        assert torch.allclose(logp_old, batch.logp, atol=1e-5, rtol=0)  # rescored: equal within rounding
         count = policy.norm.count.item()
         stats = learner.update(batch, update, 3)
-        assert stats["ipa/mismatch_max"] == pytest.approx(1.0, abs=1e-4)
-        assert stats["ipa/mismatch_mean"] == pytest.approx(1.0, abs=1e-4)
+        assert stats["ipa/mismatch_max"] == 1.0 and stats["ipa/mismatch_mean"] == 1.0  # mu is pi_old
         assert stats["ipa/masked_fraction"] == 0.0
         assert policy.norm.count.item() == pytest.approx(count + batch.rewards.numel())  # stats move between rollouts
 
@@ -287,7 +286,7 @@ def test_a_stale_behaviour_policy_drops_exactly_its_chunks():
         logp_old = learner.score_actions(batch)[0]
     wiggle = torch.where(torch.arange(ids.shape[0])[:, None] % 2 == 0, 1.5, -1.5).expand(ids.shape)
     log_mismatch = wiggle - chunk_mean(wiggle, ids, out.n_chunks) + stale.float()
-    stale_batch = dataclasses.replace(batch, logp=logp_old - log_mismatch)
+    stale_batch = dataclasses.replace(batch, logp=logp_old - log_mismatch, version=batch.version - 1)
     logp = logp_old.clone().requires_grad_()
     entropy, values = torch.zeros_like(logp), torch.zeros_like(logp)
     terms, stats = loss_terms(learner.algo, learner.ipa, learner.resample, stale_batch, (logp, entropy, values),
@@ -301,6 +300,24 @@ def test_a_stale_behaviour_policy_drops_exactly_its_chunks():
     update_stats = learner.update(stale_batch, 0, 1)
     assert update_stats["ipa/mismatch_max"] == pytest.approx(math.e, rel=1e-3)
     assert update_stats["ipa/masked_fraction"] == pytest.approx(stale.float().mean().item())
+
+
+def test_pi_old_is_the_logged_mu_exactly_where_the_updated_weights_acted():
+    """Columns acted by the weights being updated take their logged mu as pi_old (no chunk masked, the
+    mismatch exactly 1, whatever rounding separates mu from a rescoring); columns of older weights are
+    rescored, and their pi_old / mu shows."""
+    config = small(algo={"name": "ipa", "update_epochs": 1, "num_minibatches": 1}, ipa={"mismatch_high": 1.5})
+    torch.manual_seed(0)
+    _, policy, collector, learner = build(config, torch.device("cpu"))
+    batch, _ = collector.collect(config.trainer.rollout_steps, version=3)
+    old_columns = torch.arange(batch.rewards.shape[1]) % 2 == 1
+    version = torch.where(old_columns, 2, batch.version)
+    shifted = dataclasses.replace(batch, logp=batch.logp - 1.0, version=version)  # log(pi_old / mu) = 1
+    stats = learner.update(shifted, 3, 4)
+    real = ~batch.padding
+    assert stats["ipa/mismatch_max"] == pytest.approx(math.e, rel=1e-4)
+    assert 1.0 < stats["ipa/mismatch_mean"] < math.e - 0.1
+    assert stats["ipa/masked_fraction"] == pytest.approx((old_columns & real).sum().item() / real.sum().item())
 
 
 # ------------------------------------------------------------------ whole updates, errors

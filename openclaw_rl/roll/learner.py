@@ -19,8 +19,9 @@ class Learner:
     steps the policy sampled plus ``lambda_il`` times imitation of the replayed teacher steps.
 
     After its gradient steps an update feeds the rollout's observations to the policy's observation
-    normalizer: statistics change between rollouts only, so a synchronous rollout's behaviour
-    log-probs equal the update's ``pi_old`` exactly (``ipa/mismatch_max`` is 1).
+    normalizer: statistics change between rollouts only, so the weights of version ``update`` act and
+    score alike. Their steps (``batch.version == update``) take the logged behaviour log-prob as
+    ``pi_old``: a synchronous rollout gives ``ipa/mismatch_max == 1`` by construction, on any CPU.
     """
 
     def __init__(self, policy: ActorCritic, algo: AlgoConfig, ipa: IPAConfig, seed: int,
@@ -47,6 +48,9 @@ class Learner:
             group["lr"] = lr
         with torch.no_grad():
             logp_old, _, values_old = self.score_actions(batch)
+            # Steps acted by the weights being updated: pi_old is mu by definition. Taking the logged mu
+            # there makes it so exactly; recomputed, it differs by kernels' rounding of other batch shapes.
+            logp_old = torch.where(batch.version == update, batch.logp, logp_old)
             last_state = batch.last_state
             if policy.memory.recurrent:  # its state after the rollout under these weights
                 last_state = policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)[2]

@@ -3,8 +3,8 @@
 Three rules make the batch what the learner's math assumes:
 
 - The policy that acts is fixed for the whole rollout (its observation normalizer included: the
-  learner updates the statistics after its update), so the behaviour log-probs ``mu`` equal the
-  learner's ``pi_old`` exactly when collection is synchronous.
+  learner updates the statistics after its update), so the behaviour log-probs ``mu`` are the
+  learner's ``pi_old`` when collection is synchronous (the learner takes them as such).
 - Time limits: the observation shows the fraction of the episode left, so the episode horizon is
   part of the task the policy sees and nothing lies beyond it. A truncation whose final observation
   shows no time left is recorded as ``terminated`` (value 0, no bootstrap); only a cut the state
