@@ -7,6 +7,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from openclaw_rl.benchmark.stats import (
     aggregate,
@@ -14,9 +15,11 @@ from openclaw_rl.benchmark.stats import (
     iqm,
     mean_ci,
     normalized_excess,
+    detectable_regression,
     paired_difference,
     student_t_quantile,
     stratified_bootstrap_ci,
+    welch_difference,
 )
 
 T_975_4 = 2.776445  # t tables
@@ -43,7 +46,7 @@ def test_t_quantile_tends_to_the_normal():
     assert student_t_quantile(0.975, 30) > student_t_quantile(0.975, 300) > NormalDist().inv_cdf(0.975)
 
 
-@pytest.mark.parametrize("p, df", [(0.0, 4), (1.0, 4), (-0.1, 4), (0.5, 0)])
+@pytest.mark.parametrize("p, df", [(0.0, 4), (1.0, 4), (-0.1, 4), (0.5, 0), (0.5, -1.5)])
 def test_t_quantile_rejects_bad_arguments(p, df):
     with pytest.raises(ValueError):
         student_t_quantile(p, df)
@@ -69,7 +72,8 @@ def test_paired_difference_is_over_b_minus_a():
     half = T_975_4 * math.sqrt(2.5) / math.sqrt(5)
     assert diff["n"] == 5
     assert (diff["mean"], diff["low"], diff["high"]) == pytest.approx((3.0, 3.0 - half, 3.0 + half), abs=1e-6)
-    assert paired_difference(a, a) == {"mean": 0.0, "low": 0.0, "high": 0.0, "n": 5}
+    assert diff["se"] == pytest.approx(math.sqrt(2.5 / 5)) and diff["df"] == 4
+    assert paired_difference(a, a) == {"mean": 0.0, "low": 0.0, "high": 0.0, "n": 5, "se": 0.0, "df": 4}
     with pytest.raises(ValueError, match="3 and 4"):
         paired_difference([1, 2, 3], [1, 2, 3, 4])
 
@@ -99,6 +103,64 @@ def test_compare_tasks_signs():
 def test_compare_tasks_names_the_differing_tasks():
     with pytest.raises(ValueError, match=r"\['c', 'd'\]"):
         compare_tasks({"a": np.ones(3), "c": np.ones(3)}, {"a": np.ones(3), "d": np.ones(3)})
+
+
+def test_welch_difference_by_hand():
+    a, b = np.array([0.0, 1, 2, 3, 4]), np.array([16.0, 10, 14, 12])  # variances 2.5 and 20/3, unequal sizes
+    d = welch_difference(a, b)
+    var_a, var_b = 2.5 / 5, (20 / 3) / 4
+    df = (var_a + var_b) ** 2 / (var_a**2 / 4 + var_b**2 / 3)  # Welch-Satterthwaite: 4.749
+    assert d["df"] == pytest.approx(df) and df == pytest.approx(4.7494, abs=1e-4)
+    assert d["se"] == pytest.approx(math.sqrt(var_a + var_b)) and d["mean"] == 11.0 and d["n"] == 9
+    half = student_t_quantile(0.975, df) * d["se"]
+    assert (d["low"], d["high"]) == pytest.approx((11.0 - half, 11.0 + half))
+    assert 2.571 < student_t_quantile(0.975, df) < 2.776  # between t_{5} and t_{4}: a fractional df
+    reference = scipy.stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)  # an independent implementation
+    assert (d["low"], d["high"]) == pytest.approx((reference.low, reference.high))
+    swapped = welch_difference(b, a)
+    assert (swapped["mean"], swapped["low"], swapped["high"]) == pytest.approx((-11.0, -11.0 - half, -11.0 + half))
+
+
+def test_welch_difference_needs_two_values_a_side_and_constant_sides_are_exact():
+    with pytest.raises(ValueError, match="at least 2 values a side, got 1 and 3"):
+        welch_difference([1.0], [1.0, 2.0, 3.0])
+    d = welch_difference([0.5, 0.5], [0.25, 0.25, 0.25])
+    assert (d["mean"], d["low"], d["high"], d["se"]) == (-0.25, -0.25, -0.25, 0.0)
+
+
+def test_welch_gate_false_alarm_rate_and_power_on_synthetic_seeds():
+    """5 vs 5 normal training seeds: with no difference the one-sided "regressed" verdict of a 95% interval
+    fires 2.5% of the time; with a true regression of detectable_regression(se) it fires 80% of the time."""
+    rng = np.random.default_rng(0)
+    trials, n, sd = 4000, 5, 0.07
+    se = sd * math.sqrt(2 / n)
+    delta = detectable_regression(se, 2 * n - 2)
+    for shift, expected in ((0.0, 0.025), (-delta, 0.80)):
+        a, b = rng.normal(0.0, sd, (trials, n)), rng.normal(shift, sd, (trials, n))
+        rate = np.mean([welch_difference(x, y)["high"] < 0 for x, y in zip(a, b)])
+        assert rate == pytest.approx(expected, abs=3.5 * math.sqrt(expected * (1 - expected) / trials) + 0.01)
+
+
+def test_detectable_regression_tends_to_the_normal_formula_and_grows_with_few_seeds():
+    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
+    assert detectable_regression(1.0, 1e9) == pytest.approx(z, abs=1e-4)
+    assert detectable_regression(0.5, 1e9) == pytest.approx(0.5 * z, abs=1e-4)
+    assert detectable_regression(1.0, 4) > detectable_regression(1.0, 8) > detectable_regression(1.0, 100) > z
+    assert detectable_regression(1.0, 8, power=0.9) > detectable_regression(1.0, 8, power=0.8)
+    assert detectable_regression(1.0, 8, level=0.99) > detectable_regression(1.0, 8, level=0.95)
+    assert detectable_regression(0.0, 8) == 0.0 and math.isnan(detectable_regression(math.nan, 0))
+
+
+def test_compare_tasks_over_training_seeds_is_welch_at_the_bonferroni_level():
+    a, b = np.array([0.0, 1, 2, 3, 4]), np.array([16.0, 10, 14, 12])
+    out = compare_tasks({"x": a, "y": a}, {"x": b, "y": a}, paired=False)
+    assert out["x"]["level"] == pytest.approx(0.975)
+    assert (out["x"]["low"], out["x"]["high"]) == pytest.approx(
+        tuple(scipy.stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.975)))
+    assert out["x"]["improved"] and not out["y"]["improved"] and not out["y"]["regressed"]
+    assert out["x"]["detectable"] == pytest.approx(detectable_regression(out["x"]["se"], out["x"]["df"], 0.975))
+    with pytest.raises(ValueError, match="paired seeds need equal lengths"):
+        compare_tasks({"x": a}, {"x": b})
 
 
 def test_iqm_trims_a_quarter_from_each_end():

@@ -19,9 +19,10 @@ from openclaw_rl.benchmark import suite
 from openclaw_rl.benchmark.__main__ import main
 from openclaw_rl.benchmark.agents import strategy_agent
 from openclaw_rl.benchmark.config import BenchConfig
-from openclaw_rl.benchmark.suite import Contaminated, plan, run_benchmark
+from openclaw_rl.benchmark.stats import detectable_regression, welch_difference
+from openclaw_rl.benchmark.suite import Contaminated, plan, run_benchmark, task_identity
 from openclaw_rl.benchmark.tasks import (
-    PRIVATE_SEEDS, SALT_ENV, SUITE_VERSION, TASKS, TIERS, first_seed, salt_fingerprint,
+    PRIVATE_SEEDS, SALT_ENV, SUITE_VERSION, TASKS, TIERS, Task, first_seed, salt_fingerprint,
 )
 from openclaw_rl.data.trajectories import generate
 from openclaw_rl.episodes import run_episodes, strategy_actor
@@ -352,8 +353,9 @@ def test_compare_same_runs_passes_and_a_planted_regression_fails(trend, tmp_path
     bench("strategy=trend", f"hydra.run.dir={tmp_path / 'again'}")
     same = compare_cli(trend, tmp_path / "again")
     assert same.returncode == 0, same.stderr[-2000:]
-    assert "regress" not in same.stdout and "improved" not in same.stdout
+    assert "**regressed**" not in same.stdout and "improved" not in same.stdout
     assert f"# trend ({tmp_path / 'again'}) vs trend ({trend}): suite {SUITE_VERSION}, tier smoke" in same.stdout
+    assert "Fixed-weights test: one checkpoint a side" in same.stdout and "covers market noise only" in same.stdout
 
     worse = planted(trend, tmp_path / "worse", "switching", -0.5)
     failed = compare_cli(trend, worse)
@@ -363,12 +365,101 @@ def test_compare_same_runs_passes_and_a_planted_regression_fails(trend, tmp_path
     assert row.endswith("| **regressed** |") and "-0.5000 [-0.5000, -0.5000]" in row
 
 
+def seed_runs(trend, folder, shifts, noise=0.02, seed=0):
+    """One results dir per "training seed" under ``folder``: the trend run's scores moved by ``shift`` plus a
+    seed's own noise (per task, and on the aggregate), under another agent name each."""
+    rng = np.random.default_rng(seed)
+    for i, shift in enumerate(shifts):
+        results = results_of(trend)
+        results["agent"] = f"{folder.name}-seed{i}"
+        for task in results["tasks"].values():
+            task["excess_log_return"] += shift + noise * rng.standard_normal()
+        results["aggregate"]["mean"] += shift + noise * rng.standard_normal()
+        (folder / f"seed{i}").mkdir(parents=True)
+        (folder / f"seed{i}" / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_compare_over_training_seeds_is_welch_and_flags_a_planted_regression(trend, tmp_path, capsys):
+    a = seed_runs(trend, tmp_path / "a", [0.0] * 5)
+    same = seed_runs(trend, tmp_path / "same", [0.0] * 5, seed=1)
+    main(["compare", str(a), str(same)])  # a dir holding one results dir per seed: exit 0
+    out = capsys.readouterr().out
+    assert "# B (5 checkpoints) vs A (5 checkpoints)" in out and "Seed-level gate: Welch's t over training seeds" in out
+    assert "**regressed**" not in out
+    (row,) = [line for line in out.splitlines() if line.startswith("| switching |")]
+    scores = [results_of(folder / f"seed{i}")["tasks"]["switching"]["excess_log_return"] for folder in (a, same)
+              for i in range(5)]
+    want = welch_difference(scores[:5], scores[5:], 1 - 0.05 / 4)  # 3 tasks and the aggregate
+    assert f"{want['mean']:+.4f} [{want['low']:+.4f}, {want['high']:+.4f}]" in row
+    assert f"| {detectable_regression(want['se'], want['df'], 1 - 0.05 / 4):.4f} |" in row
+
+    worse = seed_runs(trend, tmp_path / "worse", [-0.2] * 5, seed=2)
+    listed = ",".join(str(worse / f"seed{i}") for i in range(5))  # a comma list of results dirs
+    with pytest.raises(SystemExit) as err:
+        main(["compare", str(a / "seed*"), listed])  # and a glob
+    assert err.value.code == 1
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("regression on 4 task(s): aggregate, crash, switching, switching_costly")
+
+
+def test_compare_refuses_one_run_against_several_and_a_checkpoint_twice(trend, tmp_path):
+    a = seed_runs(trend, tmp_path / "a", [0.0] * 3)
+    with pytest.raises(SystemExit) as err:
+        main(["compare", str(trend), str(a)])
+    assert str(err.value.code) == ("ConfigError: A has 1 run(s) and B 3: give each side 2 or more (one checkpoint per "
+                                   "training seed; 5 or more recommended), or one each for the fixed-weights test")
+    with pytest.raises(SystemExit) as err:
+        main(["compare", f"{a / 'seed0'},{a / 'seed1'}", f"{a / 'seed1'},{a / 'seed2'}"])
+    assert str(err.value.code) == ("ConfigError: a-seed1 is scored more than once; give each checkpoint (training seed) "
+                                   "once")
+    with pytest.raises(SystemExit) as err:
+        main(["compare", str(a), str(tmp_path / "nothing*")])
+    assert "matches no path" in str(err.value.code)
+
+
+def test_compare_refuses_another_task_under_the_same_name_and_shows_contamination(trend, tmp_path, capsys):
+    results = results_of(trend)
+    results["tasks"]["crash"]["identity"] = "another"
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    (renamed / "results.json").write_text(json.dumps(results))
+    with pytest.raises(SystemExit) as err:
+        main(["compare", str(trend), str(renamed)])
+    assert str(err.value.code) == (f"ConfigError: task crash: {trend} and {renamed} scored different tasks under one "
+                                   "name (another env or other data); compare runs of the same task")
+    results = results_of(trend)
+    results["tasks"]["crash"]["contaminated"] = ["run x touched market seeds [0, 10)"]
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    (marked / "results.json").write_text(json.dumps(results))
+    main(["compare", str(trend), str(marked)])
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("| crash |")]
+    assert row.endswith("| contaminated B |")
+    (row,) = [line for line in out.splitlines() if line.startswith("| aggregate |")]
+    assert row.endswith("| contaminated B |")
+
+
+def test_task_identity_is_the_env_and_test_markets_not_the_name_or_file_path():
+    synthetic = Task("x", "", {"market": {"kind": "garch"}})
+    seeds = {"kind": "seeds", "low": 0, "high": 8}
+    assert task_identity(synthetic, seeds) == task_identity(Task("renamed", "", synthetic.env), seeds)
+    assert task_identity(synthetic, seeds) != task_identity(Task("x", "", {"market": {"kind": "heston"}}), seeds)
+    assert task_identity(synthetic, seeds) != task_identity(synthetic, {**seeds, "high": 9})
+    bars = {"kind": "bars", "sha256": "ab", "source": "/a.csv", "first": "2010", "last": "2011"}
+    historical = Task("h", "", {"market": {"kind": "historical"}, "data": {"path": "/a.csv"}})
+    moved = Task("h", "", {"market": {"kind": "historical"}, "data": {"path": "/b.csv"}})
+    assert task_identity(historical, bars) == task_identity(moved, {**bars, "source": "/b.csv"})
+    assert task_identity(historical, bars) != task_identity(historical, {**bars, "sha256": "cd"})
+
+
 def test_compare_reports_improvement(trend, tmp_path, capsys):
     better = planted(trend, tmp_path / "better", "crash", +0.5)
     main(["compare", str(trend), str(better)])
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if line.startswith("| crash |")]
-    assert row.endswith("| improved |") and "regress" not in out
+    assert row.endswith("| improved |") and "**regressed**" not in out
 
 
 @pytest.mark.parametrize("key,value,what", [("suite_version", "0.9", f"suite versions ({SUITE_VERSION} vs 0.9)"),
@@ -399,7 +490,11 @@ def test_compare_refuses_runs_of_other_tasks(trend, tmp_path):
 def test_compare_refuses_a_dir_without_results(trend, tmp_path):
     with pytest.raises(SystemExit) as err:
         main(["compare", str(trend), str(tmp_path)])
-    assert str(err.value.code) == f"ConfigError: {tmp_path}: no results.json (not a finished benchmark run)"
+    assert str(err.value.code) == (f"ConfigError: {tmp_path}: no results.json in or below it (not a finished "
+                                   "benchmark run)")
+    with pytest.raises(SystemExit) as err:
+        main(["compare", str(trend), str(tmp_path / "missing")])
+    assert str(err.value.code) == f"ConfigError: {tmp_path / 'missing'}: no results.json (not a finished benchmark run)"
 
 
 def test_compare_refuses_a_bad_level(trend):

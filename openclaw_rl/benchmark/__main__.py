@@ -2,7 +2,8 @@
 
 ``run`` takes Hydra overrides (``checkpoint=RUN_DIR tier=full``; keys in ``benchmark/config.py``) and
 writes into its run dir (``hydra.run.dir``, ``runs/bench/DATE/TIME`` by default). ``compare A B``
-exits 1 when B regresses on a task against A.
+exits 1 when B regresses on a task (or the aggregate) against A: over training seeds when a side
+holds several runs, over market seeds (the fixed-weights test) when each holds one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.benchmark.report import compare
+from openclaw_rl.benchmark.report import compare, result_dirs
 from openclaw_rl.benchmark.suite import run_benchmark
 from openclaw_rl.benchmark.tasks import SUITE_VERSION, TASKS, TIERS, first_seed
 from openclaw_rl.cli import refuse_chdir
@@ -26,7 +27,8 @@ from openclaw_rl.rock.splits import seed_range, time_splits
 log = logging.getLogger("openclaw_rl.bench")
 USAGE = """usage: openclaw-bench list
        openclaw-bench run checkpoint=RUN_DIR|strategy=NAME [tier=smoke|full|private|memory] [tasks=[...]] [overrides]
-       openclaw-bench compare RESULTS_DIR_A RESULTS_DIR_B [level=0.95]"""
+       openclaw-bench compare A B [level=0.95]
+  A, B: a results dir, a dir holding one per training seed, or a comma list or glob of them"""
 BAR = {"auto": None, "bar": True, "log": False}
 
 
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             except ValueError:
                 raise SystemExit(f"compare: level must be a number in (0, 1), got {value!r}") from None
         try:
-            text, regressed = compare(argv[1], argv[2], level)
+            text, regressed = compare(result_dirs(argv[1]), result_dirs(argv[2]), level)
         except (ConfigError, ValueError) as err:
             raise SystemExit(f"{type(err).__name__}: {err}") from None
         print(text)

@@ -1,8 +1,10 @@
 """A benchmark run's outputs (``results.json``, ``results.md``, ``intervals.png``, TensorBoard
-scalars) and ``compare``: per-task paired differences of two runs, the regression gate."""
+scalars) and ``compare``, the regression gate: per task, B - A over training seeds (several runs a
+side) or over market seeds (one run a side: the fixed-weights test)."""
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import math
@@ -90,23 +92,106 @@ def load_results(folder: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def compare(a_dir: str | Path, b_dir: str | Path, level: float = 0.95) -> tuple[str, list[str]]:
-    """(a markdown table, the tasks that regressed) of B against A: per task, the difference of the
-    excess log return paired by seed, with a Bonferroni-corrected interval over the tasks; a task
-    regresses when its whole interval lies below 0."""
-    a, b = load_results(a_dir), load_results(b_dir)
-    for key, what in (("suite_version", "suite versions"), ("tier", "tiers"), ("salt_fingerprint", "salts"),
-                      ("n_seeds", "numbers of seeds"), ("n_markets", "numbers of markets")):
-        if a[key] != b[key]:
-            raise ConfigError(f"{a_dir} and {b_dir} come from different {what} ({a[key]} vs {b[key]}); "
-                              "compare runs of the same suite version and tier")
-    scores = [{name: np.array(t["seeds"]["excess_log_return"]) for name, t in r["tasks"].items()} for r in (a, b)]
-    diffs = stats.compare_tasks(*scores, level=level)
-    lines = [f"# {b['agent']} ({b_dir}) vs {a['agent']} ({a_dir}): suite {a['suite_version']}, tier {a['tier']}", "",
-             f"| task | A | B | B - A ({100 * level:g}% CI, Bonferroni over {len(diffs)} tasks) | |", "|---|---|---|---|---|"]
-    for name, d in diffs.items():
-        verdict = "**regressed**" if d["regressed"] else "improved" if d["improved"] else ""
-        lines.append(f"| {name} | {_number(a['tasks'][name]['excess_log_return'])} "
-                     f"| {_number(b['tasks'][name]['excess_log_return'])} "
-                     f"| {_number(d['mean'])} [{_number(d['low'])}, {_number(d['high'])}] | {verdict} |")
+def result_dirs(spec: str | Path) -> list[Path]:
+    """The finished runs one side of ``compare`` names: a run dir, a dir holding run dirs (one per
+    training seed), or several of these separated by commas (``[a,b]`` or globs too)."""
+    found: list[Path] = []
+    for item in str(spec).strip().removeprefix("[").removesuffix("]").split(","):
+        item = item.strip()
+        paths = sorted(map(Path, glob.glob(item))) if any(c in item for c in "*?[") else [Path(item)]
+        if not paths:
+            raise ConfigError(f"{item}: matches no path")
+        for path in paths:
+            if (path / RESULTS).is_file() or not path.is_dir():
+                found.append(path)  # a missing one fails with its own message when loaded
+            else:
+                below = sorted(result.parent for result in path.rglob(RESULTS))
+                if not below:
+                    raise ConfigError(f"{path}: no {RESULTS} in or below it (not a finished benchmark run)")
+                found += below
+    return found
+
+
+AGGREGATE = "aggregate"  # compare's row for the suite's aggregate (normalized excess), in the family of tests
+
+
+def _side_scores(runs: list[dict], fixed_weights: bool) -> dict[str, np.ndarray]:
+    """Per task and the aggregate, the values compared: one run's per-seed scores (the fixed-weights
+    test), or one score per run (a training seed each)."""
+    if fixed_weights:
+        (run,) = runs
+        tasks = {name: np.array(t["seeds"]["excess_log_return"]) for name, t in run["tasks"].items()}
+        normalized = np.mean([t["seeds"]["normalized_excess"] for t in run["tasks"].values()], axis=0)
+        return {**tasks, AGGREGATE: normalized}
+    tasks = {name: np.array([r["tasks"][name]["excess_log_return"] for r in runs]) for name in runs[0]["tasks"]}
+    return {**tasks, AGGREGATE: np.array([r["aggregate"]["mean"] for r in runs])}
+
+
+def _check_comparable(a_dirs: list[Path], a: list[dict], b_dirs: list[Path], b: list[dict]) -> None:
+    """Every run of both sides scored the same suite, tier, salt, markets and tasks; in a seed-level
+    gate, no checkpoint twice."""
+    first_dir, first = a_dirs[0], a[0]
+    for folder, run in zip(a_dirs[1:] + b_dirs, a[1:] + b):
+        for key, what in (("suite_version", "suite versions"), ("tier", "tiers"), ("salt_fingerprint", "salts"),
+                          ("n_seeds", "numbers of seeds"), ("n_markets", "numbers of markets")):
+            if first[key] != run[key]:
+                raise ConfigError(f"{first_dir} and {folder} come from different {what} ({first[key]} vs {run[key]}); "
+                                  "compare runs of the same suite version and tier")
+        if set(first["tasks"]) != set(run["tasks"]):
+            raise ValueError(f"tasks differ: {sorted(set(first['tasks']) ^ set(run['tasks']))}")
+        for name, task in run["tasks"].items():
+            if task.get("identity") != first["tasks"][name].get("identity"):
+                raise ConfigError(f"task {name}: {first_dir} and {folder} scored different tasks under one name "
+                                  "(another env or other data); compare runs of the same task")
+    agents = [run["agent"] for run in a + b]
+    if len(agents) > 2 and len(set(agents)) < len(agents):
+        twice = sorted({agent for agent in agents if agents.count(agent) > 1})
+        raise ConfigError(f"{twice[0]} is scored more than once; give each checkpoint (training seed) once")
+
+
+def compare(a_dirs: list[str | Path], b_dirs: list[str | Path], level: float = 0.95) -> tuple[str, list[str]]:
+    """(a markdown table, the rows that regressed) of side B against side A, per task and for the
+    aggregate, with intervals at the Bonferroni-corrected level over those rows; a row regresses when
+    its whole interval lies below 0.
+
+    Several runs a side (one checkpoint per training seed, the same markets): Welch's t over the
+    training seeds, the gate for "did my change make training worse?". One run a side: the
+    fixed-weights test, paired over the tier's market seeds; it sees market noise only.
+    """
+    a_dirs, b_dirs = [Path(d) for d in a_dirs], [Path(d) for d in b_dirs]
+    if not a_dirs or not b_dirs:
+        raise ConfigError("compare needs at least one run a side")
+    fixed_weights = len(a_dirs) == len(b_dirs) == 1
+    if not fixed_weights and min(len(a_dirs), len(b_dirs)) < 2:
+        raise ConfigError(f"A has {len(a_dirs)} run(s) and B {len(b_dirs)}: give each side 2 or more (one checkpoint "
+                          "per training seed; 5 or more recommended), or one each for the fixed-weights test")
+    a, b = [load_results(d) for d in a_dirs], [load_results(d) for d in b_dirs]
+    _check_comparable(a_dirs, a, b_dirs, b)
+    scores = [_side_scores(runs, fixed_weights) for runs in (a, b)]
+    diffs = stats.compare_tasks(*scores, level=level, paired=fixed_weights)
+    head = a[0]
+    if fixed_weights:
+        title = f"# {b[0]['agent']} ({b_dirs[0]}) vs {a[0]['agent']} ({a_dirs[0]})"
+        about = ("Fixed-weights test: one checkpoint a side, paired over the tier's market seeds. It covers market "
+                 "noise only, not training's: to ask whether a change made training worse, give each side several "
+                 "checkpoints, one per training seed.")
+    else:
+        title = f"# B ({len(b_dirs)} checkpoints) vs A ({len(a_dirs)} checkpoints)"
+        about = (f"Seed-level gate: Welch's t over training seeds (A: {', '.join(map(str, a_dirs))}; "
+                 f"B: {', '.join(map(str, b_dirs))}).")
+    lines = [f"{title}: suite {head['suite_version']}, tier {head['tier']}", "", about, "",
+             f"| task | A | B | B - A ({100 * level:g}% CI, Bonferroni over {len(diffs)}) "
+             "| smallest regression it detects (80% power) | |", "|---|---|---|---|---|---|"]
+    for name in [*sorted(head["tasks"]), AGGREGATE]:
+        d = diffs[name]
+        marks = ["**regressed**" if d["regressed"] else "improved" if d["improved"] else ""]
+        for side, runs in (("A", a), ("B", b)):
+            tasks = [name] if name != AGGREGATE else list(head["tasks"])
+            if any(run["tasks"][task]["contaminated"] for run in runs for task in tasks):
+                marks.append(f"contaminated {side}")
+        lines.append(f"| {name} | {_number(np.mean(scores[0][name]))} | {_number(np.mean(scores[1][name]))} "
+                     f"| {_number(d['mean'])} [{_number(d['low'])}, {_number(d['high'])}] "
+                     f"| {d['detectable']:.4f} | {', '.join(m for m in marks if m)} |")
+    lines += ["", "The aggregate is the mean normalized excess over the tasks (units of episode volatility); "
+              "the others are excess log returns."]
     return "\n".join(lines) + "\n", [name for name, d in diffs.items() if d["regressed"]]

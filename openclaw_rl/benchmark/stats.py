@@ -2,7 +2,8 @@
 
 As rliable does for RL agents: a task's scores are an array over independent seeds; suites
 aggregate tasks with the mean (a Student-t interval over seeds) and the interquartile mean (a
-stratified bootstrap interval). Only numpy and the standard library.
+stratified bootstrap interval). The regression gate compares two sets of training seeds with
+Welch's t (unequal variances) and reports the regression it would detect with 80% probability.
 """
 
 from __future__ import annotations
@@ -11,62 +12,19 @@ import math
 from typing import Callable, Mapping
 
 import numpy as np
+import scipy.stats
+from scipy.optimize import brentq
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
 
-def student_t_quantile(p: float, df: int) -> float:
-    """The ``p``-quantile of Student's t with ``df >= 1`` degrees of freedom (to ~1e-9 relative or better)."""
+def student_t_quantile(p: float, df: float) -> float:
+    """The ``p``-quantile of Student's t with ``df > 0`` degrees of freedom (Welch's may be fractional)."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must lie in (0, 1), got {p}")
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    if p == 0.5:
-        return 0.0
-    tail, sign = (1.0 - p, 1.0) if p > 0.5 else (p, -1.0)  # solve P(T > t) = tail: it falls as t grows
-    low, high = 0.0, 1.0
-    while _t_upper_tail(high, df) > tail:
-        low, high = high, 2.0 * high
-    while high - low > 1e-13 * high:
-        mid = 0.5 * (low + high)
-        low, high = (mid, high) if _t_upper_tail(mid, df) > tail else (low, mid)
-    return sign * 0.5 * (low + high)
-
-
-def _t_upper_tail(t: float, df: int) -> float:
-    """P(T > t) for ``t >= 0``: half the regularized incomplete beta I_{df/(df+t²)}(df/2, 1/2)."""
-    return 0.5 * _incomplete_beta(df / (df + t * t), t * t / (df + t * t), 0.5 * df, 0.5)
-
-
-def _incomplete_beta(x: float, y: float, a: float, b: float) -> float:
-    """The regularized incomplete beta I_x(a, b), given ``y = 1 - x`` too (each accurate where it is small),
-    by its continued fraction on the side where it converges."""
-    if x <= 0.0 or y <= 0.0:
-        return float(y <= 0.0)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_fraction(x, a, b) / a
-    return 1.0 - front * _beta_fraction(y, b, a) / b
-
-
-def _beta_fraction(x: float, a: float, b: float, tiny: float = 1e-300) -> float:
-    """The continued fraction of I_x(a, b), by the modified Lentz method (Numerical Recipes' betacf)."""
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    fraction = d
-    for m in range(1, 10_000):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # the even step
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),  # the odd step
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            fraction *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            return fraction
-    raise ArithmeticError(f"incomplete beta did not converge at x={x}, a={a}, b={b}")
+    if not df > 0:
+        raise ValueError(f"df must be > 0, got {df}")
+    return float(scipy.stats.t.ppf(p, df))
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -88,28 +46,69 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
-    """``{mean, low, high, n}``: the t-interval of ``b - a`` over paired seeds."""
+    """``{mean, low, high, n, se, df}``: the t-interval of ``b - a`` over paired seeds."""
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.size != b.size:
         raise ValueError(f"paired seeds need equal lengths, got {a.size} and {b.size}")
     mean, low, high = mean_ci(b - a, level)
-    return {"mean": mean, "low": low, "high": high, "n": int(a.size)}
+    se = float((b - a).std(ddof=1)) / math.sqrt(a.size) if a.size > 1 else math.nan
+    return {"mean": mean, "low": low, "high": high, "n": int(a.size), "se": se, "df": a.size - 1}
 
 
-def compare_tasks(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], level: float = 0.95) -> dict[str, dict]:
-    """Per task, :func:`paired_difference` of ``b - a`` at the Bonferroni level ``1 - (1 - level) / n_tasks``.
+def welch_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
+    """``{mean, low, high, n, se, df}``: Welch's t-interval of ``mean(b) - mean(a)`` for independent
+    samples (one value per training seed each), unequal variances, Welch-Satterthwaite ``df``."""
+    _check_level(level)
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.size < 2 or b.size < 2:
+        raise ValueError(f"Welch's test needs at least 2 values a side, got {a.size} and {b.size}")
+    var_a, var_b = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(var_a + var_b)
+    mean = float(b.mean() - a.mean())
+    if se == 0.0:  # both sides constant: the difference is what it is
+        return {"mean": mean, "low": mean, "high": mean, "n": int(a.size + b.size), "se": 0.0, "df": math.inf}
+    df = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))
+    half = student_t_quantile(0.5 + level / 2, df) * se
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(a.size + b.size), "se": se, "df": df}
 
-    Adds ``level`` (the corrected one), ``regressed`` (``high < 0``: b significantly worse) and
-    ``improved`` (``low > 0``). The chance of flagging any task whose true difference is 0 is
-    at most ``1 - level`` over the whole suite. A task with one seed is never flagged.
+
+def detectable_regression(se: float, df: float, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true regression ``delta > 0`` that an interval at ``level`` with standard error ``se``
+    and ``df`` degrees of freedom puts wholly below 0 with probability ``power``: the upper end
+    ``d + q * se`` with ``q = t_{(1 + level) / 2, df}`` is below 0 when ``(-d) / se``, a noncentral t
+    with noncentrality ``delta / se``, exceeds ``q``. ``se`` is the one observed (a plug-in)."""
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must lie in (0, 1), got {power}")
+    if se == 0.0 or not math.isfinite(se):
+        return 0.0 if se == 0.0 else math.nan
+    df = min(df, 1e7)  # scipy's noncentral t at df = inf: the normal limit
+    q = student_t_quantile(0.5 + level / 2, df)
+    shortfall = lambda nc: float(scipy.stats.nct.sf(q, df, nc)) - power  # noqa: E731
+    high = q + 10.0
+    while shortfall(high) < 0:
+        high *= 2.0
+    return float(brentq(shortfall, 0.0, high, xtol=1e-10)) * se
+
+
+def compare_tasks(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], level: float = 0.95,
+                  paired: bool = True) -> dict[str, dict]:
+    """Per task, ``b - a`` at the Bonferroni level ``1 - (1 - level) / n_tasks``: paired over the same
+    market seeds (:func:`paired_difference`: one checkpoint a side, market noise only) or, with
+    ``paired=False``, :func:`welch_difference` over independent training seeds.
+
+    Adds ``level`` (the corrected one), ``regressed`` (``high < 0``: b significantly worse),
+    ``improved`` (``low > 0``) and ``detectable`` (:func:`detectable_regression` at 80% power). The
+    chance of flagging any task whose true difference is 0 is at most ``1 - level`` over the whole
+    suite. A paired task with one seed is never flagged.
     """
     if set(a) != set(b):
         raise ValueError(f"tasks differ: {sorted(set(a) ^ set(b))}")
     corrected = 1.0 - (1.0 - level) / len(a)
     results = {}
     for task in sorted(a):
-        diff = paired_difference(a[task], b[task], corrected)
-        results[task] = {**diff, "level": corrected, "regressed": diff["high"] < 0, "improved": diff["low"] > 0}
+        diff = (paired_difference if paired else welch_difference)(a[task], b[task], corrected)
+        results[task] = {**diff, "level": corrected, "regressed": diff["high"] < 0, "improved": diff["low"] > 0,
+                         "detectable": detectable_regression(diff["se"], diff["df"], corrected)}
     return results
 
 

@@ -3,6 +3,8 @@ in one batch, per-task statistics with intervals over seeds, and the aggregate."
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ class Plan:
     env: EnvConfig  # the task's test split with the agent's action interface, all seeds' markets
     first_seed: int
     overlaps: list[str]
+    identity: str  # the task's env and test markets (their content for a historical one), hashed
 
 
 def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_contaminated: bool) -> list[Plan]:
@@ -54,8 +57,16 @@ def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_con
             raise Contaminated(f"task {task.name}: {agent.name} is contaminated: {overlaps[0]}"
                                + (f" (and {len(overlaps) - 1} more)" if len(overlaps) > 1 else "")
                                + "; allow_contaminated=true scores it anyway, marked")
-        plans.append(Plan(task, env, seed, overlaps))
+        plans.append(Plan(task, env, seed, overlaps, task_identity(task, test)))
     return plans
+
+
+def task_identity(task: Task, test: dict) -> str:
+    """What makes two results one task for ``compare``: its env (less a data file's path) and its test
+    markets (seeds, or the bars' hash and dates), whatever the task is called."""
+    env = {**task.env, "data": {k: v for k, v in dict(task.env.get("data", {})).items() if k != "path"}}
+    markets = {k: v for k, v in test.items() if k != "source"}
+    return hashlib.sha256(json.dumps({"env": env, "test": markets}, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def score(agent: Agent, plans: list[Plan], tier: str, salt: str | None, bar: bool | None = None) -> dict:
@@ -95,6 +106,7 @@ def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bo
         # Under the null that all N designs tried have Sharpe 0, their estimates vary by 1/(bars - 1).
         "deflated_sharpe": deflated_sharpe_ratio(returns, agent.n_trials, 1.0 / (len(returns) - 1)),
         "contaminated": p.overlaps,
+        "identity": p.identity,
         "seeds": {key: value.tolist() for key, value in seeds.items()},
     }
     if not private:  # the private tier keeps its markets secret
