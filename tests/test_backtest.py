@@ -66,6 +66,36 @@ def test_cli_backtests_a_trained_policy_beside_the_strategies(tmp_path):
     assert wrong.returncode != 0 and "trained with env.window=8" in wrong.stderr
 
 
+def test_cli_backtests_the_test_split_unless_told_and_marks_in_sample_runs(tmp_path):
+    """A price file is backtested on its test bars by default; split=train says in-sample everywhere."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    common = [sys.executable, "-m", "openclaw_rl.backtest", "env/market=historical", "env.data.builtin=googl_daily",
+              "strategies=[buy_and_hold]", "n_markets=4"]
+    reports = {}
+    for split in ("default", "train"):
+        out = tmp_path / split
+        extra = [] if split == "default" else [f"split={split}"]
+        result = subprocess.run([*common, f"hydra.run.dir={out}", *extra], cwd=root, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        reports[split] = (yaml.safe_load((out / "metrics.yaml").read_text()), result.stdout + result.stderr)
+    (default, default_log), (train, train_log) = reports["default"], reports["train"]
+    assert default["buy_and_hold"]["split"] == "test" and ", test split: wrote" in default_log
+    assert "in-sample" not in default_log.lower()
+    assert train["buy_and_hold"]["split"] == "train" and "IN-SAMPLE (train split)" in train_log
+    assert "results are in-sample" in train_log and "(in-sample)" in train_log
+    assert default["buy_and_hold"]["total_return"] != train["buy_and_hold"]["total_return"]  # other bars
+    bad = subprocess.run([*common, f"hydra.run.dir={tmp_path / 'bad'}", "split=tset"], cwd=root, capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1] == (
+        "ConfigError: split: unknown split 'tset'; allowed: train, validation, test")
+
+
 def test_a_grpo_checkpoint_loads_without_its_trainer_settings(tmp_path):
     """A checkpoint stores the design, not trainer.*: a grpo design (which needs trainer.group_size >= 2
     to train) still loads for backtests and the benchmark."""

@@ -87,18 +87,23 @@ def score(agent: Agent, plans: list[Plan], tier: str, salt: str | None, bar: boo
     return results
 
 
-def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bool) -> dict:
-    env = p.env
-    record = run_episodes(MarketVecEnv(config=env), p.first_seed, agent.actor_for(env, p.first_seed))
+def play(agent: Agent, env: EnvConfig, first_seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``agent`` on ``env``'s markets seeded from ``first_seed``, one episode each: per market the scores
+    the suite reports, and every bar's simple return ``[bars * markets]``."""
+    record = run_episodes(MarketVecEnv(config=env), first_seed, agent.actor_for(env, first_seed))
     m = metrics(record.equity, record.positions, env.bars_per_year)
     log_return = episode_log_return(record.equity[-1], env.initial_equity, env.ruin_fraction)
     excess = log_return - record.buy_and_hold
     per_market = {"log_return": log_return, "excess_log_return": excess,
                   "normalized_excess": stats.normalized_excess(excess, record.market_log_returns),
                   "buy_and_hold": record.buy_and_hold, "sharpe": m["sharpe"], "max_drawdown": m["max_drawdown"]}
+    return per_market, (record.equity[1:] / record.equity[:-1] - 1.0).ravel()
+
+
+def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bool) -> dict:
+    per_market, returns = play(agent, p.env, p.first_seed)
     seeds = {key: value.reshape(n_seeds, n_markets).mean(axis=1) for key, value in per_market.items()}
     mean, low, high = stats.mean_ci(seeds["excess_log_return"])
-    returns = (record.equity[1:] / record.equity[:-1] - 1.0).ravel()
     result = {
         "about": p.task.about, "historical": p.task.historical,
         "excess_log_return": mean, "low": low, "high": high,
@@ -110,7 +115,7 @@ def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bo
         "seeds": {key: value.tolist() for key, value in seeds.items()},
     }
     if not private:  # the private tier keeps its markets secret
-        result["market_seeds"] = [p.first_seed, p.first_seed + env.n_envs]
+        result["market_seeds"] = [p.first_seed, p.first_seed + p.env.n_envs]
     return result
 
 
