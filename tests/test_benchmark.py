@@ -29,7 +29,7 @@ from openclaw_rl.episodes import run_episodes, strategy_actor
 from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched
-from openclaw_rl.rock.splits import seed_range, seeds_record
+from openclaw_rl.rock.splits import bars_record, seed_range, seeds_record
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.pipeline import run as train_run
@@ -452,6 +452,11 @@ def test_task_identity_is_the_env_and_test_markets_not_the_name_or_file_path():
     moved = Task("h", "", {"market": {"kind": "historical"}, "data": {"path": "/b.csv"}})
     assert task_identity(historical, bars) == task_identity(moved, {**bars, "source": "/b.csv"})
     assert task_identity(historical, bars) != task_identity(historical, {**bars, "sha256": "cd"})
+    content = bars_record("ab", "/a.csv", np.array(["2010-01-04", "2010-01-05"], dtype="datetime64[D]"), np.ones(2))
+    rewritten = bars_record("cd", "/b.parquet", np.array(["2010-01-04", "2010-01-05"], dtype="datetime64[D]"), np.ones(2))
+    assert task_identity(historical, content) == task_identity(moved, rewritten)  # the same bars in another file
+    other = bars_record("ab", "/a.csv", np.array(["2010-01-04", "2010-01-05"], dtype="datetime64[D]"), np.full(2, 2.0))
+    assert task_identity(historical, content) != task_identity(historical, other)
 
 
 def test_compare_reports_improvement(trend, tmp_path, capsys):

@@ -130,7 +130,7 @@ def test_touched_records_and_overlap(tmp_path):
     other = write_prices(tmp_path / "q.csv", seed=5)  # another file: never overlaps, whatever its dates
     assert not overlap(train, touched(historical_env(other, "all"), (0, 1)))
     assert overlap(seeds_record(0, 10), seeds_record(9, 20)) and not overlap(seeds_record(0, 10), seeds_record(10, 20))
-    assert not overlap(seeds_record(0, 10), bars_record("x", "f", np.array(["2020-01-01"], dtype="datetime64[D]")))
+    assert not overlap(seeds_record(0, 10), bars_record("x", "f", np.array(["2020-01-01"], dtype="datetime64[D]"), np.ones(1)))
     assert touched(EnvConfig(), (5, 9)) == seeds_record(5, 9)
 
 
@@ -147,6 +147,22 @@ def test_runs_record_their_lineage_transitively(tmp_path):
         {"kind": "seeds", "low": 3 * TRAIN_SEED_STRIDE, "high": 4 * TRAIN_SEED_STRIDE, "use": "train", "by": str(tmp_path / "parent")},
         {"kind": "seeds", "low": EVAL_SEED_BASE, "high": EVAL_SEED_BASE + 4, "use": "validation", "by": str(tmp_path / "parent")},
     ]
+
+
+def test_a_resumed_run_keeps_its_ancestors_lineage_whatever_its_sources_are_now(tmp_path):
+    """Resumed with trainer.init_from=null (trainer.* may differ on resume), a run started from a parent
+    still carries the parent's records: a lineage only grows."""
+    small = {"env": {"n_envs": 8}, "trainer": {"total_steps": 256, "rollout_steps": 32, "progress": "log"},
+             "algo": {"num_minibatches": 2}, "eval": {"n_envs": 4}}
+    run(RunConfig.from_mapping({**small, "seed": 3}), tmp_path / "parent")
+    child = {**small, "trainer": {**small["trainer"], "init_from": str(tmp_path / "parent")}}
+    run(RunConfig.from_mapping(child), tmp_path / "child")
+    before = load_checkpoint(checkpoint_path(tmp_path / "child"))["lineage"]
+    resumed = {**small, "trainer": {**small["trainer"], "total_steps": 512, "resume": "auto", "init_from": None}}
+    run(RunConfig.from_mapping(resumed), tmp_path / "child")
+    state = load_checkpoint(checkpoint_path(tmp_path / "child"))
+    assert state["global_step"] == 512 and state["lineage"] == before
+    assert any(record["by"] == str(tmp_path / "parent") for record in state["lineage"])
 
 
 def test_with_split_changes_only_the_split():

@@ -63,9 +63,10 @@ def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_con
 
 def task_identity(task: Task, test: dict) -> str:
     """What makes two results one task for ``compare``: its env (less a data file's path) and its test
-    markets (seeds, or the bars' hash and dates), whatever the task is called."""
+    markets (seeds, or the bars themselves), whatever the task or its file is called."""
     env = {**task.env, "data": {k: v for k, v in dict(task.env.get("data", {})).items() if k != "path"}}
-    markets = {k: v for k, v in test.items() if k != "source"}
+    by_file = ("source", "sha256") if "content" in test else ("source",)  # a record without content: its file's hash
+    markets = {k: v for k, v in test.items() if k not in by_file}
     return hashlib.sha256(json.dumps({"env": env, "test": markets}, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -257,7 +257,8 @@ class HistoricalReplay:
 
     def touched(self) -> dict:
         """The bars every episode of this replay lies in (the contamination guard's record)."""
-        return bars_record(self.series.sha256, self.series.source, self.series.time[self.start : self.end])
+        bars = slice(self.start, self.end)
+        return bars_record(self.series.sha256, self.series.source, self.series.time[bars], self.series.close[bars])
 
     def sample(self, keys: np.ndarray, n_bars: int) -> Bars:
         self.check_fits(n_bars)

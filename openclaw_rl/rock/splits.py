@@ -15,8 +15,10 @@ inside its range, window of history included, so no training episode's bars reac
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +68,44 @@ def file_sha256(path: str | Path) -> str:
     return _HASHES[key]
 
 
-def bars_record(sha256: str, source: str, time: np.ndarray) -> dict:
-    """What replaying the bars with timestamps ``time`` (sorted) of a file touches."""
-    return {"kind": "bars", "sha256": sha256, "source": source, "first": str(time[0]), "last": str(time[-1])}
+def bars_record(sha256: str, source: str, time: np.ndarray, close: np.ndarray) -> dict:
+    """What replaying the bars with timestamps ``time`` (sorted) and closes ``close`` of a file touches:
+    the bars themselves (``content``: what the guard compares) and, for people, the file and its hash."""
+    stamps = np.asarray(time).astype("datetime64[ns]").astype(np.int64)
+    content = {name: base64.b64encode(zlib.compress(np.ascontiguousarray(values).tobytes(), 6)).decode()
+               for name, values in (("time", stamps), ("close", np.asarray(close, dtype=np.float64)))}
+    return {"kind": "bars", "sha256": sha256, "source": source, "first": str(time[0]), "last": str(time[-1]),
+            "content": content}
+
+
+def _bars(record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A bars record's timestamps (int64 ns) and closes."""
+    raw = {name: zlib.decompress(base64.b64decode(text)) for name, text in record["content"].items()}
+    return np.frombuffer(raw["time"], dtype=np.int64), np.frombuffer(raw["close"], dtype=np.float64)
+
+
+SAME_PRICE = 1e-4  # relative: closes this close are one price written differently (float formatting, rounding)
+NEAR_BARS = 7  # a touched close may sit this many bars from its own time (resampled bars, other time stamps)
+SAME_INSTRUMENT = 0.5  # of the touched bars inside the other's time span found in it: the same series
+
+
+def shared_bars(touched: dict, other: dict) -> int:
+    """How many bars of ``touched`` lie in ``other``'s bars, known by content: a touched bar inside
+    the other's time span is found when a close of the other within ``NEAR_BARS`` bars of its time
+    equals it (within ``SAME_PRICE``). Found for fewer than ``SAME_INSTRUMENT`` of those bars, the two
+    are other instruments (chance equal prices), and nothing is shared."""
+    time_a, close_a = _bars(touched)
+    time_b, close_b = _bars(other)
+    inside = (time_a >= time_b[0]) & (time_a <= time_b[-1])
+    if not inside.any():
+        return 0
+    time_a, close_a = time_a[inside], close_a[inside]
+    at = np.searchsorted(time_b, time_a)
+    found = np.zeros(len(time_a), dtype=bool)
+    for shift in range(-NEAR_BARS, NEAR_BARS + 1):
+        j = np.clip(at + shift, 0, len(close_b) - 1)
+        found |= np.abs(close_b[j] / close_a - 1.0) <= SAME_PRICE
+    return int(found.sum()) if found.mean() >= SAME_INSTRUMENT else 0
 
 
 def seeds_record(low: int, high: int) -> dict:
@@ -77,11 +114,15 @@ def seeds_record(low: int, high: int) -> dict:
 
 
 def overlap(a: dict, b: dict) -> bool:
-    """Whether two touched records share a market: the same seed, or a bar of the same file."""
+    """Whether what ``a`` touched shares a market with ``b``: a seed, or a bar known by its content
+    (:func:`shared_bars`, whatever the file, format, columns, subset or resampling). A bars record
+    written before records kept their content is known by its file's hash and dates."""
     if a["kind"] != b["kind"]:
         return False
     if a["kind"] == "seeds":
         return a["low"] < b["high"] and b["low"] < a["high"]
+    if "content" in a and "content" in b:
+        return shared_bars(a, b) > 0
     return a["sha256"] == b["sha256"] and np.datetime64(a["first"]) <= np.datetime64(b["last"]) \
         and np.datetime64(b["first"]) <= np.datetime64(a["last"])
 

@@ -38,7 +38,19 @@ def run_lineage(config: RunConfig, run_dir: Path) -> list[dict]:
 
 def checkpoint_lineage(path: str | Path) -> list[dict]:
     """The lineage a checkpoint (or run dir) carries; ``unknown`` if it has none."""
-    state = load_checkpoint(find_checkpoint(path))
-    if "lineage" not in state:
-        return [{"kind": "unknown", "use": "init_from", "by": str(path)}]
-    return state["lineage"]
+    return stored_lineage(load_checkpoint(find_checkpoint(path)), path)
+
+
+def stored_lineage(state: dict, path: str | Path, use: str = "init_from") -> list[dict]:
+    """The lineage a loaded checkpoint ``state`` carries; ``unknown`` if it has none."""
+    return state["lineage"] if "lineage" in state else [{"kind": "unknown", "use": use, "by": str(path)}]
+
+
+def union(*lineages: list[dict]) -> list[dict]:
+    """Every record of ``lineages``, in order, each once: a lineage only grows (a resumed run keeps
+    what it touched before, whatever its sources are now)."""
+    out: list[dict] = []
+    for record in (record for lineage in lineages for record in lineage):
+        if record not in out:
+            out.append(record)
+    return out

@@ -24,7 +24,7 @@ from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig, design_differe
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate, validation_env
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic, torch_threads
-from openclaw_rl.roll.lineage import run_lineage
+from openclaw_rl.roll.lineage import run_lineage, stored_lineage, union
 from openclaw_rl.roll.memory_eval import memory_report
 from openclaw_rl.roll.resample import TeacherReplay, fork_scan, markets_at_start
 from openclaw_rl.roll.rollout import Collector
@@ -143,6 +143,7 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
         collector.load_state_dict(state["collector"])
         torch.set_rng_state(state["torch_rng"])
         update, global_step, logged = state["update"], state["global_step"], state.get("logged")
+        lineage = union(stored_lineage(state, resume_from, "resume"), lineage)
         log.info("resumed from %s at update %d (step %d)", resume_from, update, global_step)
     elif config.trainer.init_from is not None:
         source = find_checkpoint(config.trainer.init_from)
