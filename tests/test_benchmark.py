@@ -15,7 +15,7 @@ import yaml
 
 from openclaw_rl.alma.archive import Archive
 from openclaw_rl.backtest.run import strategy_env
-from openclaw_rl.benchmark import suite
+from openclaw_rl.benchmark import stats, suite
 from openclaw_rl.benchmark.__main__ import main
 from openclaw_rl.benchmark.agents import strategy_agent
 from openclaw_rl.benchmark.config import BenchConfig
@@ -331,6 +331,39 @@ def test_historical_runs_are_refused_on_the_bars_they_trained_on(csv_task, tmp_p
     (task,) = results["tasks"].values()
     assert list(results["tasks"]) == ["mycsv"] and task["contaminated"] == [] and task["historical"] is True
     assert all(len(values) == 4 for values in task["seeds"].values())
+
+
+def test_historical_intervals_count_independent_episodes_and_a_short_range_has_none(csv_task, tmp_path):
+    """The test split of 600 bars is 112 bars: (112 - window) / 20 = 4.8 episodes' worth of independent bars.
+    The interval is the windows' spread over 4.8 of them (t with 3.8 df), far wider than a t over seeds of
+    overlapping windows; with 50-bar episodes (1.9 of them) there is no interval, and the table says so."""
+    from openclaw_rl.benchmark.suite import historical_interval
+
+    csv, task_file = csv_task
+    clean = train(tmp_path / "run", env={"market": {"kind": "historical"}, "data": {"path": str(csv)}, "episode_bars": 20})
+    results = run_benchmark(BenchConfig(checkpoint=str(clean), tier="smoke", tasks=["mycsv"], user_tasks=[str(task_file)]),
+                            tmp_path / "b", bar=False)
+    task = results["tasks"]["mycsv"]
+    window = EnvConfig().window
+    assert task["independent_episodes"] == pytest.approx((112 - window) / 20)
+    mean, seed_low, seed_high = stats.mean_ci(task["seeds"]["excess_log_return"])
+    assert task["excess_log_return"] == pytest.approx(mean)
+    assert task["high"] - mean == pytest.approx(mean - task["low"]) and task["high"] - task["low"] > seed_high - seed_low
+    excess = np.array([0.1, -0.2, 0.3, 0.0])
+    env = EnvConfig.from_mapping(market={"kind": "historical"}, data={"path": str(csv), "split": "test"}, episode_bars=20)
+    n = (112 - window) / 20
+    half = stats.student_t_quantile(0.975, n - 1) * excess.std(ddof=1) / np.sqrt(n)
+    assert historical_interval(excess, env) == pytest.approx((0.05 - half, 0.05 + half, n))
+    short = user_task(tmp_path / "short.yaml", csv, name="short")
+    spec = yaml.safe_load(short.read_text())
+    spec["env"]["episode_bars"] = 50
+    short.write_text(yaml.safe_dump(spec))
+    long = train(tmp_path / "long", env={"market": {"kind": "historical"}, "data": {"path": str(csv)}, "episode_bars": 50})
+    results = run_benchmark(BenchConfig(checkpoint=str(long), tier="smoke", tasks=["short"], user_tasks=[str(short)]),
+                            tmp_path / "b_short", bar=False)
+    task = results["tasks"]["short"]
+    assert task["independent_episodes"] == pytest.approx((112 - window) / 50) and np.isnan(task["low"])
+    assert f"too short for an interval ({(112 - window) / 50:.1f} independent episodes)" in (tmp_path / "b_short" / "results.md").read_text()
 
 
 # ----------------------------------------------------------------------------------------- compare

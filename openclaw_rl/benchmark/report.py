@@ -53,6 +53,9 @@ def table(results: dict) -> str:
              "| deflated Sharpe | |", "|---|---|---|---|---|---|---|---|"]
     for name, t in results["tasks"].items():
         mark = "contaminated" if t["contaminated"] else ""
+        if t.get("independent_episodes", 2) < 2:
+            mark = ", ".join(filter(None, [mark, f"too short for an interval ({t['independent_episodes']:.1f} "
+                                                 "independent episodes)"]))
         lines.append(f"| {name} | {_number(t['excess_log_return'])} [{_number(t['low'])}, {_number(t['high'])}] "
                      f"| {_number(t['log_return'])} | {_number(t['buy_and_hold'])} | {_number(t['sharpe'], 2)} "
                      f"| {100 * t['max_drawdown']:.1f}% | {t['deflated_sharpe']:.2f} | {mark} |")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,13 +102,31 @@ def play(agent: Agent, env: EnvConfig, first_seed: int) -> tuple[dict[str, np.nd
     return per_market, (record.equity[1:] / record.equity[:-1] - 1.0).ravel()
 
 
+def historical_interval(excess: np.ndarray, env: EnvConfig, level: float = 0.95) -> tuple[float, float, float]:
+    """``(low, high, n)``: the interval of a historical task's score, the mean ``excess`` of episodes
+    that are windows of one test range. Overlapping, they are not independent: the range holds
+    ``n`` = (its bars less one window of history) / episode bars independent episodes' worth, so the
+    t-interval takes the episodes' spread over ``n`` of them (``n - 1`` degrees of freedom). No
+    interval (nan) when the range holds fewer than 2."""
+    replay = env.make_market()
+    n = (replay.end - replay.start - env.window) / env.episode_bars
+    if n < 2:
+        return math.nan, math.nan, n
+    half = stats.student_t_quantile(0.5 + level / 2, n - 1) * float(np.std(excess, ddof=1)) / math.sqrt(n)
+    return float(np.mean(excess)) - half, float(np.mean(excess)) + half, n
+
+
 def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bool) -> dict:
     per_market, returns = play(agent, p.env, p.first_seed)
     seeds = {key: value.reshape(n_seeds, n_markets).mean(axis=1) for key, value in per_market.items()}
     mean, low, high = stats.mean_ci(seeds["excess_log_return"])
+    interval = {}
+    if p.task.historical:
+        low, high, independent = historical_interval(per_market["excess_log_return"], p.env)
+        interval = {"independent_episodes": independent}
     result = {
         "about": p.task.about, "historical": p.task.historical,
-        "excess_log_return": mean, "low": low, "high": high,
+        "excess_log_return": mean, "low": low, "high": high, **interval,
         **{key: float(np.mean(value)) for key, value in per_market.items() if key != "excess_log_return"},
         # Under the null that all N designs tried have Sharpe 0, their estimates vary by 1/(bars - 1).
         "deflated_sharpe": deflated_sharpe_ratio(returns, agent.n_trials, 1.0 / (len(returns) - 1)),
