@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "mutation.md"
-COPIED = ("openclaw_rl", "hydra_plugins", "tests", "pyproject.toml")
+COPIED = ("openclaw_rl", "hydra_plugins", "tests", "examples", "pyproject.toml")
 
 IPA = "openclaw_rl/ipa/loss.py"
 ALGOS = "openclaw_rl/roll/algorithms.py"
@@ -51,6 +51,13 @@ SEARCH = "openclaw_rl/alma/search.py"
 SEARCHING = ("tests/test_alma.py",)
 MARKETS = "openclaw_rl/rock/markets.py"
 MODELLING = ("tests/test_markets.py",)
+LEARNER = "openclaw_rl/roll/learner.py"
+STATS = "openclaw_rl/benchmark/stats.py"
+GATING = ("tests/test_bench_stats.py",)
+SPLITS = "openclaw_rl/rock/splits.py"
+GUARDING = ("tests/test_contamination.py",)
+SUITE = "openclaw_rl/benchmark/suite.py"
+SCORING = ("tests/test_benchmark.py",)
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,23 @@ MUTANTS = [
            "log_returns[1:] += np.where(entered[1:], jump[ahead[:-1]], 0.0)", MODELLING),
     Mutant("entry_jump_no_lead", "the announcement falls on the bar the regime begins, not its lead before", MARKETS,
            "ahead, states = states[lead:], states[:n_bars]", "states = states[:n_bars]\n        ahead = states", MODELLING),
+    # --- the yardstick: the seed-level gate, the guard's content match, historical intervals
+    Mutant("pi_old_rescored", "pi_old is always rescored, never the logged mu of the weights being updated", LEARNER,
+           "logp_old = torch.where(batch.version == update, batch.logp, logp_old)", "pass", LEARNING),
+    Mutant("welch_pooled_df", "Welch's degrees of freedom taken as n_a + n_b - 2 (pooled)", STATS,
+           "df = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))",
+           "df = a.size + b.size - 2", GATING),
+    Mutant("welch_sign", "the gate's difference taken as a - b", STATS,
+           "mean = float(b.mean() - a.mean())", "mean = float(a.mean() - b.mean())", GATING),
+    Mutant("detectable_normal", "the detectable regression from the normal, not the noncentral t", STATS,
+           "shortfall = lambda nc: float(scipy.stats.nct.sf(q, df, nc)) - power",
+           "shortfall = lambda nc: float(scipy.stats.norm.sf(q - nc)) - power", GATING),
+    Mutant("same_time_only", "a touched bar is found only at its own time stamp", SPLITS,
+           "for shift in range(-NEAR_BARS, NEAR_BARS + 1):", "for shift in range(0, 1):", GUARDING),
+    Mutant("any_chance_match", "a single equal close makes two series one (no instrument test)", SPLITS,
+           "return int(found.sum()) if found.mean() >= SAME_INSTRUMENT else 0", "return int(found.sum())", GUARDING),
+    Mutant("historical_windows_independent", "a historical task's interval counts every window as independent", SUITE,
+           "n = (replay.end - replay.start - env.window) / env.episode_bars", "n = float(len(excess))", SCORING),
 ]
 
 

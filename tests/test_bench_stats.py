@@ -149,6 +149,10 @@ def test_detectable_regression_tends_to_the_normal_formula_and_grows_with_few_se
     assert detectable_regression(1.0, 8, power=0.9) > detectable_regression(1.0, 8, power=0.8)
     assert detectable_regression(1.0, 8, level=0.99) > detectable_regression(1.0, 8, level=0.95)
     assert detectable_regression(0.0, 8) == 0.0 and math.isnan(detectable_regression(math.nan, 0))
+    for df in (2.5, 4, 8):  # its definition: the regressed verdict's probability at that true difference
+        q = student_t_quantile(0.975, df)
+        assert scipy.stats.nct.sf(q, df, detectable_regression(1.0, df)) == pytest.approx(0.8, abs=1e-6)
+        assert scipy.stats.norm.sf(q - detectable_regression(1.0, df)) > 0.81  # the normal would overstate power
 
 
 def test_compare_tasks_over_training_seeds_is_welch_at_the_bonferroni_level():
