@@ -22,7 +22,7 @@ from openclaw_rl.benchmark.config import BenchConfig
 from openclaw_rl.benchmark.stats import detectable_regression, welch_difference
 from openclaw_rl.benchmark.suite import Contaminated, plan, run_benchmark, task_identity
 from openclaw_rl.benchmark.tasks import (
-    PRIVATE_SEEDS, SALT_ENV, SUITE_VERSION, TASKS, TIERS, Task, first_seed, salt_fingerprint,
+    PRIVATE_SEEDS, SALT_ENV, SUITE_VERSION, TASKS, TIERS, Task, first_seed, salt_fingerprint, select,
 )
 from openclaw_rl.data.trajectories import generate
 from openclaw_rl.episodes import run_episodes, strategy_actor
@@ -140,10 +140,11 @@ def test_list_prints_every_task_the_tiers_and_ordered_splits(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == (f"suite {SUITE_VERSION}; tiers: smoke (4 seeds x 32 markets, smoke tasks only), "
-                        "full (8 seeds x 64 markets), private (8 seeds x 64 markets, seeds from your salt), "
+                        "full (8 seeds x 64 markets), private (8 seeds x 64 markets, seeds from your salt, no public bars), "
                         "memory (8 seeds x 64 markets, memory tasks)")
     for name, task in TASKS.items():
-        tiers = "memory" if task.family == "memory" else "smoke, full, private" if task.smoke else "full, private"
+        tiers = ("memory" if task.family == "memory" else "smoke, full, private" if task.smoke
+                 else "full" if task.historical else "full, private")
         assert f"{name}: {task.about} (tiers: {tiers})" in lines, name
     (a, b), (c, d) = seed_range("train"), seed_range("validation")
     switching = lines[lines.index(f"switching: {TASKS['switching'].about} (tiers: smoke, full, private)") + 1]
@@ -151,7 +152,7 @@ def test_list_prints_every_task_the_tiers_and_ordered_splits(capsys):
                                  f"test from {first_seed(TASKS['switching'], None)}")
     assert seed_range("test")[0] <= first_seed(TASKS["switching"], None) < seed_range("test")[1]
 
-    googl = lines[lines.index(f"googl_daily: {TASKS['googl_daily'].about} (tiers: full, private)") + 1]
+    googl = lines[lines.index(f"googl_daily: {TASKS['googl_daily'].about} (tiers: full)") + 1]
     date = r"(\d{4}-\d{2}-\d{2})"
     match = re.fullmatch(rf"\s+train {date} \.\. {date} \((\d+) bars\), validation {date} \.\. {date} \((\d+) bars\), "
                          rf"test {date} \.\. {date} \((\d+) bars\)", googl)
@@ -649,6 +650,14 @@ def test_the_private_tier_scores_salted_markets_and_keeps_the_salt_out(tmp_path,
     monkeypatch.setenv(SALT_ENV, SALT_A)  # the environment's salt is the same salt as the file's
     bench("strategy=trend", "tier=private", "tasks=[crash]", f"hydra.run.dir={tmp_path / 'env'}")
     assert without_elapsed(results_of(tmp_path / "env")) == without_elapsed(a)
+
+
+def test_the_private_tier_refuses_public_bars():
+    assert not any(task.historical for task in select("private", None, []))
+    assert any(task.historical for task in select("full", None, []))
+    with pytest.raises(ConfigError, match="tasks: googl_daily replays public bars, which the private tier cannot keep "
+                                          "secret; score it on the full tier, or give your own private price file"):
+        select("private", ["crash", "googl_daily"], [])
 
 
 def test_a_contaminated_private_run_does_not_publish_its_seeds(tmp_path, monkeypatch):

@@ -51,7 +51,8 @@ def list_tasks() -> str:
     """The tiers, and each task with its tiers and splits."""
     lines = [f"suite {SUITE_VERSION}; tiers: " + ", ".join(
         f"{name} ({t.n_seeds} seeds x {t.n_markets} markets{', smoke tasks only' if t.smoke_only else ''}"
-        f"{', seeds from your salt' if t.private else ''}{', memory tasks' if t.family == 'memory' else ''})"
+        f"{', seeds from your salt, no public bars' if t.private else ''}"
+        f"{', memory tasks' if t.family == 'memory' else ''})"
         for name, t in TIERS.items()), ""]
     for task in TASKS.values():
         tiers = ", ".join(name for name, t in TIERS.items() if t.scores(task))

@@ -23,8 +23,9 @@ from openclaw_rl.rock import EnvConfig
 from openclaw_rl.rock.config import with_split
 from openclaw_rl.rock.splits import PRIVATE_SEEDS, seed_range
 
-SUITE_VERSION = "1.2"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0);
-# 1.2: the memory tier's tasks memory_trend and memory_event replace memory_regimes and memory_slow
+SUITE_VERSION = "1.3"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0);
+# 1.2: the memory tier's tasks memory_trend and memory_event replace memory_regimes and memory_slow;
+# 1.3: historical intervals over independent episodes; the private tier scores no built-in historical task
 SALT_ENV = "OPENCLAW_BENCH_SALT"
 MIN_SALT = 16  # characters: a salt is a secret, and results carry its fingerprint
 SEED_BLOCK = 2**16  # seeds per task and tier: n_seeds * n_markets must fit
@@ -39,7 +40,10 @@ class Tier:
     family: str = "market"  # the tasks it scores: market (trading) or memory (the past beyond the window matters)
 
     def scores(self, task: "Task") -> bool:
-        return task.family == self.family and (task.smoke or not self.smoke_only)
+        """Whether the tier scores a suite task; the private tier no built-in historical one: its bars
+        are public, so no salt can hide them (a user's own private file comes as a user task)."""
+        return (task.family == self.family and (task.smoke or not self.smoke_only)
+                and not (self.private and task.historical))
 
 
 TIERS = {
@@ -136,6 +140,10 @@ def select(tier: str, names: list[str] | None, user_tasks: list[Task]) -> list[T
         unknown = [name for name in names if name not in known]
         if unknown:
             raise ConfigError(f"tasks: unknown task {unknown[0]!r}; allowed: {', '.join(known)}")
+        public = [name for name in names if name in TASKS and TIERS[tier].private and TASKS[name].historical]
+        if public:
+            raise ConfigError(f"tasks: {public[0]} replays public bars, which the private tier cannot keep secret; "
+                              "score it on the full tier, or give your own private price file as a user task")
         return [known[name] for name in names]
     suite = [task for task in TASKS.values() if TIERS[tier].scores(task)]
     return suite + list(user_tasks)
