@@ -322,12 +322,22 @@ def _gone_within(pid: int, seconds: float) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """A zombie (killed, not yet reaped by its parent) counts as gone, once every thread has exited: a killed
+    process's main thread turns zombie while its other threads (torch's, numpy's) may still be exiting and
+    holding its pipes open, so a call to it would not yet see the death."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # a zombie (killed, not yet reaped by its parent) counts as gone
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return False
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] not in ("Z", "X"):  # the state, after "(comm)"
+                    return True
+        except FileNotFoundError:  # released meanwhile
+            continue
+    return False
