@@ -173,7 +173,7 @@ class ProcessSandbox(Sandbox):
                 return value
             if status == "error":
                 raise SandboxError(value)
-        pid, hung = self.process.pid, self.process.is_alive()
+        pid, hung = self.process.pid, not ready  # the wait ran out; a sentinel fired (or a pipe broke): it died
         self.close()
         if hung:
             raise SandboxLost(f"sandbox process {pid} did not answer within {timeout} s; killed")
