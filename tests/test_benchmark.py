@@ -29,7 +29,7 @@ from openclaw_rl.episodes import run_episodes, strategy_actor
 from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched
-from openclaw_rl.rock.splits import bars_record, seed_range, seeds_record
+from openclaw_rl.rock.splits import bars_record, overlap, seed_range, seeds_record
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.pipeline import run as train_run
@@ -367,6 +367,76 @@ def test_historical_intervals_count_independent_episodes_and_a_short_range_has_n
     assert f"too short for an interval ({(112 - window) / 50:.1f} independent episodes)" in (tmp_path / "b_short" / "results.md").read_text()
 
 
+# ----------------------------------------------------------------------------------- other agents
+
+def test_a_python_callable_is_scored_with_its_declared_lineage_and_refused_without(tmp_path, monkeypatch):
+    (tmp_path / "always_long.py").write_text(
+        "import numpy as np\n"
+        "def act(obs):\n"
+        "    return np.full(len(obs), 2)  # the long action of the default (-1, 0, 1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    declared = tmp_path / "lineage.yaml"
+    declared.write_text(yaml.safe_dump([{"seeds": [0, 1000]}]))
+    results = run_benchmark(BenchConfig(agent="always_long:act", lineage=str(declared)), tmp_path / "scored", bar=False)
+    hold = run_benchmark(BenchConfig(strategy="buy_and_hold"), tmp_path / "hold", bar=False)
+    for name, task in results["tasks"].items():  # always long at full size is buy-and-hold, less its entry fee
+        assert task["contaminated"] == [] and task["log_return"] == pytest.approx(hold["tasks"][name]["log_return"], abs=2e-3)
+    with pytest.raises(Contaminated, match=re.escape("always_long:act records no lineage (declare what it trained on "
+                                                     "with lineage=FILE), so it may have touched any market")):
+        run_benchmark(BenchConfig(agent="always_long:act"), tmp_path / "unknown", bar=False)
+    marked = run_benchmark(BenchConfig(agent="always_long:act", allow_contaminated=True), tmp_path / "marked", bar=False)
+    assert all(task["contaminated"] for task in marked["tasks"].values())
+    test_seeds = tmp_path / "test_seeds.yaml"
+    test_seeds.write_text(yaml.safe_dump([{"seeds": list(seed_range("test"))}]))
+    with pytest.raises(Contaminated, match=r"always_long:act \(declared in .*\) touched market seeds"):
+        run_benchmark(BenchConfig(agent="always_long:act", lineage=str(test_seeds)), tmp_path / "test", bar=False)
+
+
+@pytest.mark.parametrize("entries,message", [
+    ({"seeds": [0, 1]}, "needs a list of records"),
+    ([{"seeds": [0, 1], "data": {"path": "x.csv"}}], "record 1 needs exactly one of seeds"),
+    ([{"bars": 1}], "record 1 needs exactly one of seeds"),
+])
+def test_a_malformed_lineage_file_names_the_record(tmp_path, entries, message):
+    from openclaw_rl.benchmark.agents import declared_lineage
+
+    path = tmp_path / "lineage.yaml"
+    path.write_text(yaml.safe_dump(entries))
+    with pytest.raises(ConfigError, match=message):
+        declared_lineage(str(path), "agent")
+
+
+def test_declared_price_file_lineage_is_known_by_content(csv_task, tmp_path):
+    from openclaw_rl.benchmark.agents import declared_lineage
+
+    csv, task_file = csv_task
+    path = tmp_path / "lineage.yaml"
+    path.write_text(yaml.safe_dump([{"data": {"path": str(csv), "split": "all"}}]))
+    (record,) = declared_lineage(str(path), "agent")
+    test = touched(EnvConfig.from_mapping(market={"kind": "historical"}, data={"path": str(csv), "split": "test"}), (0, 1))
+    assert record["use"] == "train" and overlap(record, test)
+    path.write_text(yaml.safe_dump([{"data": {"path": str(csv)}}]))  # its train split by default
+    assert not overlap(declared_lineage(str(path), "agent")[0], test)
+
+
+def test_a_stable_baselines3_model_is_scored(tmp_path):
+    from stable_baselines3 import PPO
+
+    from openclaw_rl.rock.sb3 import SB3VecEnv
+
+    env = MarketVecEnv(config=EnvConfig(n_envs=4))
+    model = PPO("MlpPolicy", SB3VecEnv(env), n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(128)
+    model.save(tmp_path / "ppo.zip")
+    declared = tmp_path / "lineage.yaml"
+    declared.write_text(yaml.safe_dump([{"seeds": [0, 4]}]))
+    results = run_benchmark(BenchConfig(agent=str(tmp_path / "ppo.zip"), lineage=str(declared)), tmp_path / "b",
+                            bar=False)
+    assert results["agent"] == str(tmp_path / "ppo.zip") and set(results["tasks"]) == set(SMOKE)
+    with pytest.raises(ConfigError, match="no such file"):
+        run_benchmark(BenchConfig(agent=str(tmp_path / "missing.zip"), lineage=str(declared)), tmp_path / "c", bar=False)
+
+
 # ----------------------------------------------------------------------------------------- compare
 
 def planted(trend, folder, task, shift):
@@ -547,8 +617,9 @@ def test_compare_refuses_a_bad_level(trend):
 @pytest.mark.parametrize("args,message", [
     (["strategy=trend", "tier=huge"], "ConfigError: tier: unknown tier 'huge'; allowed: smoke, full, private"),
     (["strategy=trend", "tasks=[crash,moon]"], "ConfigError: tasks: unknown task 'moon'; allowed: bull, sideways"),
-    (["strategy=trend", "checkpoint=runs/x"], "ConfigError: checkpoint, strategy: give exactly one"),
-    ([], "ConfigError: checkpoint, strategy: give exactly one"),
+    (["strategy=trend", "checkpoint=runs/x"], "ConfigError: checkpoint, strategy, agent: give exactly one"),
+    ([], "ConfigError: checkpoint, strategy, agent: give exactly one"),
+    (["strategy=trend", "lineage=x.yaml"], "ConfigError: lineage: declares an agent's (agent=...)"),
     (["strategy=oracle"], "ConfigError: strategy: unknown strategy 'oracle'; allowed: buy_and_hold, trend, momentum, "
                           "mean_reversion, vol_target, regime_ensemble, random"),
     (["strategy=trend", "progress=loud"], "ConfigError: progress: unknown mode 'loud'; allowed: auto, bar, log"),

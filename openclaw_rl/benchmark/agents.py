@@ -1,9 +1,11 @@
-"""What the benchmark scores: a trained checkpoint, a V7 strategy, or a random policy, each
-acting through an env with the task's markets and its own action interface."""
+"""What the benchmark scores: a trained checkpoint, a V7 strategy, a random policy, or an agent from
+elsewhere (a Python callable, a Stable-Baselines3 model) whose lineage its user declares; each acts
+through an env with the task's markets and its own action interface."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +13,14 @@ from typing import Callable
 
 import numpy as np
 import torch
+import yaml
 
 from openclaw_rl.backtest.run import STRATEGY_CHOICES, load_policy, make_strategy, strategy_env
 from openclaw_rl.episodes import policy_actor, strategy_actor
 from openclaw_rl.errors import CheckpointError, ConfigError
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
-from openclaw_rl.rock.config import with_split
+from openclaw_rl.rock.config import touched, with_split
+from openclaw_rl.rock.splits import seeds_record
 from openclaw_rl.roll.checkpoint import find_checkpoint
 from openclaw_rl.roll.lineage import checkpoint_lineage
 from openclaw_rl.strategies.v7 import RegimeEnsemble
@@ -73,6 +77,89 @@ def strategy_agent(name: str) -> Agent:
         return strategy_actor(make_strategy(name, env, FIT_SEED, FIT_MARKETS))  # fitted on training-range seeds
 
     return Agent(name, [], 1, lambda env: strategy_env(env, env.n_envs), actor_for)
+
+
+SB3_ALGORITHMS = ("PPO", "A2C", "DQN", "SAC", "TD3")  # tried in turn on a .zip: its policy is what acts
+
+
+def external_agent(spec: str, lineage_file: str | None) -> Agent:
+    """An agent from elsewhere, greedy, on the task's env as it is: ``module:name`` (a callable taking a
+    batch of observations ``[N, obs_dim]`` and returning actions, or an object with SB3's ``predict``)
+    or a Stable-Baselines3 model file (``.zip``). Its lineage is what ``lineage_file`` declares
+    (:func:`declared_lineage`); without one it is unknown, which the guard refuses."""
+    predict = _sb3_predict(spec) if spec.endswith(".zip") else _callable_predict(spec)
+    if lineage_file is None:
+        lineage = [{"kind": "unknown", "use": "declared", "by": spec,
+                    "why": "declare what it trained on with lineage=FILE"}]
+    else:
+        lineage = declared_lineage(lineage_file, spec)
+
+    def actor_for(env: EnvConfig, seed: int):
+        def make(envs: MarketVecEnv):
+            certain = np.zeros(envs.num_envs)
+            return lambda obs, step, starts: (np.asarray(predict(obs)).reshape(envs.num_envs, *envs.single_action_space.shape),
+                                              certain)
+        return make
+
+    return Agent(spec, lineage, 1, lambda env: env, actor_for)
+
+
+def declared_lineage(path: str, by: str) -> list[dict]:
+    """The records a YAML file declares, each ``{seeds: [low, high]}`` (synthetic markets) or ``{data: {...}}``
+    (``env.data`` keys of a price file: the bars of its ``split``, train by default), with an optional
+    ``use``; ``[]`` declares that the agent touched no market."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"lineage: {path}: no such file")
+    entries = yaml.safe_load(file.read_text())
+    if not isinstance(entries, list):
+        raise ConfigError(f"lineage: {path}: needs a list of records ({{seeds: [low, high]}} or {{data: {{path: ...}}}}), "
+                          f"got {entries!r}")
+    records = []
+    for i, entry in enumerate(entries):
+        extra = set(entry) - {"seeds", "data", "use"} if isinstance(entry, dict) else {"?"}
+        if extra or ("seeds" in entry) == ("data" in entry):
+            raise ConfigError(f"lineage: {path}: record {i + 1} needs exactly one of seeds: [low, high] or data: {{...}} "
+                              f"(and optionally use), got {entry!r}")
+        if "seeds" in entry:
+            low, high = entry["seeds"]
+            record = seeds_record(low, high)
+        else:
+            data = {"split": "train", **entry["data"]}
+            record = touched(EnvConfig.from_mapping(market={"kind": "historical"}, data=data, prefix="lineage"), (0, 1))
+        records.append({**record, "use": entry.get("use", "train"), "by": f"{by} (declared in {path})"})
+    return records
+
+
+def _callable_predict(spec: str) -> Callable[[np.ndarray], np.ndarray]:
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ConfigError(f"agent: {spec!r} is neither module:callable nor a Stable-Baselines3 .zip file")
+    try:
+        target = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"agent: cannot import {spec} ({err})") from None
+    if hasattr(target, "predict"):
+        return lambda obs: target.predict(obs, deterministic=True)[0]
+    if not callable(target):
+        raise ConfigError(f"agent: {spec} is neither callable nor has predict()")
+    return target
+
+
+def _sb3_predict(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    if not Path(path).is_file():
+        raise ConfigError(f"agent: {path}: no such file")
+    try:
+        import stable_baselines3
+    except ImportError:
+        raise ConfigError("agent: a .zip model needs Stable-Baselines3: pip install 'openclaw_rl[sb3]'") from None
+    for name in SB3_ALGORITHMS:
+        try:
+            model = getattr(stable_baselines3, name).load(path, device="cpu")
+        except Exception:  # another algorithm's file: try the next  # noqa: BLE001
+            continue
+        return lambda obs: model.predict(obs, deterministic=True)[0]
+    raise ConfigError(f"agent: {path}: not a model of {', '.join(SB3_ALGORITHMS)} (Stable-Baselines3)")
 
 
 def _random_actor(env: EnvConfig, seed: int):

@@ -13,8 +13,8 @@ def contamination(lineage: list[dict], test: dict, private: bool = False) -> lis
     found = []
     for record in lineage:
         if record["kind"] == "unknown":
-            found.append(f"{record['by']} records no lineage (written before lineages existed), so it may have "
-                         "touched any market")
+            why = record.get("why", "written before lineages existed")
+            found.append(f"{record['by']} records no lineage ({why}), so it may have touched any market")
         elif overlap(record, test):
             if private:
                 found.append(f"{record['by']} touched the private test markets ({record['use']})")

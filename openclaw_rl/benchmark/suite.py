@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from openclaw_rl.benchmark import stats
-from openclaw_rl.benchmark.agents import Agent, checkpoint_agent, strategy_agent
+from openclaw_rl.benchmark.agents import Agent, checkpoint_agent, external_agent, strategy_agent
 from openclaw_rl.benchmark.config import BenchConfig
 from openclaw_rl.benchmark.guard import contamination
 from openclaw_rl.benchmark.report import RESULTS, write_outputs
@@ -141,15 +141,22 @@ def _score_task(agent: Agent, p: Plan, n_seeds: int, n_markets: int, private: bo
 
 def run_benchmark(config: BenchConfig, out: Path, bar: bool | None = None) -> dict:
     """Check everything (agent, tier, tasks, salt, contamination), then score and write the outputs in ``out``."""
-    if (config.checkpoint is None) == (config.strategy is None):
-        raise ConfigError("checkpoint, strategy: give exactly one, e.g. checkpoint=runs/my-run or strategy=trend")
+    if sum(x is not None for x in (config.checkpoint, config.strategy, config.agent)) != 1:
+        raise ConfigError("checkpoint, strategy, agent: give exactly one, e.g. checkpoint=runs/my-run, strategy=trend "
+                          "or agent=my_module:act lineage=lineage.yaml")
+    if config.lineage is not None and config.agent is None:
+        raise ConfigError("lineage: declares an agent's (agent=...); a checkpoint carries its own")
     if (Path(out) / RESULTS).exists():
         raise ConfigError(f"{out}: already holds a benchmark's {RESULTS}; choose another hydra.run.dir")
     user_tasks = [load_user_task(path) for path in config.user_tasks]
     tasks = select(config.tier, config.tasks, user_tasks)
     salt = read_salt(config.salt_file) if TIERS[config.tier].private else None
-    agent = checkpoint_agent(config.checkpoint, torch.device(config.device)) if config.checkpoint is not None \
-        else strategy_agent(config.strategy)
+    if config.checkpoint is not None:
+        agent = checkpoint_agent(config.checkpoint, torch.device(config.device))
+    elif config.agent is not None:
+        agent = external_agent(config.agent, config.lineage)
+    else:
+        agent = strategy_agent(config.strategy)
     plans = plan(agent, tasks, config.tier, salt, config.allow_contaminated)
     for p in plans:
         for overlap in p.overlaps:
