@@ -6,6 +6,12 @@ training-range markets), each with its default config for TOTAL_STEPS env steps 
 stage too) on training seeds 0..SEEDS-1, torch threads 1. Every checkpoint and every strategy of
 ``benchmark.agents.AGENTS`` is then scored by ``run_benchmark`` on the full tier (test split).
 
+The peer: Stable-Baselines3's PPO with its defaults (lr 3e-4, 10 epochs, minibatch 64, gamma 0.99,
+GAE 0.95, clip 0.2, no entropy bonus) on the same env through ``openclaw_rl.rock.sb3.SB3VecEnv``, 64
+markets and 128 steps per rollout (our rollout's size), the same env steps and training seeds' markets
+(seeds from ``seed * TRAIN_SEED_STRIDE``), saved as a ``.zip`` and scored as ``agent=...zip`` with
+that declared lineage.
+
 Per task: the excess log return over buy-and-hold. A trained algorithm's is the mean over its training
 seeds with a 95% t-interval over them (``stats.mean_ci`` of the per-checkpoint scores); a strategy is
 deterministic, so its interval is the run's own, over the tier's eval seeds. Aggregate: the normalized
@@ -43,6 +49,7 @@ from openclaw_rl.benchmark.tasks import SUITE_VERSION, TIERS
 from openclaw_rl.data.trajectories import generate
 from openclaw_rl.episodes import strategy_actor
 from openclaw_rl.roll.pipeline import run
+from openclaw_rl.roll.config import TRAIN_SEED_STRIDE
 from openclaw_rl.roll.trainer import TORCH_THREADS
 
 TOTAL_STEPS = 500_000
@@ -79,6 +86,26 @@ def overrides(algo: str, seed: int, budget: Budget, data: Path) -> list[str]:
     sft = [f"sft.datasets=[{data}]"] + ([f"sft.updates={budget.sft_updates}"] if budget.sft_updates else [])
     return [*ALGOS[algo], f"seed={seed}", f"trainer.total_steps={budget.total_steps}", "trainer.threads=1",
             "trainer.progress=log", *(sft if algo == "sft_then_ipa" else [])]
+
+
+def train_sb3(seed: int, budget: Budget, folder: Path) -> tuple[Path, Path]:
+    """SB3's PPO (its defaults; our rollout's size) on the default env's training markets: the model
+    file and the lineage file declaring those markets."""
+    import yaml
+    from stable_baselines3 import PPO
+
+    from openclaw_rl.rock import MarketVecEnv
+    from openclaw_rl.rock.sb3 import SB3VecEnv
+
+    config = make_config(overrides("ppo", seed, budget, folder))
+    first = seed * TRAIN_SEED_STRIDE
+    envs = SB3VecEnv(MarketVecEnv(config=config.env))
+    model = PPO("MlpPolicy", envs, n_steps=128, seed=first, device="cpu", verbose=0)
+    model.learn(budget.total_steps)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.zip")
+    (folder / "lineage.yaml").write_text(yaml.safe_dump([{"seeds": [first, first + config.env.n_envs]}]))
+    return folder / "model.zip", folder / "lineage.yaml"
 
 
 def teacher_dataset(budget: Budget, data: Path) -> str:
@@ -142,7 +169,10 @@ def report(payload: dict) -> str:
         f"the mean over {b['seeds']} training seeds (0..{b['seeds'] - 1}) with 95% t-intervals over those seeds; GRPO "
         f"with trainer.group_size=8; sft_then_ipa: `+experiment=sft_then_ipa` (sparse terminal reward; SFT on "
         f"{b['trajectories']:,} {payload['teacher']} trajectories, then IPA with resampling from the same teacher for "
-        f"{b['total_steps']:,} env steps). Strategies are deterministic: their intervals are over the tier's eval seeds. "
+        f"{b['total_steps']:,} env steps); sb3_ppo: Stable-Baselines3's PPO with its defaults, 128-step rollouts of "
+        f"the same 64 markets, the same env steps and training seeds' markets, scored as a declared-lineage agent. "
+        "Strategies are deterministic: their intervals are over the tier's eval seeds (historical tasks: over the "
+        "independent episodes their test range holds). "
         "Aggregate: the excess in units of each task's buy-and-hold spread (normalized), mean and IQM over tasks, "
         "95% CIs in brackets.", "",
         "Scoring one checkpoint (wall time of `run_benchmark`, targets on 2 cores: full tier <= 300 s, smoke <= 60 s): "
@@ -183,6 +213,15 @@ def main() -> None:
                                   "train_metrics": result.metrics, "results": results})
             print(f"{algo} seed {seed}: aggregate {results['aggregate']['mean']:+.3f} (trained in {train_s:.0f} s, "
                   f"scored in {score_s:.0f} s)", flush=True)
+    trained["sb3_ppo"] = []
+    for seed in range(budget.seeds):
+        start = time.perf_counter()
+        model, lineage = train_sb3(seed, budget, root / "sb3_ppo" / f"seed{seed}")
+        train_s = time.perf_counter() - start
+        results, _ = score(root / "bench" / f"sb3_ppo-seed{seed}", budget.tier, agent=str(model), lineage=str(lineage))
+        trained["sb3_ppo"].append({"checkpoint": str(model.relative_to(REPO)), "train_seconds": train_s,
+                                   "results": results})
+        print(f"sb3_ppo seed {seed}: aggregate {results['aggregate']['mean']:+.3f} (trained in {train_s:.0f} s)", flush=True)
     if "smoke" not in seconds:  # the smoke tier's time too, on one checkpoint
         first = REPO / trained["ipa"][0]["checkpoint"]
         seconds["smoke"] = [score(root / "bench" / "smoke", "smoke", checkpoint=str(first))[1]]
