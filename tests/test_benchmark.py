@@ -439,13 +439,18 @@ def test_a_stable_baselines3_model_is_scored(tmp_path):
 
 # ----------------------------------------------------------------------------------------- compare
 
+def saved(results: dict, folder) -> Path:
+    """``results`` as a finished run's results dir ``folder``."""
+    Path(folder).mkdir(parents=True)
+    (Path(folder) / "results.json").write_text(json.dumps(results))
+    return Path(folder)
+
+
 def planted(trend, folder, task, shift):
     results = results_of(trend)
     seeds = results["tasks"][task]["seeds"]["excess_log_return"]
     results["tasks"][task]["seeds"]["excess_log_return"] = [value + shift for value in seeds]
-    Path(folder).mkdir()
-    (Path(folder) / "results.json").write_text(json.dumps(results))
-    return Path(folder)
+    return saved(results, folder)
 
 
 def compare_cli(a, b):
@@ -479,8 +484,7 @@ def seed_runs(trend, folder, shifts, noise=0.02, seed=0):
         for task in results["tasks"].values():
             task["excess_log_return"] += shift + noise * rng.standard_normal()
         results["aggregate"]["mean"] += shift + noise * rng.standard_normal()
-        (folder / f"seed{i}").mkdir(parents=True)
-        (folder / f"seed{i}" / "results.json").write_text(json.dumps(results))
+        saved(results, folder / f"seed{i}")
     return folder
 
 
@@ -525,18 +529,14 @@ def test_compare_refuses_one_run_against_several_and_a_checkpoint_twice(trend, t
 def test_compare_refuses_another_task_under_the_same_name_and_shows_contamination(trend, tmp_path, capsys):
     results = results_of(trend)
     results["tasks"]["crash"]["identity"] = "another"
-    renamed = tmp_path / "renamed"
-    renamed.mkdir()
-    (renamed / "results.json").write_text(json.dumps(results))
+    renamed = saved(results, tmp_path / "renamed")
     with pytest.raises(SystemExit) as err:
         main(["compare", str(trend), str(renamed)])
     assert str(err.value.code) == (f"ConfigError: task crash: {trend} and {renamed} scored different tasks under one "
                                    "name (another env or other data); compare runs of the same task")
     results = results_of(trend)
     results["tasks"]["crash"]["contaminated"] = ["run x touched market seeds [0, 10)"]
-    marked = tmp_path / "marked"
-    marked.mkdir()
-    (marked / "results.json").write_text(json.dumps(results))
+    marked = saved(results, tmp_path / "marked")
     main(["compare", str(trend), str(marked)])
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if line.startswith("| crash |")]
@@ -576,9 +576,7 @@ def test_compare_reports_improvement(trend, tmp_path, capsys):
 def test_compare_refuses_runs_of_another_suite_or_tier(trend, tmp_path, key, value, what):
     results = results_of(trend)
     results[key] = value
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "results.json").write_text(json.dumps(results))
+    other = saved(results, tmp_path / "other")
     with pytest.raises(SystemExit) as err:
         main(["compare", str(trend), str(other)])
     assert str(err.value.code) == (f"ConfigError: {trend} and {other} come from different {what}; "
@@ -588,9 +586,7 @@ def test_compare_refuses_runs_of_another_suite_or_tier(trend, tmp_path, key, val
 def test_compare_refuses_runs_of_other_tasks(trend, tmp_path):
     results = results_of(trend)
     del results["tasks"]["switching"]
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "results.json").write_text(json.dumps(results))
+    other = saved(results, tmp_path / "other")
     with pytest.raises(SystemExit) as err:
         main(["compare", str(trend), str(other)])
     assert str(err.value.code) == "ValueError: tasks differ: ['switching']"
