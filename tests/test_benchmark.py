@@ -18,6 +18,7 @@ from openclaw_rl.backtest.run import strategy_env
 from openclaw_rl.benchmark import stats, suite
 from openclaw_rl.benchmark.__main__ import main
 from openclaw_rl.benchmark.agents import strategy_agent
+from openclaw_rl.benchmark.guard import contamination
 from openclaw_rl.benchmark.config import BenchConfig
 from openclaw_rl.benchmark.stats import detectable_regression, welch_difference
 from openclaw_rl.benchmark.suite import Contaminated, plan, run_benchmark, task_identity
@@ -304,6 +305,25 @@ def test_a_clean_checkpoint_is_scored(clean_results, clean_run):
     assert clean_results["agent"] == str(clean_run) and list(clean_results["tasks"]) == SMOKE
     assert all(task["contaminated"] == [] for task in clean_results["tasks"].values())
     assert clean_results["n_trials"] == 1
+
+
+def test_a_dataset_whose_manifest_lost_its_lineage_counts_as_unknown(tmp_path):
+    """A strategy's dataset records an empty lineage; deleting it from the manifest does not clear the
+    dataset: its player is then unknown, and so is everything cloned from it."""
+    from openclaw_rl.data.trajectories import TrajectoryDataset
+
+    data = tmp_path / "data"
+    generate(strategy_actor(TrendFollowing()), EnvConfig(continuous=True, episode_bars=30), 4, seed=7, root=data,
+             source="trend")
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["lineage"] == [] and all(r["kind"] == "seeds" for r in TrajectoryDataset(data).touched())
+    del manifest["lineage"]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    unknown = TrajectoryDataset(data).touched()[-1]
+    assert unknown["kind"] == "unknown" and unknown["by"] == str(data)
+    assert contamination([unknown], seeds_record(0, 1)) == [
+        f"{data} records no lineage (its manifest records no lineage of the policy that played it), so it may have "
+        "touched any market"]
 
 
 def test_a_checkpoint_without_lineage_is_refused(clean_run, tmp_path):

@@ -83,9 +83,10 @@ def generate(make_actor: Callable, env_config: EnvConfig, n_trajectories: int, s
                 raise DataError(f"{root}: already holds the markets seeded {first}..{first + shard['n_trajectories'] - 1} "
                                 f"({shard['trajectories_file']}); append markets from another seed, e.g. "
                                 f"seed={max(s.get('first_seed', 0) + s['n_trajectories'] for s in manifest['shards'])}")
-    for record in lineage or ():
+    for record in lineage or ():  # a strategy's dataset records an empty lineage: it is known to have none
         if record not in manifest.setdefault("lineage", []):
             manifest["lineage"].append(record)
+    manifest.setdefault("lineage", [])
     if overwrite:
         removed = [path for pattern in ("manifest.json", "*.steps.parquet*", "*.trajectories.parquet*")
                    for path in root.glob(pattern)]
@@ -181,10 +182,14 @@ class TrajectoryDataset:
 
     def touched(self) -> list[dict]:
         """What the dataset's episodes touched (one record per shard), and the lineage of the policy
-        that played them, if one did (see ``roll.lineage``)."""
+        that played them (see ``roll.lineage``; empty for a strategy). A manifest without a lineage
+        (deleted, or written before datasets recorded one) is ``unknown``: its player may have touched anything."""
         records = [{**touched(self.env_config, (s["first_seed"], s["first_seed"] + s["n_trajectories"])),
                     "use": "dataset", "by": str(self.root)} for s in self.manifest["shards"]]
-        return records + self.manifest.get("lineage", [])
+        if "lineage" not in self.manifest:
+            return records + [{"kind": "unknown", "use": "dataset", "by": str(self.root),
+                               "why": "its manifest records no lineage of the policy that played it"}]
+        return records + self.manifest["lineage"]
 
     def shard(self, index: int):
         """(trajectories, steps) of one shard as pyarrow tables."""
