@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.cli import entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.rock.config import ConfigError
 from openclaw_rl.rock.historical import DataError
@@ -26,7 +26,7 @@ log = logging.getLogger("openclaw_rl.train")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
+def app(cfg: DictConfig) -> float:
     try:
         refuse_chdir()
         config = RunConfig.from_mapping(OmegaConf.to_container(cfg, resolve=True))
@@ -38,6 +38,9 @@ def main(cfg: DictConfig) -> float:
             raise  # a sweep records the failed trial and goes on
         raise SystemExit(f"{type(err).__name__}: {err}") from None
 
+
+
+main = entry_point(app, "config")  # the console script: overrides checked before Hydra starts
 
 if __name__ == "__main__":
     main()

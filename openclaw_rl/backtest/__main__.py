@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.backtest.plots import backtest_title, episode_dates, equity_figure
 from openclaw_rl.backtest.run import backtest_policy, backtest_strategy, make_strategy
-from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.cli import entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.episodes import EpisodeRecord
 from openclaw_rl.metrics import deflated_sharpe_ratio, episode_log_return
@@ -28,7 +28,7 @@ log = logging.getLogger("openclaw_rl.backtest")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="backtest")
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     try:
         refuse_chdir()
         if cfg.split not in SPLITS:
@@ -85,6 +85,9 @@ def write_report(results: dict, out: Path, env: EnvConfig, title: str, dates=Non
                  "  (in-sample)" if split == "train" else "")
     log.info("%s: wrote %s", title, out)
 
+
+
+main = entry_point(app, "backtest")  # the console script: overrides checked before Hydra starts
 
 if __name__ == "__main__":
     main()

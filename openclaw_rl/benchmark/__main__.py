@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from openclaw_rl.benchmark.report import compare, result_dirs
 from openclaw_rl.benchmark.suite import run_benchmark
 from openclaw_rl.benchmark.tasks import SUITE_VERSION, TASKS, TIERS, first_seed
-from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.cli import entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.errors import CheckpointError, ConfigError, DataError
 from openclaw_rl.rock.splits import seed_range, time_splits
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         print(list_tasks())
     elif command == "run":
         sys.argv = [f"{sys.argv[0]} run", *argv[1:]]
-        run()
+        entry_point(run, "bench")()
     elif command == "compare" and len(argv) >= 3:
         level = 0.95
         for extra in argv[3:]:

@@ -22,7 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from openclaw_rl.atomic import atomic_write
-from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.cli import entry_point, refuse_chdir
 from openclaw_rl.calibrate import GARCH_MEANS, MODELS, fit, load_prices, log_returns_pct
 from openclaw_rl.rock import ConfigError, DataError, EnvConfig
 from openclaw_rl.rock.historical import DataConfig
@@ -69,7 +69,7 @@ def market_overrides(market: dict) -> list[str]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="calibrate")
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     try:
         refuse_chdir()
         if OmegaConf.is_missing(cfg, "out"):
@@ -97,6 +97,9 @@ def main(cfg: DictConfig) -> None:
     log.info("fitted (log-likelihood %.1f):\n%s", result.log_likelihood, "".join(_dump(k, v) for k, v in market.items()))
     log.info("wrote %s: use it as env/market (see its header), or pass the values as overrides:\n%s",
              out, " ".join(market_overrides(market)))
+
+
+main = entry_point(app, "calibrate")  # the console script: overrides checked before Hydra starts
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.rock.historical import DataError
 from openclaw_rl.roll.checkpoint import CheckpointError
 from openclaw_rl.roll.lineage import checkpoint_lineage
-from openclaw_rl.cli import refuse_chdir
+from openclaw_rl.cli import entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 
 log = logging.getLogger("openclaw_rl.data")
@@ -39,7 +39,7 @@ def actor_for(cfg: DictConfig, env: EnvConfig):
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     try:
         refuse_chdir()
         if OmegaConf.is_missing(cfg, "out"):
@@ -58,6 +58,9 @@ def main(cfg: DictConfig) -> None:
     log.info("%s: %d trajectories of %s in %.1f s (the dataset now holds %d)", cfg.out, cfg.n_trajectories, source,
              time.perf_counter() - start, len(dataset))
 
+
+
+main = entry_point(app, "generate")  # the console script: overrides checked before Hydra starts
 
 if __name__ == "__main__":
     main()

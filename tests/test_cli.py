@@ -1,0 +1,51 @@
+"""Every command's overrides are checked before Hydra starts: one line naming the key and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openclaw_rl.cli import checked_overrides
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["trainer.total_step=5"], "ConfigError: trainer.total_step: unknown key; did you mean trainer.total_steps?"),
+    (["algo=ppo", "algo.gama=0.9"], "ConfigError: algo.gama: unknown key; did you mean algo.gamma?"),
+    (["nonsense=1"], "ConfigError: nonsense: unknown key; --cfg job prints every key"),
+    (["env/market=garc"], "ConfigError: env/market=garc: unknown option; allowed: garch, gbm, heston, historical, "
+                          "merton, regime_switching; did you mean env/market=garch?"),
+    (["trainer.total_steps=abc"], "ConfigError: trainer.total_steps: Value 'abc' of type 'str' could not be "
+                                  "converted to Integer"),
+    (["trainer.total_steps=2.5"], "ConfigError: trainer.total_steps: Value '2.5' of type 'float' could not be "
+                                  "converted to Integer"),
+])
+def test_a_wrong_override_gets_one_line_naming_the_fix(argv, message):
+    with pytest.raises(SystemExit) as err:
+        checked_overrides(argv, "config")
+    assert err.value.code == message
+
+
+def test_integers_written_as_floats_are_taken_where_exact_and_sweeps_and_flags_are_left_to_hydra():
+    assert checked_overrides(["trainer.total_steps=1e6", "env.n_envs=3.2e1", "algo.lr=1e-3"], "config") == [
+        "trainer.total_steps=1000000", "env.n_envs=32", "algo.lr=1e-3"]
+    assert checked_overrides(["algo=ppo,ipa", "seed=range(3)"], "config") == ["algo=ppo,ipa", "seed=range(3)"]
+    assert checked_overrides(["-m", "trainer.nope=1"], "config") == ["-m", "trainer.nope=1"]
+    assert checked_overrides(["hydra.run.dir=x", "+extra=1"], "config") == ["hydra.run.dir=x", "+extra=1"]
+
+
+@pytest.mark.parametrize("command,argv,message", [
+    ("openclaw-train", ["trainer.total_step=100"], "ConfigError: trainer.total_step: unknown key; did you mean "
+                                                   "trainer.total_steps?"),
+    ("openclaw-backtest", ["n_market=3"], "ConfigError: n_market: unknown key; did you mean n_markets?"),
+    ("openclaw-bench", ["run", "strategy=trend", "tierr=full"], "ConfigError: tierr: unknown key; did you mean tier?"),
+    ("openclaw-data", ["n_trajectorie=4"], "ConfigError: n_trajectorie: unknown key; did you mean n_trajectories?"),
+])
+def test_every_command_checks_its_overrides_first(tmp_path, command, argv, message):
+    out = subprocess.run([str(BIN / command), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip() == message
+    assert list(tmp_path.iterdir()) == []  # nothing written
