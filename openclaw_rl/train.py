@@ -6,6 +6,7 @@ The task function returns the objective (held-out evaluation score) for Hydra sw
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +18,7 @@ from openclaw_rl.cli import entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.rock.config import ConfigError
 from openclaw_rl.rock.historical import DataError
-from openclaw_rl.roll.checkpoint import CheckpointError
+from openclaw_rl.roll.checkpoint import CheckpointError, checkpoint_path
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.learner import TrainingDiverged
 from openclaw_rl.roll.pipeline import train
@@ -37,6 +38,16 @@ def app(cfg: DictConfig) -> float:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # a sweep records the failed trial and goes on
         raise SystemExit(f"{type(err).__name__}: {err}") from None
+    except KeyboardInterrupt:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        run_dir = HydraConfig.get().runtime.output_dir
+        if checkpoint_path(Path(run_dir)).is_file():  # written atomically: the last one is whole
+            print(f"interrupted: the last checkpoint in {run_dir} is intact; resume with the same overrides and "
+                  f"trainer.resume=auto hydra.run.dir={run_dir}", file=sys.stderr)
+        else:
+            print(f"interrupted before the first checkpoint: nothing to resume in {run_dir}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from openclaw_rl.cli import checked_overrides
+from openclaw_rl.roll.checkpoint import load_checkpoint
 
 BIN = Path(sys.executable).parent
 
@@ -49,3 +52,29 @@ def test_every_command_checks_its_overrides_first(tmp_path, command, argv, messa
     out = subprocess.run([str(BIN / command), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.strip() == message
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_ctrl_c_leaves_an_intact_checkpoint_and_says_how_to_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = ["env.n_envs=8", "trainer.rollout_steps=32", "trainer.total_steps=10000000", "trainer.checkpoint_every=1",
+                 "eval.n_envs=4", "trainer.progress=log"]
+    process = subprocess.Popen([str(BIN / "openclaw-train"), *overrides, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted: the last checkpoint in {run_dir} is intact; resume with the same overrides and "
+        f"trainer.resume=auto hydra.run.dir={run_dir}")
+    assert "Traceback" not in stderr
+    step = load_checkpoint(checkpoint)["global_step"]
+    resumed = [*overrides[:2], f"trainer.total_steps={step + 256}", *overrides[3:], "trainer.resume=auto",
+               f"hydra.run.dir={run_dir}"]
+    out = subprocess.run([str(BIN / "openclaw-train"), *resumed], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert load_checkpoint(checkpoint)["global_step"] == step + 256
