@@ -31,7 +31,7 @@ def app(cfg: DictConfig) -> float:
     try:
         refuse_chdir()
         config = RunConfig.from_mapping(OmegaConf.to_container(cfg, resolve=True))
-        config.env.make_market()  # loads and validates historical data before anything runs
+        config.env.checked_market()  # loads and validates historical data before anything runs
         return train(config, Path(HydraConfig.get().runtime.output_dir))
     except (ConfigError, DataError, CheckpointError, TrainingDiverged) as err:
         log.error("%s", err)

@@ -78,3 +78,33 @@ def test_ctrl_c_leaves_an_intact_checkpoint_and_says_how_to_resume(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert load_checkpoint(checkpoint)["global_step"] == step + 256
+
+
+@pytest.mark.parametrize("rows", [5, 40])
+def test_a_short_price_file_gets_its_sizes_and_the_fix(tmp_path, rows):
+    lines = ["date,close"] + [f"2020-01-{day:02d},{100 + day}" for day in range(1, 32)]
+    lines += [f"2020-02-{day:02d},{130 + day}" for day in range(1, 29)]
+    (tmp_path / "short.csv").write_text("\n".join(lines[: rows + 1]) + "\n")
+    columns = "env.data.columns={time: date, close: close, open: null, high: null, low: null, volume: null}"
+    out = subprocess.run([str(BIN / "openclaw-train"), "env/market=historical", "env.data.path=short.csv", columns,
+                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        f"DataError: short.csv: an episode needs 285 bars (env.window + env.episode_bars + 1) but env.data.split=train "
+        f"has 0 (of {rows}); shorten env.window or env.episode_bars")
+
+
+def test_missing_gpu_and_missing_checkpoint_are_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = subprocess.run([str(BIN / "openclaw-train"), "trainer.device=cuda", f"hydra.run.dir={tmp_path / 'gpu'}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
+        "ConfigError: trainer.device=cuda: no CUDA device is available here; use trainer.device=auto or cpu")
+    out = subprocess.run([str(BIN / "openclaw-backtest"), f"checkpoint={tmp_path / 'none'}",
+                          f"hydra.run.dir={tmp_path / 'bt'}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
+        f"CheckpointError: {tmp_path / 'none'}: no such checkpoint")
+    assert "Traceback" not in out.stderr

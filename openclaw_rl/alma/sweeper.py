@@ -160,7 +160,7 @@ class ALMASweeperImpl:
             if "trainer" not in composed or "env" not in composed:
                 continue  # not an openclaw_rl training run: the task function validates its own config
             try:
-                RunConfig.from_mapping(_job_values(composed)).env.make_market()
+                RunConfig.from_mapping(_job_values(composed)).env.checked_market()
             except (ConfigError, DataError) as err:
                 if str(err).split(":")[0] not in searched:
                     raise SpaceError(f"{where}: {err}") from None

@@ -20,6 +20,7 @@ from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.episodes import EpisodeRecord
 from openclaw_rl.metrics import deflated_sharpe_ratio, episode_log_return
 from openclaw_rl.progress import Progress
+from openclaw_rl.errors import CheckpointError, DataError
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.rock.config import with_split
 from openclaw_rl.rock.splits import SPLITS, seed_range
@@ -35,20 +36,20 @@ def app(cfg: DictConfig) -> None:
             raise ConfigError(f"split: unknown split {cfg.split!r}; allowed: {', '.join(SPLITS)}")
         env = with_split(EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True)), cfg.split)
         strategies = {name: make_strategy(name, env, cfg.fit_seed, cfg.n_markets, key="strategies") for name in cfg.strategies}
-    except ConfigError as err:
-        raise SystemExit(f"ConfigError: {err}") from None
-    seed = seed_range(cfg.split)[0] if cfg.seed is None else cfg.seed
-    if cfg.split == "train":
-        log.warning("split=train: backtesting on the training split; the results are in-sample, and say so")
-    runs = {name: (lambda s=strategy: backtest_strategy(s, env, cfg.n_markets, seed)) for name, strategy in strategies.items()}
-    if cfg.checkpoint is not None:
-        runs = {"policy": lambda: backtest_policy(Path(cfg.checkpoint), env, cfg.n_markets, seed), **runs}
-    results: dict[str, tuple[EpisodeRecord, dict]] = {}
-    with Progress(len(runs), "backtests", log) as progress:
-        for name, run in runs.items():
-            start = time.perf_counter()
-            results[name] = run()
-            progress.update(f"{name} ({time.perf_counter() - start:.1f}s)")
+        seed = seed_range(cfg.split)[0] if cfg.seed is None else cfg.seed
+        if cfg.split == "train":
+            log.warning("split=train: backtesting on the training split; the results are in-sample, and say so")
+        runs = {name: (lambda s=strategy: backtest_strategy(s, env, cfg.n_markets, seed)) for name, strategy in strategies.items()}
+        if cfg.checkpoint is not None:  # first: a checkpoint that does not load fails before any other work
+            runs = {"policy": lambda: backtest_policy(Path(cfg.checkpoint), env, cfg.n_markets, seed), **runs}
+        results: dict[str, tuple[EpisodeRecord, dict]] = {}
+        with Progress(len(runs), "backtests", log) as progress:
+            for name, run in runs.items():
+                start = time.perf_counter()
+                results[name] = run()
+                progress.update(f"{name} ({time.perf_counter() - start:.1f}s)")
+    except (ConfigError, DataError, CheckpointError) as err:
+        raise SystemExit(f"{type(err).__name__}: {err}") from None
     dates = episode_dates(env)
     title = backtest_title(env, cfg.n_markets, dates) + (", IN-SAMPLE (train split)" if cfg.split == "train"
                                                          else f", {cfg.split} split")

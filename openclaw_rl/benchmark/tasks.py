@@ -123,7 +123,7 @@ def load_user_task(path: str | Path) -> Task:
         raise ConfigError(f"user_tasks: {path}: the name {spec['name']!r} is a suite task; choose another")
     task = Task(spec["name"], spec.get("about", str(path)), spec.get("env", {}))
     env = task.env_config("test", 1)
-    env.make_market().check_fits(env.bars_per_episode)
+    env.checked_market()
     return task
 
 

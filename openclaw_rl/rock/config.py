@@ -241,6 +241,14 @@ class EnvConfig:
         else:
             self.make_market(prefix)  # checks the model's parameters
 
+    def checked_market(self):
+        """The market, made now: a historical one loads and validates its data, and its split must hold an
+        episode (a short file fails here, with its sizes and the fix, before anything runs)."""
+        market = self.make_market()
+        if isinstance(market, HistoricalReplay):
+            market.check_fits(self.bars_per_episode)
+        return market
+
     def make_market(self, prefix: str = "env"):
         """The market source: a synthetic model or a historical replay (loads and validates data)."""
         params = {k: v for k, v in self.market.items() if k != "kind"}

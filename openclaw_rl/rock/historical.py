@@ -251,7 +251,7 @@ class HistoricalReplay:
         if n_bars > self.end - self.start:
             raise DataError(
                 f"{self.series.source}: an episode needs {n_bars} bars (env.window + env.episode_bars + 1) "
-                f"but env.data.split={self.split} has {self.end - self.start} (of {len(self.series)}); shorten "
+                f"but env.data.split={self.split} has {max(self.end - self.start, 0)} (of {len(self.series)}); shorten "
                 "env.window or env.episode_bars, or give the split more bars (env.data.split_fractions)"
             )
 

@@ -41,7 +41,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("trainer.device=cuda but no CUDA device is available; use trainer.device=auto or cpu")
+        raise ConfigError("trainer.device=cuda: no CUDA device is available here; use trainer.device=auto or cpu")
     return torch.device(name)
 
 
