@@ -3,6 +3,9 @@
     from openclaw_rl import learn
     result = learn(["algo=ppo", "trainer.total_steps=20000"])  # the overrides of `openclaw-train`
     action, _ = result.policy.predict(obs, deterministic=True)
+
+    from openclaw_rl import load_policy
+    policy = load_policy("runs/2025-01-01/12-00-00")  # a run dir or a checkpoint file
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from openclaw_rl.backtest.run import load_policy as load_trained
 from openclaw_rl.configs import compose_config
-from openclaw_rl.errors import ConfigError
-from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint, load_policy_weights
+from openclaw_rl.errors import CheckpointError, ConfigError
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.pipeline import run as run_training
@@ -63,13 +67,22 @@ def learn(config: Sequence[str] | Mapping[str, Any] | RunConfig = (), run_dir: s
     if verbose:
         _console_logging()
     config = make_config(config)
-    config.env.make_market()  # loads and validates historical data before anything runs
+    config.env.checked_market()  # loads and validates historical data before anything runs
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir()
     result = run_training(config, run_dir)
-    policy = ActorCritic.for_env(config.env, config.policy)
-    source = checkpoint_path(result.run_dir)
-    load_policy_weights(policy, load_checkpoint(source)["policy"], source)
-    return Trained(config, result.objective, result.metrics, policy.eval(), result.run_dir)
+    return Trained(config, result.objective, result.metrics, load_policy(result.run_dir), result.run_dir)
+
+
+def load_policy(path: str | Path) -> ActorCritic:
+    """The policy a run trained, on the CPU and in eval mode: ``path`` is a run dir (its
+    ``checkpoints/last.pt``) or a checkpoint file. The policy is rebuilt from the design the checkpoint
+    records (its env's observation and actions, its memory); ``policy.predict(obs, state, episode_start,
+    deterministic=True)`` acts with it, carrying its memory ``state`` from call to call."""
+    if not Path(path).exists():
+        raise CheckpointError(f"{path}: no such run dir or checkpoint file; give a run dir (with "
+                              "checkpoints/last.pt) or a checkpoint .pt file")
+    policy, _ = load_trained(Path(path), torch.device("cpu"))
+    return policy.eval()
 
 
 def _new_run_dir() -> Path:
@@ -93,4 +106,4 @@ def _console_logging() -> None:
     package.setLevel(logging.INFO)
 
 
-__all__ = ["Trained", "learn", "make_config"]
+__all__ = ["Trained", "learn", "load_policy", "make_config"]
