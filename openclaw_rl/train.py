@@ -32,7 +32,11 @@ def app(cfg: DictConfig) -> float:
         refuse_chdir()
         config = RunConfig.from_mapping(OmegaConf.to_container(cfg, resolve=True))
         config.env.checked_market()  # loads and validates historical data before anything runs
-        return train(config, Path(HydraConfig.get().runtime.output_dir))
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        objective = train(config, run_dir)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            log.info("done: the curves in TensorBoard: tensorboard --logdir %s (then http://localhost:6006)", run_dir)
+        return objective
     except (ConfigError, DataError, CheckpointError, TrainingDiverged) as err:
         log.error("%s", err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
