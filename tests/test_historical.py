@@ -83,6 +83,28 @@ def test_bad_rows_are_named(tmp_path, column, row, value, message):
         MarketEnv(**historical(path))
 
 
+def test_column_names_match_in_any_case_and_a_date_close_file_needs_no_mapping(tmp_path):
+    path, frame = write_csv(tmp_path)
+    close = frame["c"].to_numpy()
+    dates = pd.to_datetime(frame["day"])
+    lower = tmp_path / "lower.csv"
+    pd.DataFrame({"date": dates.dt.strftime("%Y-%m-%d"), "close": close}).to_csv(lower, index=False)
+    series = load_series(DataConfig(path=str(lower)))  # the default mapping: Date, Open, ..., Volume
+    np.testing.assert_array_equal(series.close, close)
+    np.testing.assert_array_equal(series.open[1:], close[:-1])  # close-only: open is the previous close
+    assert series.volume is None
+    upper = tmp_path / "upper.csv"
+    pd.DataFrame({"DATE": dates.dt.strftime("%Y-%m-%d"), "OPEN": frame["o"], "HIGH": frame["h"], "LOW": frame["l"],
+                  "CLOSE": close, "VOLUME": 1.0}).to_csv(upper, index=False)
+    series = load_series(DataConfig(path=str(upper)))
+    np.testing.assert_array_equal(series.high, frame["h"].to_numpy())
+    assert series.volume is not None
+    partial = tmp_path / "partial.csv"  # open without high and low is not close-only: named, as before
+    pd.DataFrame({"date": dates.dt.strftime("%Y-%m-%d"), "open": frame["o"], "close": close}).to_csv(partial, index=False)
+    with pytest.raises(DataError, match=r"missing column\(s\) High \(field high\), Low \(field low\)"):
+        load_series(DataConfig(path=str(partial)))
+
+
 def test_missing_column_is_named(tmp_path):
     path, frame = write_csv(tmp_path)
     frame.drop(columns="h").to_csv(path, index=False)

@@ -139,8 +139,36 @@ def load_series(config: DataConfig) -> PriceSeries:
             raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'openclaw_rl[data]' ({err})") from None
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
+    columns = _match_columns(list(frame.columns), columns, config.builtin is None and config.columns == _DEFAULT_COLUMNS,
+                             str(path))
     series = validate_frame(frame, str(path), columns, time_format, config.start, config.end, config.drop_missing)
     return dataclasses.replace(series, sha256=file_sha256(path))
+
+
+_CLOSE_ONLY_SAID: set[str] = set()
+
+
+def _match_columns(names: list[str], columns: dict, default: bool, source: str) -> dict:
+    """``columns`` with each name the file lacks replaced by the file's one column of that name in another
+    case (``date`` for ``Date``). With the default mapping, a file without open, high and low (any case)
+    is close-only, and one without volume has none: ``date,close`` needs no mapping."""
+    folded: dict[str, list[str]] = {}
+    for name in names:
+        folded.setdefault(str(name).lower(), []).append(name)
+    matched = {}
+    for field_name, name in columns.items():
+        same = folded.get(str(name).lower(), []) if name is not None else []
+        matched[field_name] = name if name is None or name in names or len(same) != 1 else same[0]
+    if default:
+        absent = [f for f in ("open", "high", "low") if matched[f] not in names]
+        if len(absent) == 3 and matched["close"] in names:
+            if source not in _CLOSE_ONLY_SAID:  # once per file: a run loads it for training and evaluation
+                _CLOSE_ONLY_SAID.add(source)
+                log.info("%s: no open, high or low column: a close-only series (see env.data.columns)", source)
+            matched.update(open=None, high=None, low=None)
+        if matched.get("volume") not in names:
+            matched["volume"] = None
+    return matched
 
 
 def _row(frame, position: int) -> str:
