@@ -71,9 +71,14 @@ def test_every_rewriting_of_the_test_bars_is_contamination(tmp_path):
         assert found and "overlaps the test split's bars" in found[0], name
 
 
-def test_the_quickstart_price_file_is_googl_and_is_refused_on_its_test_split():
-    lineage = trained_on(ROOT / "examples" / "prices.csv", columns=CLOSE_ONLY)
-    assert contamination(lineage, googl_test())
+def test_the_quickstart_price_file_is_googl_before_its_test_split_and_its_last_closes_would_be_refused(tmp_path):
+    """examples/prices.csv holds GOOGL's first 600 closes (inside googl_daily's train split): a policy trained
+    on it can be scored on googl_daily. The file it replaced, the last 600 closes, is refused."""
+    assert not contamination(trained_on(ROOT / "examples" / "prices.csv"), googl_test())
+    last = frame().iloc[-600:]
+    pd.DataFrame({"date": last["Date"], "close": last["Close"].map(lambda x: f"{x:.4f}")}).to_csv(
+        tmp_path / "last.csv", index=False)
+    assert contamination(trained_on(tmp_path / "last.csv"), googl_test())
 
 
 def test_the_tasks_own_train_split_other_instruments_and_other_dates_are_clean(tmp_path):
