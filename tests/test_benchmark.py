@@ -457,6 +457,25 @@ def test_a_stable_baselines3_model_is_scored(tmp_path):
         run_benchmark(BenchConfig(agent=str(tmp_path / "missing.zip"), lineage=str(declared)), tmp_path / "c", bar=False)
 
 
+def test_an_exported_onnx_policy_scores_as_its_checkpoint(clean_run, tmp_path):
+    """A policy exported to ONNX, scored through ONNX Runtime with the lineage its user declares, plays
+    the checkpoint's greedy actions: the same scores."""
+    pytest.importorskip("onnxruntime")
+    from openclaw_rl.export import export_policy
+
+    onnx = export_policy(clean_run, "onnx", tmp_path / "policy.onnx")
+    declared = tmp_path / "lineage.yaml"
+    declared.write_text(yaml.safe_dump([{"seeds": [0, 1000]}]))
+    exported = run_benchmark(BenchConfig(agent=str(onnx), lineage=str(declared)), tmp_path / "onnx", bar=False)
+    eager = run_benchmark(BenchConfig(checkpoint=str(clean_run)), tmp_path / "eager", bar=False)
+    for name, task in exported["tasks"].items():
+        np.testing.assert_allclose(task["seeds"]["excess_log_return"], eager["tasks"][name]["seeds"]["excess_log_return"],
+                                   atol=1e-9)
+    (tmp_path / "policy.onnx.json").unlink()
+    with pytest.raises(ConfigError, match="needs the .onnx file and the policy.onnx.json beside it"):
+        run_benchmark(BenchConfig(agent=str(onnx), lineage=str(declared)), tmp_path / "bad", bar=False)
+
+
 # ----------------------------------------------------------------------------------------- compare
 
 def saved(results: dict, folder) -> Path:

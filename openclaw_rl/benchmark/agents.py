@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,16 +84,19 @@ SB3_ALGORITHMS = ("PPO", "A2C", "DQN", "SAC", "TD3")  # tried in turn on a .zip:
 
 
 def external_agent(spec: str, lineage_file: str | None) -> Agent:
-    """An agent from elsewhere, greedy, on the task's env as it is: ``module:name`` (a callable taking a
-    batch of observations ``[N, obs_dim]`` and returning actions, or an object with SB3's ``predict``)
-    or a Stable-Baselines3 model file (``.zip``). Its lineage is what ``lineage_file`` declares
+    """An agent from elsewhere, greedy: ``module:name`` (a callable taking a batch of observations
+    ``[N, obs_dim]`` and returning actions, or an object with SB3's ``predict``) or a Stable-Baselines3
+    model file (``.zip``), on the task's env as it is; or a policy exported to ONNX (``.onnx``). Its lineage is what ``lineage_file`` declares
     (:func:`declared_lineage`); without one it is unknown, which the guard refuses."""
-    predict = _sb3_predict(spec) if spec.endswith(".zip") else _callable_predict(spec)
     if lineage_file is None:
         lineage = [{"kind": "unknown", "use": "declared", "by": spec,
                     "why": "declare what it trained on with lineage=FILE"}]
     else:
         lineage = declared_lineage(lineage_file, spec)
+
+    if spec.endswith(".onnx"):
+        return _onnx_agent(spec, lineage)
+    predict = _sb3_predict(spec) if spec.endswith(".zip") else _callable_predict(spec)
 
     def actor_for(env: EnvConfig, seed: int):
         def make(envs: MarketVecEnv):
@@ -102,6 +106,45 @@ def external_agent(spec: str, lineage_file: str | None) -> Agent:
         return make
 
     return Agent(spec, lineage, 1, lambda env: env, actor_for)
+
+
+def _onnx_agent(path: str, lineage: list[dict]) -> Agent:
+    """A policy exported by ``openclaw-export format=onnx``: its step (memory state carried from bar to bar)
+    in ONNX Runtime, on the task's markets with the action interface its JSON (``PATH.json``) records."""
+    spec_file = Path(f"{path}.json")
+    if not Path(path).is_file() or not spec_file.is_file():
+        raise ConfigError(f"agent: {path}: needs the .onnx file and the {spec_file.name} beside it "
+                          "(openclaw-export format=onnx writes both)")
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("agent: an .onnx policy needs ONNX Runtime: pip install 'openclaw_rl[onnx]'") from None
+    spec = json.loads(spec_file.read_text())
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def env_for(task_env: EnvConfig) -> EnvConfig:
+        if spec["obs_dim"] != task_env.obs_dim:
+            raise ConfigError(f"agent: {path} observes {spec['obs_dim']} features, the task gives {task_env.obs_dim}")
+        if spec["continuous"]:
+            return dataclasses.replace(task_env, continuous=True, max_position=spec["actions"]["max_position"])
+        return dataclasses.replace(task_env, continuous=False, actions=tuple(spec["actions"]["levels"]))
+
+    def actor_for(env: EnvConfig, seed: int):
+        def make(envs: MarketVecEnv):
+            n = envs.num_envs
+            state = np.zeros((1, n, spec["state_size"]), dtype=np.float32)
+            certain = np.zeros(n)
+
+            def act(obs, step, starts):
+                nonlocal state
+                action, _, _, state = session.run(None, {"obs": np.asarray(obs, dtype=np.float32), "state": state,
+                                                         "episode_start": np.asarray(starts, dtype=np.float32)})
+                return action, certain
+
+            return act
+        return make
+
+    return Agent(path, lineage, 1, env_for, actor_for)
 
 
 def declared_lineage(path: str, by: str) -> list[dict]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class BenchConfig:
     checkpoint: str | None = None  # a training run dir or checkpoint file to score
     strategy: str | None = None  # or a V7 strategy (buy_and_hold, trend, ...), or random
-    agent: str | None = None  # or an agent from elsewhere: module:callable (observations -> actions) or an SB3 .zip
+    agent: str | None = None  # or an agent from elsewhere: module:callable (observations -> actions), an SB3 .zip or an exported .onnx
     lineage: str | None = None  # agent: a YAML file declaring what it trained on ([{seeds: [lo, hi]}, {data: {path: ...}}])
     tier: str = "smoke"  # smoke (3 tasks, seconds) | full (every market task, 8 seeds) | private (seeds from your salt) | memory (the memory tasks)
     tasks: list[str] | None = None  # a subset of the suite's tasks (default: the tier's)
