@@ -68,6 +68,22 @@ def test_trade_chunker_with_continuous_actions_chunks_on_executed_orders_only():
     assert stats["ipa/mean_chunk_length"] > 2.0
 
 
+def test_chunks_per_episode_counts_whole_episodes_not_the_rollouts_parts_of_them():
+    """40-bar episodes chunked every 5 steps have 8 chunks, whether a rollout holds a whole episode or, 20
+    steps long, half of one; a rollout where no episode ends reports none (it has no whole episode)."""
+    for steps in (40, 20):
+        c = config(env={"episode_bars": 40}, algo={"name": "ipa", "num_minibatches": 1},
+                   ipa={"chunker": "fixed", "fixed_k": 5}, trainer={"rollout_steps": steps, "total_steps": 10_000})
+        envs, policy, collector, learner = build(c, torch.device("cpu"))
+        seen = []
+        for version in range(80 // steps):
+            batch, _ = collector.collect(steps, version=version)
+            seen.append(compute_targets(c.algo, c.ipa, batch, batch.values, torch.zeros(4)).stats)
+        assert [s.get("ipa/chunks_per_episode") for s in seen] == [8.0] * (80 // steps) if steps == 40 else \
+            [None, 8.0, None, 8.0]
+        assert all(s["ipa/mean_chunk_length"] == 5.0 for s in seen)
+
+
 def ruinous(**trainer):
     """Markets where a 3% drawdown ruins: some members of a group end early."""
     return config(env={"n_envs": 8, "episode_bars": 12, "regime": "volatile", "ruin_fraction": 0.97},

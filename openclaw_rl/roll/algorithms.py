@@ -83,9 +83,12 @@ def compute_targets(algo: AlgoConfig, ipa: IPAConfig, batch: Batch, values: torc
     boundary = boundary | batch.prefix_end  # where the policy takes over from a replayed teacher prefix
     ids, n_chunks = chunk_ids(boundary | done)  # an episode end closes its chunk (padding: one chunk a step)
     n_real = max(int(real.sum()), 1)
-    episodes = int((done & real).sum()) + batch.rewards.shape[1]  # started or open episodes in the rollout
     real_chunks = max(n_chunks - int(batch.padding.sum()), 1)
-    stats = {"ipa/mean_chunk_length": n_real / real_chunks, "ipa/chunks_per_episode": real_chunks / episodes}
+    stats = {"ipa/mean_chunk_length": n_real / real_chunks}
+    ended = done & real
+    if ended.any():  # whole episodes (those that ended here: their length), not the rollout's parts of them
+        lengths = (batch.step_in_episode[ended] + 1).to(torch.float64)
+        stats["ipa/chunks_per_episode"] = float(lengths.mean()) / stats["ipa/mean_chunk_length"]
     n_groups = int(batch.group.max()) + 1
     rewards, truncated, final_values = batch.rewards, batch.truncated, batch.final_values
 
