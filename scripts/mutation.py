@@ -245,6 +245,9 @@ MUTANTS = [
            "for shift in range(-NEAR_BARS, NEAR_BARS + 1):", "for shift in range(0, 1):", GUARDING),
     Mutant("any_chance_match", "a single equal close makes two series one (no instrument test)", SPLITS,
            "return int(found.sum()) if found.mean() >= SAME_INSTRUMENT else 0", "return int(found.sum())", GUARDING),
+    Mutant("chunks_per_touched_episode", "chunks per episode: the rollout's chunks over the episodes it touched", ALGOS,
+           'stats["ipa/chunks_per_episode"] = float(lengths.mean()) / stats["ipa/mean_chunk_length"]',
+           'stats["ipa/chunks_per_episode"] = real_chunks / (int(ended.sum()) + batch.rewards.shape[1])', COLLECTING),
     Mutant("historical_windows_independent", "a historical task's interval counts every window as independent", SUITE,
            "n = (replay.end - replay.start - env.window) / env.episode_bars", "n = float(len(excess))", SCORING),
 ]
