@@ -134,12 +134,19 @@ def test_touched_records_and_overlap(tmp_path):
     assert touched(EnvConfig(), (5, 9)) == seeds_record(5, 9)
 
 
+SMALL = {"env": {"n_envs": 8}, "trainer": {"total_steps": 256, "rollout_steps": 32, "progress": "log"},
+         "algo": {"num_minibatches": 2}, "eval": {"n_envs": 4}}
+
+
+def parent_and_child(tmp_path) -> None:
+    """A run with seed 3 (``parent``), and a run started from its weights (``child``)."""
+    run(RunConfig.from_mapping({**SMALL, "seed": 3}), tmp_path / "parent")
+    run(RunConfig.from_mapping({**SMALL, "trainer": {**SMALL["trainer"], "init_from": str(tmp_path / "parent")}}),
+        tmp_path / "child")
+
+
 def test_runs_record_their_lineage_transitively(tmp_path):
-    small = {"env": {"n_envs": 8}, "trainer": {"total_steps": 256, "rollout_steps": 32, "progress": "log"},
-             "algo": {"num_minibatches": 2}, "eval": {"n_envs": 4}}
-    run(RunConfig.from_mapping({**small, "seed": 3}), tmp_path / "parent")
-    child = {**small, "trainer": {**small["trainer"], "init_from": str(tmp_path / "parent")}}
-    run(RunConfig.from_mapping(child), tmp_path / "child")
+    parent_and_child(tmp_path)
     lineage = load_checkpoint(checkpoint_path(tmp_path / "child"))["lineage"]
     assert lineage == [
         {"kind": "seeds", "low": 0, "high": TRAIN_SEED_STRIDE, "use": "train", "by": str(tmp_path / "child")},
@@ -152,13 +159,9 @@ def test_runs_record_their_lineage_transitively(tmp_path):
 def test_a_resumed_run_keeps_its_ancestors_lineage_whatever_its_sources_are_now(tmp_path):
     """Resumed with trainer.init_from=null (trainer.* may differ on resume), a run started from a parent
     still carries the parent's records: a lineage only grows."""
-    small = {"env": {"n_envs": 8}, "trainer": {"total_steps": 256, "rollout_steps": 32, "progress": "log"},
-             "algo": {"num_minibatches": 2}, "eval": {"n_envs": 4}}
-    run(RunConfig.from_mapping({**small, "seed": 3}), tmp_path / "parent")
-    child = {**small, "trainer": {**small["trainer"], "init_from": str(tmp_path / "parent")}}
-    run(RunConfig.from_mapping(child), tmp_path / "child")
+    parent_and_child(tmp_path)
     before = load_checkpoint(checkpoint_path(tmp_path / "child"))["lineage"]
-    resumed = {**small, "trainer": {**small["trainer"], "total_steps": 512, "resume": "auto", "init_from": None}}
+    resumed = {**SMALL, "trainer": {**SMALL["trainer"], "total_steps": 512, "resume": "auto", "init_from": None}}
     run(RunConfig.from_mapping(resumed), tmp_path / "child")
     state = load_checkpoint(checkpoint_path(tmp_path / "child"))
     assert state["global_step"] == 512 and state["lineage"] == before
