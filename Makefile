@@ -56,7 +56,7 @@ bench: $(VENV)/.bench-installed
 	$(MAKE) bench-rllib
 
 # Semantic mutants of the core math (IPA, targets and losses, collector, engine accounting), each run
-# against its tests in a temporary copy; every one must be killed. ~2 minutes; not part of `make test`.
+# against its tests in a temporary copy; every one must be killed. ~5 minutes; not part of `make test`.
 .PHONY: mutation
 mutation: install
 	$(PY) scripts/mutation.py
