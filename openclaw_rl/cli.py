@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import difflib
 import re
+import shutil
 import sys
+from pathlib import Path
 from typing import Callable
 
 from openclaw_rl.errors import ConfigError
 
 FLAG = "-"  # --help, --cfg, -m (a sweep's values are Hydra's to expand): left to Hydra itself
 SWEEP_SYNTAX = re.compile(r"[,(]")  # a,b or range(...), choice(...): a sweep's value
+
+
+def discard_failed_run() -> None:
+    """After a command failed before doing any work: remove what Hydra wrote for it (the run dir's
+    ``.hydra/`` and log file), and the run dir if nothing else is in it. A run dir holding any other
+    output (an earlier run's, or this one's) is left as it is."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    run_dir, log_file = Path(hydra.runtime.output_dir), f"{hydra.job.name}.log"
+    if not run_dir.is_dir() or any(path.name not in (".hydra", log_file) for path in run_dir.iterdir()):
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / log_file).unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:  # something appeared meanwhile: keep it
+        pass
 
 
 def entry_point(app: Callable, config_name: str) -> Callable[[], object]:

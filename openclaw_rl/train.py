@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from openclaw_rl.cli import entry_point, refuse_chdir
+from openclaw_rl.cli import discard_failed_run, entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.rock.config import ConfigError
 from openclaw_rl.rock.historical import DataError
@@ -41,6 +41,7 @@ def app(cfg: DictConfig) -> float:
         log.error("%s", err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # a sweep records the failed trial and goes on
+        discard_failed_run()
         raise SystemExit(f"{type(err).__name__}: {err}") from None
     except KeyboardInterrupt:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -92,6 +92,16 @@ def test_a_short_price_file_gets_its_sizes_and_the_fix(tmp_path, rows):
     assert out.stderr.strip().splitlines()[-1].startswith(
         f"DataError: short.csv: an episode needs 285 bars (env.window + env.episode_bars + 1) but env.data.split=train "
         f"has 0 (of {rows}); shorten env.window or env.episode_bars")
+    assert not (tmp_path / "run").exists()  # no debris: Hydra's .hydra/ and log of a run that never started
+
+
+def test_a_failed_command_keeps_a_run_dir_that_holds_outputs(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    out = subprocess.run([str(BIN / "openclaw-backtest"), f"checkpoint={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'run'}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "run" / "backtest.log").is_file()
 
 
 def test_missing_gpu_and_missing_checkpoint_are_one_line(tmp_path):
@@ -108,3 +118,4 @@ def test_missing_gpu_and_missing_checkpoint_are_one_line(tmp_path):
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
         f"CheckpointError: {tmp_path / 'none'}: no such checkpoint")
     assert "Traceback" not in out.stderr
+    assert not (tmp_path / "gpu").exists() and not (tmp_path / "bt").exists()

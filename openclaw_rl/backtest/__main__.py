@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.backtest.plots import backtest_title, episode_dates, equity_figure
 from openclaw_rl.backtest.run import backtest_policy, backtest_strategy, make_strategy
-from openclaw_rl.cli import entry_point, refuse_chdir
+from openclaw_rl.cli import discard_failed_run, entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.episodes import EpisodeRecord
 from openclaw_rl.metrics import deflated_sharpe_ratio, episode_log_return
@@ -49,6 +49,7 @@ def app(cfg: DictConfig) -> None:
                 results[name] = run()
                 progress.update(f"{name} ({time.perf_counter() - start:.1f}s)")
     except (ConfigError, DataError, CheckpointError) as err:
+        discard_failed_run()
         raise SystemExit(f"{type(err).__name__}: {err}") from None
     dates = episode_dates(env)
     title = backtest_title(env, cfg.n_markets, dates) + (", IN-SAMPLE (train split)" if cfg.split == "train"

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from openclaw_rl.benchmark.report import compare, result_dirs
 from openclaw_rl.benchmark.suite import run_benchmark
 from openclaw_rl.benchmark.tasks import SUITE_VERSION, TASKS, TIERS, first_seed
-from openclaw_rl.cli import entry_point, refuse_chdir
+from openclaw_rl.cli import discard_failed_run, entry_point, refuse_chdir
 from openclaw_rl.configs import CONFIG_DIR
 from openclaw_rl.errors import CheckpointError, ConfigError, DataError
 from openclaw_rl.rock.splits import seed_range, time_splits
@@ -41,6 +41,7 @@ def run(cfg: DictConfig) -> None:
             raise ConfigError(f"progress: unknown mode {config.progress!r}; allowed: {', '.join(BAR)}")
         results = run_benchmark(config, Path(HydraConfig.get().runtime.output_dir), BAR[config.progress])
     except (ConfigError, DataError, CheckpointError) as err:
+        discard_failed_run()
         raise SystemExit(f"{type(err).__name__}: {err}") from None
     a = results["aggregate"]
     log.info("%s: aggregate normalized excess %+.3f [%+.3f, %+.3f] over %d tasks in %.0f s; wrote %s", results["agent"],
