@@ -80,7 +80,9 @@ def main(cfg) -> float:
     while step < cfg.steps:
         time.sleep(cfg.step_seconds)
         step += 1
-        checkpoint.write_text(json.dumps({"step": step}))
+        partial = job / "checkpoint.json.partial"  # atomic, as a real app's checkpoint: a kill mid-write keeps the last
+        partial.write_text(json.dumps({"step": step}))
+        os.replace(partial, checkpoint)
         if trial == cfg.kill_in or (trial == cfg.kill_once_in and not (job / "killed").exists()):
             (job / "killed").touch()
             os.kill(os.getpid(), signal.SIGKILL)
