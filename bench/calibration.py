@@ -46,7 +46,7 @@ from openclaw_rl.api import make_config
 from openclaw_rl.benchmark import stats
 from openclaw_rl.benchmark.agents import checkpoint_agent
 from openclaw_rl.benchmark.config import BenchConfig
-from openclaw_rl.benchmark.report import AGGREGATE
+from openclaw_rl.benchmark.report import AGGREGATE, side_scores
 from openclaw_rl.benchmark.suite import historical_interval, play, run_benchmark
 from openclaw_rl.benchmark.tasks import SEED_BLOCK, SUITE_VERSION, TASKS, TIERS, Task, first_seed
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
@@ -94,9 +94,8 @@ def pools(budget: Budget) -> dict[str, dict]:
 
 
 def scores(results: list[dict]) -> dict[str, np.ndarray]:
-    """Per row of ``compare`` (tasks and the aggregate), one score per checkpoint (as the gate reads them)."""
-    table = {task: np.array([r["tasks"][task]["excess_log_return"] for r in results]) for task in results[0]["tasks"]}
-    return {**table, AGGREGATE: np.array([r["aggregate"]["mean"] for r in results])}
+    """Per row of ``compare`` (tasks and the aggregate), one score per checkpoint: what the gate reads."""
+    return side_scores(results, fixed_weights=False)
 
 
 def flags(a: dict[str, np.ndarray], b: dict[str, np.ndarray], paired: bool = False) -> dict[str, bool]:
@@ -149,9 +148,7 @@ def gate_rates(a: dict, b: dict | None, budget: Budget, rng: np.random.Generator
 def fixed_weights_rates(results: list[dict]) -> dict:
     """The fixed-weights test on every ordered pair of distinct checkpoints of one config: how often it
     flags a regression (any row) though both come from the same config."""
-    per_seed = [{**{t: np.array(r["tasks"][t]["seeds"]["excess_log_return"]) for t in r["tasks"]},
-                 AGGREGATE: np.mean([r["tasks"][t]["seeds"]["normalized_excess"] for t in r["tasks"]], axis=0)}
-                for r in results]
+    per_seed = [side_scores([r], fixed_weights=True) for r in results]
     hits = [any(flags(per_seed[i], per_seed[j], paired=True).values())
             for i in range(len(results)) for j in range(len(results)) if i != j]
     return {"pairs": len(hits), "any": float(np.mean(hits))}

@@ -118,7 +118,7 @@ def result_dirs(spec: str | Path) -> list[Path]:
 AGGREGATE = "aggregate"  # compare's row for the suite's aggregate (normalized excess), in the family of tests
 
 
-def _side_scores(runs: list[dict], fixed_weights: bool) -> dict[str, np.ndarray]:
+def side_scores(runs: list[dict], fixed_weights: bool) -> dict[str, np.ndarray]:
     """Per task and the aggregate, the values compared: one run's per-seed scores (the fixed-weights
     test), or one score per run (a training seed each)."""
     if fixed_weights:
@@ -170,7 +170,7 @@ def compare(a_dirs: list[str | Path], b_dirs: list[str | Path], level: float = 0
                           "per training seed; 5 or more recommended), or one each for the fixed-weights test")
     a, b = [load_results(d) for d in a_dirs], [load_results(d) for d in b_dirs]
     _check_comparable(a_dirs, a, b_dirs, b)
-    scores = [_side_scores(runs, fixed_weights) for runs in (a, b)]
+    scores = [side_scores(runs, fixed_weights) for runs in (a, b)]
     diffs = stats.compare_tasks(*scores, level=level, paired=fixed_weights)
     head = a[0]
     if fixed_weights:
