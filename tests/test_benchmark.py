@@ -27,7 +27,7 @@ from openclaw_rl.benchmark.tasks import (
 )
 from openclaw_rl.data.trajectories import generate
 from openclaw_rl.episodes import run_episodes, strategy_actor
-from openclaw_rl.errors import ConfigError
+from openclaw_rl.errors import CheckpointError, ConfigError
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched
 from openclaw_rl.rock.splits import bars_record, overlap, seed_range, seeds_record
@@ -471,6 +471,11 @@ def test_an_exported_onnx_policy_scores_as_its_checkpoint(clean_run, tmp_path):
     for name, task in exported["tasks"].items():
         np.testing.assert_allclose(task["seeds"]["excess_log_return"], eager["tasks"][name]["seeds"]["excess_log_return"],
                                    atol=1e-9)
+    spec = json.loads((tmp_path / "policy.onnx.json").read_text())
+    spec["actions"]["levels"] = [-2.0, 0.0, 2.0]  # beyond the task's max_position: refused, as a checkpoint is
+    (tmp_path / "policy.onnx.json").write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError, match="the policy's positions reach 2.0 of equity, the task allows 1.0"):
+        run_benchmark(BenchConfig(agent=str(onnx), lineage=str(declared)), tmp_path / "leveraged", bar=False)
     (tmp_path / "policy.onnx.json").unlink()
     with pytest.raises(ConfigError, match="needs the .onnx file and the policy.onnx.json beside it"):
         run_benchmark(BenchConfig(agent=str(onnx), lineage=str(declared)), tmp_path / "bad", bar=False)

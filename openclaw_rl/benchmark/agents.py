@@ -50,17 +50,23 @@ def checkpoint_agent(path: str, device: torch.device) -> Agent:
         if trained.window != task_env.window:
             raise CheckpointError(f"{path}: the policy observes env.window={trained.window} bars, the suite's "
                                   f"tasks give {task_env.window}")
-        reach = trained.max_position if trained.continuous else max(abs(a) for a in trained.actions)
-        if reach > task_env.max_position:
-            raise CheckpointError(f"{path}: the policy's positions reach {reach} of equity, the task allows "
-                                  f"{task_env.max_position} (env.max_position)")
         # An oracle (env.observe_regime) is scored seeing the true regime, as it was trained: an upper bound.
-        return dataclasses.replace(task_env, continuous=trained.continuous, actions=trained.actions,
-                                   max_position=trained.max_position, trade_threshold=trained.trade_threshold,
-                                   observe_regime=trained.observe_regime)
+        return dataclasses.replace(
+            acting_as(task_env, path, trained.continuous, trained.actions, trained.max_position),
+            trade_threshold=trained.trade_threshold, observe_regime=trained.observe_regime)
 
     return Agent(str(path), checkpoint_lineage(path), designs_tried(find_checkpoint(path)), env_for,
                  lambda env, seed: policy_actor(policy, device, deterministic=True))
+
+
+def acting_as(task_env: EnvConfig, who: str, continuous: bool, actions: tuple, max_position: float) -> EnvConfig:
+    """The task's env with an agent's own action interface, whose positions must stay within the task's
+    ``max_position``."""
+    reach = max_position if continuous else max(abs(a) for a in actions)
+    if reach > task_env.max_position:
+        raise CheckpointError(f"{who}: the policy's positions reach {reach} of equity, the task allows "
+                              f"{task_env.max_position} (env.max_position)")
+    return dataclasses.replace(task_env, continuous=continuous, actions=tuple(actions), max_position=max_position)
 
 
 def strategy_agent(name: str) -> Agent:
@@ -126,8 +132,8 @@ def _onnx_agent(path: str, lineage: list[dict]) -> Agent:
         if spec["obs_dim"] != task_env.obs_dim:
             raise ConfigError(f"agent: {path} observes {spec['obs_dim']} features, the task gives {task_env.obs_dim}")
         if spec["continuous"]:
-            return dataclasses.replace(task_env, continuous=True, max_position=spec["actions"]["max_position"])
-        return dataclasses.replace(task_env, continuous=False, actions=tuple(spec["actions"]["levels"]))
+            return acting_as(task_env, path, True, task_env.actions, spec["actions"]["max_position"])
+        return acting_as(task_env, path, False, spec["actions"]["levels"], task_env.max_position)
 
     def actor_for(env: EnvConfig, seed: int):
         def make(envs: MarketVecEnv):
