@@ -21,7 +21,7 @@ from openclaw_rl.episodes import policy_actor, strategy_actor
 from openclaw_rl.errors import CheckpointError, ConfigError
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched, with_split
-from openclaw_rl.rock.splits import seeds_record
+from openclaw_rl.rock.splits import seeds_record, unknown_record
 from openclaw_rl.roll.checkpoint import find_checkpoint
 from openclaw_rl.roll.lineage import checkpoint_lineage
 from openclaw_rl.strategies.v7 import RegimeEnsemble
@@ -95,8 +95,7 @@ def external_agent(spec: str, lineage_file: str | None) -> Agent:
     model file (``.zip``), on the task's env as it is; or a policy exported to ONNX (``.onnx``). Its lineage is what ``lineage_file`` declares
     (:func:`declared_lineage`); without one it is unknown, which the guard refuses."""
     if lineage_file is None:
-        lineage = [{"kind": "unknown", "use": "declared", "by": spec,
-                    "why": "declare what it trained on with lineage=FILE"}]
+        lineage = [unknown_record("declared", spec, "declare what it trained on with lineage=FILE")]
     else:
         lineage = declared_lineage(lineage_file, spec)
 

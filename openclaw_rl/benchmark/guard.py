@@ -13,7 +13,7 @@ def contamination(lineage: list[dict], test: dict, private: bool = False) -> lis
     found = []
     for record in lineage:
         if record["kind"] == "unknown":
-            why = record.get("why", "written before lineages existed")
+            why = record.get("why", "written before lineages existed")  # records stored before they said why
             found.append(f"{record['by']} records no lineage ({why}), so it may have touched any market")
         elif overlap(record, test):
             if private:

@@ -29,6 +29,7 @@ from openclaw_rl.progress import Progress
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched
 from openclaw_rl.rock.historical import DataError
+from openclaw_rl.rock.splits import unknown_record
 
 FORMAT = "openclaw_rl.trajectories/1"
 STEP_COLUMNS = ("traj", "t", "action", "logp", "reward", "chunk")
@@ -187,8 +188,8 @@ class TrajectoryDataset:
         records = [{**touched(self.env_config, (s["first_seed"], s["first_seed"] + s["n_trajectories"])),
                     "use": "dataset", "by": str(self.root)} for s in self.manifest["shards"]]
         if "lineage" not in self.manifest:
-            return records + [{"kind": "unknown", "use": "dataset", "by": str(self.root),
-                               "why": "its manifest records no lineage of the policy that played it"}]
+            return records + [unknown_record("dataset", str(self.root),
+                                             "its manifest records no lineage of the policy that played it")]
         return records + self.manifest["lineage"]
 
     def shard(self, index: int):

@@ -108,6 +108,11 @@ def shared_bars(touched: dict, other: dict) -> int:
     return int(found.sum()) if found.mean() >= SAME_INSTRUMENT else 0
 
 
+def unknown_record(use: str, by: str, why: str) -> dict:
+    """What ``by`` touched cannot be known (``why``): the guard counts it as touching every market."""
+    return {"kind": "unknown", "use": use, "by": by, "why": why}
+
+
 def seeds_record(low: int, high: int) -> dict:
     """What playing the markets seeded ``[low, high)`` touches."""
     return {"kind": "seeds", "low": int(low), "high": int(high)}

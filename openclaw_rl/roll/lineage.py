@@ -15,6 +15,7 @@ from pathlib import Path
 
 from openclaw_rl.data.trajectories import TrajectoryDataset
 from openclaw_rl.rock.config import touched
+from openclaw_rl.rock.splits import unknown_record
 from openclaw_rl.roll.checkpoint import find_checkpoint, load_checkpoint
 from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig
 from openclaw_rl.roll.evaluate import validation_touched
@@ -43,7 +44,7 @@ def checkpoint_lineage(path: str | Path) -> list[dict]:
 
 def stored_lineage(state: dict, path: str | Path, use: str = "init_from") -> list[dict]:
     """The lineage a loaded checkpoint ``state`` carries; ``unknown`` if it has none."""
-    return state["lineage"] if "lineage" in state else [{"kind": "unknown", "use": use, "by": str(path)}]
+    return state["lineage"] if "lineage" in state else [unknown_record(use, str(path), "written before lineages existed")]
 
 
 def union(*lineages: list[dict]) -> list[dict]:
