@@ -12,7 +12,7 @@ from openclaw_rl.ipa.chunks import chunk_mean, returns_to_go
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.algorithms import compute_targets, gae, group_mean_std, loss_terms
 from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig, RunConfig
-from openclaw_rl.roll.learner import Learner, TrainingDiverged
+from openclaw_rl.roll.learner import Learner, TrainingDiverged, clip_gradients
 from openclaw_rl.roll.policy import ActorCritic, PolicyConfig, torch_threads
 from openclaw_rl.roll.rollout import Batch
 from openclaw_rl.roll.trainer import build
@@ -111,11 +111,14 @@ def test_group_mean_and_std_per_step_leave_out_weightless_members():
     assert std[0].tolist() == [1.0, 1.0, 5.0, 5.0, 5.0]
 
 
-def test_ipa_chunk_returns_on_the_production_path():
-    # orders at t=1 and t=4 (positions 0 1 1 1 0): chunks {0,1} and {2,3,4}; the episode terminates at t=4
-    batch = make_batch([[1.0], [2.0], [3.0], [4.0], [5.0]], positions=[[0.0], [1], [1], [1], [0]],
-                       prev_positions=[[0.0], [0], [1], [1], [1]], terminated=[[F], [F], [F], [F], [X]])
-    out = targets("ipa", batch, [99.0], gamma=0.5)
+def two_chunks():
+    """Orders at t=1 and t=4 (positions 0 1 1 1 0): chunks {0,1} and {2,3,4}; the episode terminates at t=4."""
+    return make_batch([[1.0], [2.0], [3.0], [4.0], [5.0]], positions=[[0.0], [1], [1], [1], [0]],
+                      prev_positions=[[0.0], [0], [1], [1], [1]], terminated=[[F], [F], [F], [F], [X]])
+
+
+def test_ipa_chunk_returns_discounted_per_chunk_on_the_production_path():
+    out = targets("ipa", two_chunks(), [99.0], gamma=0.5, discount="chunk")
     g2 = 3 + 4 + 5
     g1 = 1 + 2 + 0.5 * g2
     assert out.advantages[:, 0].tolist() == pytest.approx([g1, g1, g2, g2, g2])  # shared by the chunk's steps
@@ -123,13 +126,58 @@ def test_ipa_chunk_returns_on_the_production_path():
     assert out.chunk_ids[:, 0].tolist() == [0, 0, 1, 1, 1] and out.n_chunks == 2
 
 
-def test_a_truncation_mid_chunk_adds_no_discount_on_the_production_path():
+def test_ipa_chunk_returns_discounted_in_time_by_default():
+    # a chunk of tau steps is discounted by gamma^tau: the step-level return at the chunk's first step
+    out = targets("ipa", two_chunks(), [99.0], gamma=0.5)
+    g = [1 + 0.5 * (2 + 0.5 * (3 + 0.5 * (4 + 0.5 * 5))), 2 + 0.5 * (3 + 0.5 * (4 + 0.5 * 5)),
+         3 + 0.5 * (4 + 0.5 * 5), 4 + 0.5 * 5, 5]
+    assert g[0] == pytest.approx(1 + 0.5 * 2 + 0.5**2 * g[2])  # G_1 = R_1 + gamma^tau G_2, tau = 2
+    assert out.advantages[:, 0].tolist() == pytest.approx([g[0], g[0], g[2], g[2], g[2]])
+    assert out.value_targets[:, 0].tolist() == pytest.approx(g)
+
+
+@pytest.mark.parametrize("discount", ["time", "chunk"])
+def test_ipa_chunk_critic_is_semi_mdp_gae_over_chunks(discount):
+    # values vary inside each chunk; only the chunks' first steps (t=0, t=2) may matter
+    gamma, lam = 0.5, 0.8
+    values = [[1.0], [10.0], [2.0], [20.0], [3.0]]
+    # chunk 2 ends the episode: its Monte Carlo return minus V(s_2)
+    tail = (3 + gamma * 4 + gamma**2 * 5) if discount == "time" else 12.0
+    out = targets("ipa", two_chunks(), [99.0], values=values, gamma=gamma, baseline="gae", discount=discount)
+    a2 = tail - 2.0
+    # chunk 1: delta = R_1 + Gamma V(s_2) - V(s_0), plus Gamma lambda A_2 (Gamma: gamma^2 in time, gamma per chunk)
+    r1, discount_1 = (1 + gamma * 2, gamma**2) if discount == "time" else (1 + 2, gamma)
+    a1 = r1 + discount_1 * 2.0 - 1.0 + discount_1 * lam * a2
+    assert out.advantages[:, 0].tolist() == pytest.approx([a1, a1, a2, a2, a2])
+    assert out.value_targets[0, 0].item() == pytest.approx(a1 + 1.0)  # the lambda-return at a chunk's start
+    moved = targets("ipa", two_chunks(), [99.0], values=[[1.0], [-5.0], [2.0], [7.0], [3.0]], gamma=gamma,
+                    baseline="gae", discount=discount)
+    assert torch.allclose(moved.advantages, out.advantages)  # the critic is read at chunk starts only
+    monte_carlo = targets("ipa", two_chunks(), [99.0], values=values, gamma=gamma, baseline="value", discount=discount)
+    assert not torch.allclose(out.advantages, monte_carlo.advantages)  # lambda < 1 between chunks differs from MC
+
+
+def test_ipa_chunk_critic_with_lambda_one_is_the_value_baseline():
+    values = [[1.0], [10.0], [2.0], [20.0], [3.0]]
+    algo = AlgoConfig(name="ipa", gamma=0.5, gae_lambda=1.0).with_defaults()
+    batch, v = two_chunks(), torch.tensor(values)
+    gae_out = compute_targets(algo, IPAConfig(baseline="gae"), batch, v, torch.tensor([99.0]))
+    value_out = compute_targets(algo, IPAConfig(baseline="value"), batch, v, torch.tensor([99.0]))
+    assert torch.allclose(gae_out.advantages, value_out.advantages)
+
+
+@pytest.mark.parametrize("discount", ["time", "chunk"])
+def test_a_truncation_mid_chunk_bootstraps_from_the_final_observation(discount):
     # the helper's documented case, through compute_targets: cut at t=1 with time left, no order
     batch = make_batch([[1.0], [1.0], [1.0], [1.0]], truncated=[[F], [X], [F], [F]],
                        final_values=[[0.0], [7.0], [0.0], [0.0]])
-    out = targets("ipa", batch, [3.0], gamma=0.9)
-    assert out.value_targets[:, 0].tolist() == pytest.approx([1 + 1 + 7, 1 + 7, 1 + 1 + 3, 1 + 3])
-    assert out.advantages[:, 0].tolist() == pytest.approx([9.0, 9.0, 5.0, 5.0])
+    out = targets("ipa", batch, [3.0], gamma=0.9, discount=discount)
+    if discount == "chunk":  # mid-chunk: no discount
+        expected = [1 + 1 + 7, 1 + 7, 1 + 1 + 3, 1 + 3]
+    else:
+        expected = [1 + 0.9 * (1 + 0.9 * 7), 1 + 0.9 * 7, 1 + 0.9 * (1 + 0.9 * 3), 1 + 0.9 * 3]
+    assert out.value_targets[:, 0].tolist() == pytest.approx(expected)
+    assert out.advantages[:, 0].tolist() == pytest.approx([expected[0]] * 2 + [expected[2]] * 2)
 
 
 @pytest.mark.parametrize("name", ALGOS)
@@ -139,8 +187,10 @@ def test_terminal_steps_never_bootstrap_and_truncations_do_for_every_algo(name):
                        final_values=[[50.0, 5.0], [0.0, 0.0]], group=[0, 0])
     out = targets(name, batch, [100.0, 100.0], gamma=0.5)
     assert out.value_targets[0, 0].item() == pytest.approx(1.0)
-    discount = 1.0 if name == "ipa" else 0.5  # ipa: mid-chunk, no discount
-    assert out.value_targets[0, 1].item() == pytest.approx(1.0 + discount * 5.0)
+    assert out.value_targets[0, 1].item() == pytest.approx(1.0 + 0.5 * 5.0)
+    if name == "ipa":  # discounted per chunk: mid-chunk, no discount
+        per_chunk = targets(name, batch, [100.0, 100.0], gamma=0.5, discount="chunk")
+        assert per_chunk.value_targets[0, 1].item() == pytest.approx(1.0 + 5.0)
 
 
 def test_reinforce_bootstraps_only_where_the_rollout_cuts_the_episode():
@@ -435,3 +485,29 @@ def test_a_policys_initial_weights_depend_on_the_seed_not_the_thread_count():
             assert torch.get_num_threads() == threads
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+@pytest.mark.parametrize("shared_trunk", [False, True])
+def test_separate_clipping_keeps_a_large_value_gradient_from_shrinking_the_actor_step(shared_trunk):
+    policy = ActorCritic(3, 2, False, PolicyConfig(hidden=(8,), normalize_obs=False, shared_trunk=shared_trunk))
+    critic = {id(p) for p in policy.critic_parameters()}
+    assert critic and critic == {id(p) for p in policy.critic_head.parameters()} | (
+        set() if shared_trunk else {id(p) for p in policy.critic_trunk.parameters()})
+
+    def set_grads():  # actor norm 0.3 (under the cap), critic norm 100
+        actor = [p for p in policy.parameters() if id(p) not in critic]
+        for group, norm in ((actor, 0.3), (policy.critic_parameters(), 100.0)):
+            size = sum(p.numel() for p in group)
+            for p in group:
+                p.grad = torch.full_like(p, norm / math.sqrt(size))
+        return actor
+
+    for clip, actor_scale in (("global", 0.5 / math.hypot(0.3, 100.0)), ("separate", 1.0)):
+        actor = set_grads()
+        algo = AlgoConfig(max_grad_norm=0.5, grad_clip=clip)
+        norm = clip_gradients(policy, algo)
+        assert norm.item() == pytest.approx(math.hypot(0.3, 100.0), rel=1e-5)  # logged before clipping
+        actor_norm = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in actor])).item()
+        critic_norm = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in policy.critic_parameters()])).item()
+        assert actor_norm == pytest.approx(0.3 * actor_scale, rel=1e-4)
+        assert critic_norm == pytest.approx(0.5 if clip == "separate" else 100.0 * actor_scale, rel=1e-4)

@@ -5,10 +5,12 @@ that executes an order, for the ``trade`` chunker), at an episode end, or stays 
 of the rollout. This module is the one definition of chunks: the learner, the trajectory store
 and the teacher replay number them with ``chunk_index`` / ``chunk_ids``.
 
-The discount applies between chunks, not between the steps inside one:
-``g_t = r_t + c_t * g_{t+1}`` with ``c_t = gamma`` when step t ends a chunk and 1 otherwise.
-So the chunk return is ``G_k = R_k + gamma * G_{k+1}`` (``R_k`` the rewards summed inside
-chunk k), which every step of the chunk shares; an open chunk bootstraps with the critic.
+The return is ``g_t = r_t + c_t * g_{t+1}``; every step of a chunk shares the return at its first step,
+``G_k``. With ``ipa.discount=time`` (the default) ``c_t = gamma`` at every step, so a chunk of ``tau``
+steps is discounted by ``gamma^tau``: ``G_k = R_k + gamma^tau_k * G_{k+1}`` (``R_k`` the chunk's rewards
+discounted inside it), the semi-MDP over decisions of varying length. With ``ipa.discount=chunk``
+``c_t = gamma`` only where step t ends a chunk: ``G_k = R_k + gamma * G_{k+1}`` (``R_k`` summed), one
+discount per decision however long it lasts. An open chunk bootstraps with the critic.
 
 Shapes: time-major ``[T, N]`` (T steps of N env columns) unless noted.
 """
@@ -80,8 +82,8 @@ def returns_to_go(
 ) -> torch.Tensor:
     """Chunk-MDP return-to-go ``g_t`` at every step (the critic's target).
 
-    ``boundary``: chunk ends *only* (not episode ends): an episode that ends mid-chunk adds no
-    discount. Termination stops the sum; truncation (a cut the state does not show) continues with
+    ``boundary``: the steps after which ``gamma`` applies (every step, or chunk ends *only*, not episode
+    ends: an episode that ends mid-chunk adds no discount). Termination stops the sum; truncation (a cut the state does not show) continues with
     ``final_values`` (the critic at the final observation); the rollout's last step continues with
     ``last_value [N]``.
     """

@@ -38,9 +38,13 @@ class Targets:
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
-        final_values: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+        final_values: torch.Tensor, last_value: torch.Tensor, gamma: float | torch.Tensor,
+        lam: float | torch.Tensor) -> torch.Tensor:
     """Generalized advantage estimation over ``[T, N]``; truncated steps bootstrap from ``final_values``
-    (the critic at the final observation), the rollout's last step from ``last_value [N]``."""
+    (the critic at the final observation), the rollout's last step from ``last_value [N]``.
+
+    ``gamma`` and ``lam``: numbers, or ``[T, N]`` tensors of the discount and trace decay after each step
+    (IPA's chunk critic: ``lam`` 1 inside a chunk, so the critic is read at chunk starts only)."""
     if not (rewards.shape == values.shape == terminated.shape == truncated.shape == final_values.shape):
         raise ValueError(f"gae: [T, N] inputs of one shape expected, got {rewards.shape}, {values.shape}, "
                          f"{terminated.shape}, {truncated.shape}, {final_values.shape}")
@@ -48,11 +52,13 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, terminated: torch.Tensor, t
     running = torch.zeros_like(last_value)
     next_value = last_value
     for t in range(rewards.shape[0] - 1, -1, -1):
+        step_gamma = gamma[t] if torch.is_tensor(gamma) else gamma
+        step_lam = lam[t] if torch.is_tensor(lam) else lam
         next_value = torch.where(truncated[t], final_values[t], next_value)
         alive = 1.0 - terminated[t].float()
         ended = (terminated[t] | truncated[t]).float()
-        delta = rewards[t] + gamma * alive * next_value - values[t]
-        running = delta + gamma * lam * (1.0 - ended) * running
+        delta = rewards[t] + step_gamma * alive * next_value - values[t]
+        running = delta + step_gamma * step_lam * (1.0 - ended) * running
         advantages[t] = running
         next_value = values[t]
     return advantages
@@ -102,10 +108,18 @@ def compute_targets(algo: AlgoConfig, ipa: IPAConfig, batch: Batch, values: torc
         advantages = gae(rewards, values, stop, truncated, final_values, last_value, algo.gamma, algo.gae_lambda)
         return finish(advantages, advantages + values)
     if algo.name == "ipa":
-        # Chunk-MDP returns: gamma where a chunk ends (an order, a prefix's end), not at an episode end.
-        g = returns_to_go(rewards, boundary, stop, truncated, final_values, last_value, algo.gamma)
+        # discount=time: gamma every step, so a chunk of tau steps gets gamma^tau (the semi-MDP); discount=chunk:
+        # gamma where a chunk ends (an order, a prefix's end), not at an episode end.
+        discounted = torch.ones_like(boundary) if ipa.discount == "time" else boundary
+        g = returns_to_go(rewards, discounted, stop, truncated, final_values, last_value, algo.gamma)
         chunk_return = chunk_first(g, ids, n_chunks)
-        if ipa.baseline == "value":
+        if ipa.baseline == "gae":  # the chunk critic: trace decay lambda between chunks, 1 inside one
+            step_gamma = torch.where(discounted, algo.gamma, 1.0)
+            step_lam = torch.where(boundary, algo.gae_lambda, 1.0)
+            step_advantages = gae(rewards, values, stop, truncated, final_values, last_value, step_gamma, step_lam)
+            g = step_advantages + values  # the critic's target: the lambda-return, inside a chunk its Monte Carlo rest
+            advantages = chunk_first(step_advantages, ids, n_chunks)
+        elif ipa.baseline == "value":
             advantages = chunk_return - chunk_first(values, ids, n_chunks)
         elif ipa.baseline == "group":
             advantages = chunk_return - group_mean_std(chunk_return, batch.group, n_groups, real)[0]

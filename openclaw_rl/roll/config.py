@@ -23,7 +23,9 @@ ALGO_DEFAULTS = {
     "grpo": {"norm_adv": False, "update_epochs": 4},  # advantages are already group-normalized
     "reinforce": {"norm_adv": True, "update_epochs": 1},  # one on-policy pass
 }
-BASELINES = ("none", "value", "group")
+BASELINES = ("none", "value", "group", "gae")
+DISCOUNTS = ("time", "chunk")
+GRAD_CLIPS = ("global", "separate")
 OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
 PROGRESS = ("auto", "bar", "log")
@@ -44,13 +46,16 @@ class AlgoConfig:
     anneal_lr: bool = True  # linear decay to 0 over the run
     update_epochs: int | None = None  # passes over each batch; null: the algo's (reinforce 1, others 4)
     num_minibatches: int = 4  # minibatches are groups of env columns (whole chunks, whole sequences)
-    gamma: float = 0.99  # per step (ppo, grpo, reinforce) or per chunk (ipa)
-    gae_lambda: float = 0.95
+    gamma: float = 0.99  # per step (ipa.discount=chunk: per chunk)
+    gae_lambda: float = 0.95  # ppo's GAE; ipa.baseline=gae: per chunk
     clip_coef: float = 0.2
     clip_vloss: bool = True
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
+    # global: one norm over all weights (CleanRL, SB3) | separate: the critic's own weights (critic_trunk, critic_head)
+    # and the rest each clipped to max_grad_norm, so the value loss's gradient does not shrink the actor's step
+    grad_clip: str = "global"
     norm_adv: bool | None = None  # whiten advantages per minibatch; null: the algo's (ppo, reinforce: true)
     target_kl: float | None = None  # stop the epochs of an update once approx_kl exceeds it
 
@@ -65,7 +70,10 @@ class IPAConfig:
     chunker: str = "trade"
     fixed_k: int = 8  # chunk length of the ``fixed`` chunker
     mismatch_high: float = 2.0  # drop chunks whose geometric-mean pi_old / mu exceeds this
-    baseline: str = "none"  # none (the paper) | value (learned) | group (mean over same-seed markets)
+    # none (the paper) | value (the critic at the chunk's start) | group (mean over same-seed markets) |
+    # gae (a chunk critic: GAE over chunks, delta_k = R_k + gamma^tau V(s_k+1) - V(s_k), lambda = algo.gae_lambda)
+    baseline: str = "none"
+    discount: str = "time"  # time: a chunk of tau steps is discounted by gamma^tau (semi-MDP) | chunk: by gamma
     topr_split: str = "trajectory"  # Eq. 9's no-ratio branch: trajectory (its return > 0: the paper, ROLL) | advantage (step's > 0)
     mismatch_low: float = 0.0  # ROLL's two-sided filter: also drop chunks whose geometric-mean pi_old / mu is below this
 
@@ -217,6 +225,9 @@ class RunConfig:
         need(a.name in ALGOS, "algo.name", f"unknown algo {a.name!r}; allowed: {', '.join(ALGOS)}")
         need(self.ipa.chunker in CHUNKERS, "ipa.chunker", f"unknown chunker {self.ipa.chunker!r}; allowed: {', '.join(CHUNKERS)}")
         need(self.ipa.baseline in BASELINES, "ipa.baseline", f"unknown baseline {self.ipa.baseline!r}; allowed: {', '.join(BASELINES)}")
+        need(self.ipa.discount in DISCOUNTS, "ipa.discount",
+             f"unknown discount {self.ipa.discount!r}; allowed: {', '.join(DISCOUNTS)}")
+        need(a.grad_clip in GRAD_CLIPS, "algo.grad_clip", f"unknown clipping {a.grad_clip!r}; allowed: {', '.join(GRAD_CLIPS)}")
         need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
         need(self.ipa.mismatch_high > 0, "ipa.mismatch_high", f"must be > 0, got {self.ipa.mismatch_high}")
         need(self.ipa.topr_split in ("trajectory", "advantage"), "ipa.topr_split",

@@ -82,7 +82,7 @@ class Learner:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
+                grad_norm = clip_gradients(policy, algo)
                 if not torch.isfinite(grad_norm):
                     raise TrainingDiverged(f"non-finite gradient norm at update {update}, epoch {epoch}; "
                                            "the last checkpoint is intact")
@@ -116,6 +116,17 @@ class Learner:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
+
+
+def clip_gradients(policy: ActorCritic, algo: AlgoConfig) -> torch.Tensor:
+    """Clip the gradients to ``algo.max_grad_norm`` (``algo.grad_clip``: over all weights, or the critic's and
+    the rest's separately); returns the norm over all weights before clipping."""
+    if algo.grad_clip == "global":
+        return nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
+    critic = {id(p) for p in policy.critic_parameters()}
+    norms = [nn.utils.clip_grad_norm_([p for p in policy.parameters() if (id(p) in critic) == is_critic], algo.max_grad_norm)
+             for is_critic in (False, True)]
+    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:

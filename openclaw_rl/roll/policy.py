@@ -108,6 +108,10 @@ class ActorCritic(nn.Module):
         self.critic_head = layer(width, 1, 1.0)
         self.log_std = nn.Parameter(torch.full((action_dim,), config.init_log_std)) if continuous else None
 
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The weights only the value head reads (a shared trunk and the memory count as the actor's)."""
+        return [*(self.critic_trunk.parameters() if self.critic_trunk is not None else ()), *self.critic_head.parameters()]
+
     @classmethod
     def for_env(cls, env: EnvConfig, config: PolicyConfig) -> "ActorCritic":
         """A policy whose input, memory and heads fit ``env``'s observations and actions. Built on one
