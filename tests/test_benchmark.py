@@ -142,14 +142,15 @@ def test_list_prints_every_task_the_tiers_and_ordered_splits(capsys):
     lines = out.splitlines()
     assert lines[0] == (f"suite {SUITE_VERSION}; tiers: smoke (4 seeds x 32 markets, smoke tasks only), "
                         "full (8 seeds x 64 markets), private (8 seeds x 64 markets, seeds from your salt, no public bars), "
-                        "memory (8 seeds x 64 markets, memory tasks)")
+                        "memory (8 seeds x 64 markets, memory tasks), long (8 seeds x 64 markets, long tasks)")
     for name, task in TASKS.items():
-        tiers = ("memory" if task.family == "memory" else "smoke, full, private" if task.smoke
+        tiers = (task.family if task.family != "market" else "smoke, full, private" if task.smoke
                  else "full" if task.historical else "full, private")
         assert f"{name}: {task.about} (tiers: {tiers})" in lines, name
     (a, b), (c, d) = seed_range("train"), seed_range("validation")
     switching = lines[lines.index(f"switching: {TASKS['switching'].about} (tiers: smoke, full, private)") + 1]
-    assert switching.strip() == (f"train seeds [{a}, {b}), validation [{c}, {d}), "
+    assert switching.strip() == (f"train seeds [{a}, {b}), validation [{c}, {d}) (split=validation from "
+                                 f"{first_seed(TASKS['switching'], None, 'validation')}), "
                                  f"test from {first_seed(TASKS['switching'], None)}")
     assert seed_range("test")[0] <= first_seed(TASKS["switching"], None) < seed_range("test")[1]
 
@@ -823,3 +824,37 @@ def test_holdout_trials_are_not_extra_designs(clean_run, tmp_path):
     shutil.copytree(clean_run, run_dir)
     results = run_benchmark(BenchConfig(checkpoint=str(run_dir), tasks=["crash"]), tmp_path / "bench", bar=False)
     assert results["n_trials"] == 3
+
+
+def test_the_validation_split_scores_validation_markets_and_is_checked_against_the_lineage(csv_task, tmp_path,
+                                                                                         monkeypatch):
+    results = run_benchmark(BenchConfig(strategy="trend", split="validation"), tmp_path / "validation", bar=False)
+    assert results["split"] == "validation"
+    low, high = seed_range("validation")
+    for name, task in results["tasks"].items():
+        assert low <= task["market_seeds"][0] < task["market_seeds"][1] <= high, name
+    assert (tmp_path / "validation" / "results.md").read_text().splitlines()[0].endswith("validation split)")
+    test = run_benchmark(BenchConfig(strategy="trend"), tmp_path / "test", bar=False)
+    assert test["split"] == "test"
+    for name in results["tasks"]:  # other markets: another score, and compare tells the two apart
+        assert results["tasks"][name]["identity"] != test["tasks"][name]["identity"]
+        assert results["tasks"][name]["excess_log_return"] != test["tasks"][name]["excess_log_return"]
+    (tmp_path / "flat.py").write_text("import numpy as np\ndef act(obs):\n    return np.ones(len(obs), dtype=int)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    declared = tmp_path / "validation_seeds.yaml"
+    declared.write_text(yaml.safe_dump([{"seeds": [low, low + 2**36]}]))
+    with pytest.raises(Contaminated, match="touched market seeds"):  # selected on validation: not scored there
+        run_benchmark(BenchConfig(agent="flat:act", lineage=str(declared), split="validation"),
+                      tmp_path / "selected", bar=False)
+    _, task = csv_task  # a historical task: its validation range of bars
+    bars = run_benchmark(BenchConfig(strategy="trend", split="validation", tasks=["mycsv"], user_tasks=[str(task)]),
+                         tmp_path / "csv", bar=False)["tasks"]["mycsv"]
+    assert bars["historical"] and bars["identity"] != run_benchmark(
+        BenchConfig(strategy="trend", tasks=["mycsv"], user_tasks=[str(task)]), tmp_path / "csv_test", bar=False
+    )["tasks"]["mycsv"]["identity"]
+
+
+def test_the_private_tier_has_no_validation_split(tmp_path):
+    assert "private tier scores its secret test markets only" in bench_error("strategy=trend", "tier=private",
+                                                                             "split=validation", f"hydra.run.dir={tmp_path}")
+    assert "unknown split 'train'" in bench_error("strategy=trend", "split=train", f"hydra.run.dir={tmp_path / 'b'}")

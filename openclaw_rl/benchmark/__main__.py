@@ -53,7 +53,7 @@ def list_tasks() -> str:
     lines = [f"suite {SUITE_VERSION}; tiers: " + ", ".join(
         f"{name} ({t.n_seeds} seeds x {t.n_markets} markets{', smoke tasks only' if t.smoke_only else ''}"
         f"{', seeds from your salt, no public bars' if t.private else ''}"
-        f"{', memory tasks' if t.family == 'memory' else ''})"
+        f"{f', {t.family} tasks' if t.family != 'market' else ''})"
         for name, t in TIERS.items()), ""]
     for task in TASKS.values():
         tiers = ", ".join(name for name, t in TIERS.items() if t.scores(task))
@@ -65,7 +65,8 @@ def split_summary(task) -> str:
     """A task's splits as a person reads them: seed ranges, or dates."""
     if not task.historical:
         (a, b), (c, d), seed = seed_range("train"), seed_range("validation"), first_seed(task, None)
-        return f"train seeds [{a}, {b}), validation [{c}, {d}), test from {seed}"
+        return (f"train seeds [{a}, {b}), validation [{c}, {d}) (split=validation from {first_seed(task, None, 'validation')}), "
+                f"test from {seed}")
     try:
         env = task.env_config("test", 1)
         series = env.make_market().series

@@ -11,6 +11,9 @@ class BenchConfig:
     strategy: str | None = None  # or a V7 strategy (buy_and_hold, trend, ...), or random
     agent: str | None = None  # or an agent from elsewhere: module:callable (observations -> actions), an SB3 .zip or an exported .onnx
     lineage: str | None = None  # agent: a YAML file declaring what it trained on ([{seeds: [lo, hi]}, {data: {path: ...}}])
+    # test (the suite's score) | validation: the same tasks and scoring on their validation split, to choose between
+    # variants without reading the test split (its results say split: validation; never report them as the score)
+    split: str = "test"
     tier: str = "smoke"  # smoke (3 tasks, seconds) | full (every market task, 8 seeds) | private (seeds from your salt) | memory (the memory tasks)
     tasks: list[str] | None = None  # a subset of the suite's tasks (default: the tier's)
     user_tasks: list[str] = field(default_factory=list)  # YAML files, each a task {name, about, env}

@@ -48,7 +48,7 @@ def table(results: dict) -> str:
     """The per-task markdown table and the aggregate."""
     a = results["aggregate"]
     lines = [f"# {results['agent']}: suite {results['suite_version']}, tier {results['tier']} "
-             f"({results['n_seeds']} seeds x {results['n_markets']} markets per task, test split)", "",
+             f"({results['n_seeds']} seeds x {results['n_markets']} markets per task, {results.get('split', 'test')} split)", "",
              "| task | excess log return vs buy-and-hold (95% CI) | log return | buy-and-hold | Sharpe | max drawdown "
              "| deflated Sharpe | |", "|---|---|---|---|---|---|---|---|"]
     for name, t in results["tasks"].items():
@@ -82,7 +82,7 @@ def intervals_figure(results: dict):
     ax.axvline(0.0, color="grey", linewidth=0.8)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
-    ax.set_xlabel("excess log return over buy-and-hold, test split (95% CI over seeds)")
+    ax.set_xlabel(f"excess log return over buy-and-hold, {results.get('split', 'test')} split (95% CI over seeds)")
     ax.set_title(f"{results['agent']}: suite {results['suite_version']}, tier {results['tier']}", fontsize=10)
     figure.tight_layout()
     return figure

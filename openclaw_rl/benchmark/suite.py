@@ -39,19 +39,20 @@ class Contaminated(ConfigError):
 @dataclass
 class Plan:
     task: Task
-    env: EnvConfig  # the task's test split with the agent's action interface, all seeds' markets
+    env: EnvConfig  # the task's split (test) with the agent's action interface, all seeds' markets
     first_seed: int
     overlaps: list[str]
     identity: str  # the task's env and test markets (their content for a historical one), hashed
 
 
-def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_contaminated: bool) -> list[Plan]:
+def plan(agent: Agent, tasks: list[Task], tier: str, salt: str | None, allow_contaminated: bool,
+         split: str = "test") -> list[Plan]:
     """Every task's env, seeds and contamination check, before any market is stepped."""
     spec = TIERS[tier]
     plans = []
     for task in tasks:
-        env = agent.env_for(task.env_config("test", spec.n_seeds * spec.n_markets))
-        seed = first_seed(task, salt if spec.private else None)
+        env = agent.env_for(task.env_config(split, spec.n_seeds * spec.n_markets))
+        seed = first_seed(task, salt if spec.private else None, split)
         test = touched(env, (seed, seed + env.n_envs))  # a historical task's data is loaded and checked here
         overlaps = contamination(agent.lineage, test, spec.private)
         if overlaps and not allow_contaminated:
@@ -144,6 +145,10 @@ def run_benchmark(config: BenchConfig, out: Path, bar: bool | None = None) -> di
     if sum(x is not None for x in (config.checkpoint, config.strategy, config.agent)) != 1:
         raise ConfigError("checkpoint, strategy, agent: give exactly one, e.g. checkpoint=runs/my-run, strategy=trend "
                           "or agent=my_module:act lineage=lineage.yaml")
+    if config.split not in ("test", "validation"):
+        raise ConfigError(f"split: unknown split {config.split!r}; allowed: test, validation")
+    if config.split != "test" and TIERS.get(config.tier) is not None and TIERS[config.tier].private:
+        raise ConfigError("split=validation: the private tier scores its secret test markets only; use tier=full")
     if config.lineage is not None and config.agent is None:
         raise ConfigError("lineage: declares an agent's (agent=...); a checkpoint carries its own")
     if (Path(out) / RESULTS).exists():
@@ -157,10 +162,10 @@ def run_benchmark(config: BenchConfig, out: Path, bar: bool | None = None) -> di
         agent = external_agent(config.agent, config.lineage)
     else:
         agent = strategy_agent(config.strategy)
-    plans = plan(agent, tasks, config.tier, salt, config.allow_contaminated)
+    plans = plan(agent, tasks, config.tier, salt, config.allow_contaminated, config.split)
     for p in plans:
         for overlap in p.overlaps:
             log.warning("task %s: scored although contaminated (allow_contaminated=true): %s", p.task.name, overlap)
-    results = score(agent, plans, config.tier, salt, bar)
+    results = {"split": config.split, **score(agent, plans, config.tier, salt, bar)}
     write_outputs(results, Path(out))
     return results

@@ -23,9 +23,10 @@ from openclaw_rl.rock import EnvConfig
 from openclaw_rl.rock.config import with_split
 from openclaw_rl.rock.splits import PRIVATE_SEEDS, seed_range
 
-SUITE_VERSION = "1.3"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0);
+SUITE_VERSION = "1.4"  # 1.1: the memory tier (tiers smoke, full and private score what they scored in 1.0);
 # 1.2: the memory tier's tasks memory_trend and memory_event replace memory_regimes and memory_slow;
-# 1.3: historical intervals over independent episodes; the private tier scores no built-in historical task
+# 1.3: historical intervals over independent episodes; the private tier scores no built-in historical task;
+# 1.4: the long tier (1,000-bar episodes; the other tiers score what they scored in 1.3); split=validation
 SALT_ENV = "OPENCLAW_BENCH_SALT"
 MIN_SALT = 16  # characters: a salt is a secret, and results carry its fingerprint
 SEED_BLOCK = 2**16  # seeds per task and tier: n_seeds * n_markets must fit
@@ -37,7 +38,8 @@ class Tier:
     n_markets: int  # markets (episodes) per seed, stepped in one batch with the other seeds'
     smoke_only: bool = False  # only the tasks marked smoke
     private: bool = False  # seeds from the salt
-    family: str = "market"  # the tasks it scores: market (trading) or memory (the past beyond the window matters)
+    # the tasks it scores: market (trading), memory (the past beyond the window matters) or long (1,000-bar episodes)
+    family: str = "market"
 
     def scores(self, task: "Task") -> bool:
         """Whether the tier scores a suite task; the private tier no built-in historical one: its bars
@@ -51,6 +53,7 @@ TIERS = {
     "full": Tier(8, 64),
     "private": Tier(8, 64, private=True),
     "memory": Tier(8, 64, family="memory"),
+    "long": Tier(8, 64, family="long"),
 }
 
 
@@ -104,6 +107,14 @@ TASKS = {task.name: task for task in (
     Task("memory_event", "+-0.1%/bar drift regimes (~150 bars each) through a 4-bar window, each announced "
          "once by a +-5% jump: the evidence is one bar many chunks back", _drift_regimes(0.1, 150.0, 5.0),
          family="memory"),
+    # Long tasks are where chunk-level credit should pay (arXiv 2512.24873: long horizons, sparse outcomes): an
+    # order's consequences play out over hundreds of bars. Agents for them train on the same 1,000-bar episodes,
+    # e.g. with the outcome reward env.reward=terminal_excess; they are scored on equity like every task.
+    Task("long_switching", "the fitted 3-regime chain in 1,000-bar episodes (about 4 years of daily bars)",
+         {"episode_bars": 1000}, family="long"),
+    Task("long_switching_costly", "the chain with 10 bps fees and 5 bps slippage in 1,000-bar episodes: each "
+         "order's cost is paid at once, its benefit over many bars", {"episode_bars": 1000, "fee_bps": 10.0,
+                                                                       "slippage_bps": 5.0}, family="long"),
 )}
 
 
@@ -173,11 +184,11 @@ def salt_fingerprint(salt: str) -> str:
     return hashlib.sha256(f"openclaw_rl.bench/{salt}".encode()).hexdigest()[:16]
 
 
-def first_seed(task: Task, salt: str | None) -> int:
-    """The first market seed a tier scores on ``task``: a fixed block of the test range for public
+def first_seed(task: Task, salt: str | None, split: str = "test") -> int:
+    """The first market seed a tier scores on ``task``: a fixed block of ``split``'s range for public
     tiers, a block of the private range picked by a hash of the salt and the task otherwise."""
     if salt is None:
-        return seed_range("test")[0] + zlib.crc32(task.name.encode()) % 2**20 * SEED_BLOCK
+        return seed_range(split)[0] + zlib.crc32(task.name.encode()) % 2**20 * SEED_BLOCK
     low, high = PRIVATE_SEEDS
     digest = int.from_bytes(hashlib.sha256(f"{salt}\0{task.name}".encode()).digest()[:8], "big")
     return low + digest % (high - low - SEED_BLOCK)
