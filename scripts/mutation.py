@@ -58,6 +58,10 @@ SPLITS = "openclaw_rl/rock/splits.py"
 GUARDING = ("tests/test_contamination.py",)
 SUITE = "openclaw_rl/benchmark/suite.py"
 SCORING = ("tests/test_benchmark.py",)
+CHUNKS = "openclaw_rl/ipa/chunks.py"
+MUTANTS_TESTS = ("tests/test_learner_mutants.py",)
+LEARNER_MUTANTS = LEARNING + MUTANTS_TESTS
+ROLLOUT_MUTANTS = ("tests/test_rollout.py",) + MUTANTS_TESTS
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,71 @@ MUTANTS = [
            'stats["ipa/chunks_per_episode"] = real_chunks / (int(ended.sum()) + batch.rewards.shape[1])', COLLECTING),
     Mutant("historical_windows_independent", "a historical task's interval counts every window as independent", SUITE,
            "n = (replay.end - replay.start - env.window) / env.episode_bars", "n = float(len(excess))", SCORING),
+    # --- a broken learner (tests/test_learner_mutants.py): losses, targets, the update loop, the collector's units
+    Mutant("value_loss_unclipped", "algo.clip_vloss=true does not clip the value loss", ALGOS,
+           "if algo.clip_vloss:", "if False:", LEARNER_MUTANTS),
+    Mutant("value_loss_clip_min", "the clipped value loss takes the min of the two errors, not the max", ALGOS,
+           "error = torch.max(error, (clipped - value_targets) ** 2)",
+           "error = torch.min(error, (clipped - value_targets) ** 2)", LEARNER_MUTANTS),
+    Mutant("ppo_surrogate_min", "PPO's clipped surrogate takes the optimistic (min) loss", ALGOS,
+           "surrogate = torch.max(-advantages * ratio,", "surrogate = torch.min(-advantages * ratio,", LEARNER_MUTANTS),
+    Mutant("entropy_sign", "the entropy term lowers the entropy (sign flipped)", ALGOS,
+           '"entropy": -algo.ent_coef * mean_entropy', '"entropy": algo.ent_coef * mean_entropy', LEARNER_MUTANTS),
+    Mutant("topr_weight_not_detached", "the gradient flows through TOPR's truncated chunk ratio", IPA,
+           "rho.detach().clamp(0.0, 1.0)", "rho.clamp(0.0, 1.0)", LEARNER_MUTANTS),
+    Mutant("mismatch_mask_from_pi_new", "the mismatch mask compares pi_new, not pi_old, with mu", IPA,
+           "keep = mismatch_keep(logp_old, logp_behaviour,", "keep = mismatch_keep(logp_new, logp_behaviour,",
+           LEARNER_MUTANTS),
+    Mutant("whitening_over_padding_and_teacher", "advantage whitening counts padding and teacher steps", ALGOS,
+           "        mean = (advantages * learn).sum() / count\n"
+           "        std = (((advantages - mean) ** 2 * learn).sum() / (count - 1).clamp(min=1.0)).sqrt()\n",
+           "        mean = advantages.mean()\n        std = advantages.std()\n", LEARNER_MUTANTS),
+    Mutant("group_baseline_over_time", "ipa.baseline=group: the mean over the env's steps, not over its group", ALGOS,
+           "advantages = chunk_return - group_mean_std(chunk_return, batch.group, n_groups, real)[0]",
+           "advantages = chunk_return - chunk_return.mean(0, keepdim=True)", LEARNER_MUTANTS),
+    Mutant("group_baseline_ignores_groups", "ipa.baseline=group: the mean over all envs, not over the env's group", ALGOS,
+           "advantages = chunk_return - group_mean_std(chunk_return, batch.group, n_groups, real)[0]",
+           "advantages = chunk_return - group_mean_std(chunk_return, torch.zeros_like(batch.group), 1, real)[0]",
+           LEARNER_MUTANTS),
+    Mutant("value_baseline_per_step", "ipa.baseline=value: the critic at each step, not at the chunk's start", ALGOS,
+           "advantages = chunk_return - chunk_first(values, ids, n_chunks)", "advantages = chunk_return - values",
+           LEARNER_MUTANTS),
+    Mutant("gae_no_last_value", "GAE ignores the rollout-end bootstrap last_value", ALGOS,
+           "next_value = last_value", "next_value = torch.zeros_like(last_value)", LEARNER_MUTANTS),
+    Mutant("returns_no_last_value", "returns-to-go ignore the rollout-end bootstrap last_value", CHUNKS,
+           "future = last_value", "future = torch.zeros_like(last_value)", LEARNER_MUTANTS),
+    Mutant("truncation_bootstraps_from_reset_obs", "a truncation bootstraps from the reset, not the final, observation",
+           ROLLOUT, 'final = torch.as_tensor(info["final_obs"], device=dev)', "final = torch.as_tensor(self.obs, device=dev)",
+           ROLLOUT_MUTANTS),
+    Mutant("reward_scale_ignored", "algo.reward_scale does not scale the batch's rewards", ROLLOUT,
+           'buf["rewards"][t] = np.where(padding, 0.0, reward * self.reward_scale)',
+           'buf["rewards"][t] = np.where(padding, 0.0, reward)', ROLLOUT_MUTANTS),
+    Mutant("return_before_unscaled", "return_before in the env's units, not the learner's (reward_scale)", ROLLOUT,
+           "return_before = self.episode_return * self.reward_scale", "return_before = self.episode_return",
+           ROLLOUT_MUTANTS),
+    Mutant("prefix_end_not_a_boundary", "a teacher prefix's end is no chunk boundary", ALGOS,
+           "boundary = boundary | batch.prefix_end", "boundary = boundary", LEARNER_MUTANTS),
+    Mutant("approx_kl_k1", "approx_kl is the k1 estimator (mean -log ratio), not k3", LEARNER,
+           "approx_kl = (((log_ratio.exp() - 1) - log_ratio) * sampled)", "approx_kl = ((-log_ratio) * sampled)",
+           LEARNER_MUTANTS),
+    Mutant("target_kl_never_stops", "algo.target_kl never stops the epochs", LEARNER,
+           "if algo.target_kl is not None and np.mean(", "if False and algo.target_kl is not None and np.mean(",
+           LEARNER_MUTANTS),
+    Mutant("vf_coef_ignored", "the value term is not weighted by algo.vf_coef", ALGOS,
+           '"value": algo.vf_coef * v_loss', '"value": v_loss', LEARNER_MUTANTS),
+    Mutant("clip_coef_asymmetric", "PPO's ratio clipped to [1 - eps, 1 + 2 eps]", ALGOS,
+           "ratio.clamp(1 - algo.clip_coef, 1 + algo.clip_coef)", "ratio.clamp(1 - algo.clip_coef, 1 + 2 * algo.clip_coef)",
+           LEARNER_MUTANTS),
+    Mutant("entropy_mean_counts_padding", "the entropy is averaged over padding steps too", ALGOS,
+           "mean_entropy = (entropy * real).sum() / real.sum().clamp(min=1.0)",
+           "mean_entropy = (entropy * real).sum() / real.numel()", LEARNER_MUTANTS),
+    Mutant("lr_anneal_off_by_one", "the first update already runs at an annealed learning rate", LEARNER,
+           "(1.0 - update / num_updates)", "(1.0 - (update + 1) / num_updates)", LEARNER_MUTANTS),
+    Mutant("minibatch_old_not_shuffled", "the minibatch's fixed targets are not shuffled with its columns", LEARNER,
+           "old = {name: x[:, order] for name, x in fixed.items()}", "old = dict(fixed)", LEARNER_MUTANTS),
+    Mutant("value_loss_skips_teacher_steps", "the critic is not trained on replayed teacher steps", ALGOS,
+           'v_loss = value_loss(algo, values, old["values"], old["ret"], real)',
+           'v_loss = value_loss(algo, values, old["values"], old["ret"], learn)', LEARNER_MUTANTS),
 ]
 
 
