@@ -91,19 +91,22 @@ def _unknown_key(key: str, others: list[str], config_name: str) -> str:
 
     from openclaw_rl.configs import compose_config
 
-    keys = _leaves(OmegaConf.to_container(compose_config(others, config_name), resolve=False))
-    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}?" if close else "--cfg job prints every key"
-    return f"{key}: unknown key; {hint}"
+    return f"{key}: unknown key; {closest_key(key, OmegaConf.to_container(compose_config(others, config_name), resolve=False))}"
 
 
-def _leaves(node, prefix: str = "") -> list[str]:
+def closest_key(key: str, config: dict) -> str:
+    """"did you mean K?" for the key of ``config`` (plain data, ``hydra`` left out) closest to ``key``."""
+    close = difflib.get_close_matches(key, _keys(config), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else "--cfg job prints every key"
+
+
+def _keys(node, prefix: str = "") -> list[str]:
     if not isinstance(node, dict):
         return [prefix]
     out = [prefix] if prefix else []
     for name, value in node.items():
         if name != "hydra":
-            out += _leaves(value, f"{prefix}.{name}" if prefix else str(name))
+            out += _keys(value, f"{prefix}.{name}" if prefix else str(name))
     return out
 
 

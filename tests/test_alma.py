@@ -227,14 +227,25 @@ def test_a_child_that_differs_only_where_the_run_does_not_read_is_no_new_design(
         known.append(child)
 
 
-def test_a_space_of_keys_the_design_does_not_read_still_proposes():
-    """A gru design swept over a window key only: no child is a new run, and a proposal still comes."""
+def test_a_space_of_keys_the_design_does_not_read_is_exhausted_after_one_run():
+    """A gru design swept over a window key only: no child is a new run, so no proposal comes (the sweep ends)."""
     space = SearchSpace(["policy.memory.frames=range(2, 9)"])
     proposer = Proposer(space, unread=lambda design: {"policy.memory.frames"})
     evaluated = [T(0, 0.0, {"policy.memory.frames": 3})]
-    child, op, _, _ = proposer.propose(evaluated, 0.0, dict.fromkeys(OPERATORS, 0.5), [evaluated[0].design],
-                                       np.random.default_rng(5))
-    assert op == "perturb" and space.contains(child)
+    assert proposer.propose(evaluated, 0.0, dict.fromkeys(OPERATORS, 0.5), [evaluated[0].design],
+                            np.random.default_rng(5)) is None
+
+
+def test_a_number_is_one_design_whatever_its_python_type():
+    space = SearchSpace(["trainer.total_steps=interval(10, 1000)", "algo.update_epochs=range(1, 9)",
+                         "algo.num_minibatches=choice(2, 4)", "algo.norm_adv=choice(true, false)"])
+    proposer = Proposer(space)
+    one = {"trainer.total_steps": 100, "algo.update_epochs": 4.0, "algo.num_minibatches": 4.0, "algo.norm_adv": True}
+    other = {"trainer.total_steps": 100.0, "algo.update_epochs": 4, "algo.num_minibatches": 4, "algo.norm_adv": True}
+    assert proposer.run_key(one) == proposer.run_key(other)
+    assert space.canonical(one) == other and type(space.canonical(one)["algo.update_epochs"]) is int
+    assert space.canonical({"algo.norm_adv": 1})["algo.norm_adv"] == 1  # 1 is not the option true
+    assert proposer.run_key({**other, "trainer.total_steps": 100.5}) != proposer.run_key(other)
 
 
 def test_mutations_move_only_the_keys_the_parent_reads():

@@ -127,6 +127,9 @@ def test_successive_halving_continues_the_better_trial_exactly_from_its_checkpoi
     events.Reload()
     steps = [e.step for e in events.Scalars("charts/SPS")]
     assert steps == sorted(steps) and steps[0] == 512 and steps[-1] == 4096  # one curve, the parent's part included
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_trial"]
+    trained = {first.id: 2048, second.id: 2048, third.id: 4096}[best["id"]]  # the overrides that train it from scratch
+    assert [o for o in best["overrides"] if o.startswith("trainer.total_steps=")] == [f"trainer.total_steps={trained}"]
 
 
 def test_promoted_and_transfer_jobs_train_as_many_trial_lengths_as_their_weights(tmp_path):
@@ -362,6 +365,8 @@ def test_sweeper_settings_are_checked_up_front(setting, message):
      "hydra.sweeper.promotion.key: algo.lr is searched; it must be a fixed positive integer"),
     (["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.promotion.key=trainer.nope"],
      "hydra.sweeper.promotion.key: trainer.nope is None in the overrides every trial shares"),
+    (["algo.gama=interval(0.9, 0.99)"], "algo.gama: a searched key that the overrides every trial shares do not "
+                                        "have; did you mean algo.gamma? (+algo.gama=... adds a new key)"),
 ])
 def test_shared_mistakes_fail_the_sweep_before_any_job(tmp_path, args, message):
     result = sweep(tmp_path, "algo.lr=tag(log, interval(1e-4, 1e-2))", *args, check=False)
@@ -373,6 +378,13 @@ def test_a_sweep_whose_every_trial_failed_exits_non_zero(tmp_path):
     result = sweep(tmp_path, "hydra.sweeper.budget=2", "hydra.sweeper.n_workers=1", "hydra.sweeper.max_failure_rate=1.0",
                    "algo.num_minibatches=choice(3, 5)", check=False)
     assert result.returncode != 0 and "sweep failed: none of its 2 trials finished" in result.stderr
+
+
+def test_a_sweep_ends_when_its_space_holds_no_new_design(tmp_path):
+    result = sweep(tmp_path, "hydra.sweeper.budget=5", "hydra.sweeper.n_initial=1", "hydra.sweeper.n_workers=1",
+                   "algo=choice(ppo, ipa)")
+    assert sorted(t.design["algo"] for t in Archive(tmp_path / "archive.sqlite").trials()) == ["ipa", "ppo"]
+    assert "every design of the search space has been tried: the sweep ends after 2 of its 5 trials" in result.stdout
 
 
 def test_the_baseline_of_a_group_choice_is_the_configs_own_default(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import yaml
 
 from openclaw_rl.alma.archive import COLUMNS, Archive
-from openclaw_rl.alma.search import is_finite, operator_credit
+from openclaw_rl.alma.search import is_finite, operator_credit, rungs
 from openclaw_rl.atomic import atomic_write
 
 
@@ -32,7 +33,8 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
         results.update({
             "best_evaluated_params": dict(best.design),
             "best_evaluated_result": best.score,
-            "best_trial": {"id": best.id, "overrides": best.overrides, "task_scores": best.task_scores, "run_dir": best.run_dir},
+            "best_trial": {"id": best.id, "overrides": trained_overrides(archive, best, conf),
+                           "task_scores": best.task_scores, "run_dir": best.run_dir},
             "baseline_result": None if baseline is None else baseline.score,
             "operator_credit": operator_credit(search, [t for t in search if t.status in ("finished", "failed", "pruned")]),
         })
@@ -66,6 +68,19 @@ def best_so_far(trials) -> np.ndarray:
             best = max(best, t.score)
         out.append(best if np.isfinite(best) else np.nan)
     return np.array(out)
+
+
+def trained_overrides(archive: Archive, trial, conf) -> list[str]:
+    """The overrides that train ``trial``'s weights from scratch: its design's, with successive halving's
+    length key at the trial-lengths behind its weights (a promoted trial trained several; per task when the
+    tasks' lengths differ, the first task's here). With ``inherit_weights`` its weights also began as its
+    parent's, which no override reproduces."""
+    lengths = json.loads(archive.get_meta("lengths") or "[]")
+    if not conf.promotion.enabled or not lengths:
+        return list(trial.overrides)
+    depth = rungs(archive.trials(kind="search"), conf.inherit_weights)[trial.id]
+    key = conf.promotion.key
+    return [o for o in trial.overrides if not o.startswith(f"{key}=")] + [f"{key}={depth * lengths[0]}"]
 
 
 def origin(trial, by_id: dict) -> str | None:

@@ -76,6 +76,7 @@ class Proposer:
     def run_key(self, design: dict) -> str:
         """What a design runs: the design without the keys it does not read."""
         unread = self.unread(design)
+        design = self.space.canonical(design)
         return json.dumps({k: v for k, v in design.items() if k not in unread}, sort_keys=True, default=str)
 
     def read_dims(self, design: dict) -> list:
@@ -91,9 +92,10 @@ class Proposer:
         return evaluated[rng.choice(len(evaluated), p=p)]
 
     def propose(self, evaluated: list[Trial], baseline_score: float, credit: dict[str, float], known: list[dict],
-                rng: np.random.Generator) -> tuple[dict, str, Trial, Trial | None]:
+                rng: np.random.Generator) -> tuple[dict, str, Trial, Trial | None] | None:
         """A new design: (design, operator, parent, second parent for crossover). Only ``continue``
-        repeats a design (with the parent's weights: a new trial all the same)."""
+        repeats a design (with the parent's weights: a new trial all the same). None when 50 tries
+        find no new run: the space (a finite one) is exhausted."""
         names = [n for n in self.operators if n != "crossover" or len(evaluated) > 1]
         weights = np.array([credit[n] for n in names])
         taken = {self.run_key(design) for design in known}
@@ -117,7 +119,7 @@ class Proposer:
                 child = self.perturb(parent.design, rng)
             if self.run_key(child) not in taken:
                 return child, operator, parent, other
-        return self.perturb(parent.design, rng), "perturb", parent, None
+        return None
 
     def perturb(self, design: dict, rng: np.random.Generator) -> dict:
         """Each of the d dimensions the design reads moves with probability 1/d (at least one does):

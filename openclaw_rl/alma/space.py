@@ -29,6 +29,10 @@ class Choice:
     def from_unit(self, u: float):
         return self.options[min(int(u * len(self.options)), len(self.options) - 1)]
 
+    def canonical(self, value):
+        """The option equal to ``value`` (``1.0`` is the option ``1``; a bool matches only a bool)."""
+        return next((o for o in self.options if o == value and isinstance(o, bool) == isinstance(value, bool)), value)
+
     def perturb(self, value, rng: np.random.Generator, scale: float):
         others = [o for o in self.options if o != value]
         return others[rng.integers(len(others))] if others else value
@@ -57,6 +61,14 @@ class Numeric:
             return float(min(max(value, self.low), self.high))
         n = round((value - self.low) / self.step)
         return int(min(max(self.low + n * self.step, self.low), self.high))
+
+    def canonical(self, value):
+        """``value`` in the dimension's type: a float on an interval, an int on a range (``100.0`` is ``100``)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        if self.step is None:
+            return float(value)
+        return int(value) if float(value).is_integer() else value
 
     def perturb(self, value, rng: np.random.Generator, scale: float):
         """A Gaussian step of ``scale`` times the width, in the dimension's own (log) scale,
@@ -115,6 +127,11 @@ class SearchSpace:
         each used once, in an independent random order per dimension."""
         columns = [(rng.permutation(n) + rng.random(n)) / n for _ in self.dims]
         return [{d.key: d.from_unit(float(col[i])) for d, col in zip(self.dims, columns)} for i in range(n)]
+
+    def canonical(self, design: dict) -> dict:
+        """``design`` with every searched value in its dimension's type: ``100`` and ``100.0`` are one design."""
+        dims = {d.key: d for d in self.dims}
+        return {key: dims[key].canonical(value) if key in dims else value for key, value in design.items()}
 
     def center(self) -> dict:
         return {d.key: d.from_unit(0.5) for d in self.dims}

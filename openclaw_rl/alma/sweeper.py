@@ -49,12 +49,14 @@ from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import PROMOTE, Proposer, aggregate, is_finite, operator_credit, promotable, rungs
 from openclaw_rl.alma.space import SearchSpace, SpaceError
 from openclaw_rl.alma.trial import run_trial, run_trial_in_ray
+from openclaw_rl.cli import closest_key
 from openclaw_rl.errors import ConfigError, DataError
 from openclaw_rl.memory.designs import unread_keys
 from openclaw_rl.progress import Progress
 from openclaw_rl.roll.config import RunConfig
 
 log = logging.getLogger("openclaw_rl.alma")
+_ABSENT = object()  # OmegaConf.select's default: a key the config does not have
 
 
 @dataclass
@@ -154,6 +156,7 @@ class ALMASweeperImpl:
                 composed = self.hydra_context.config_loader.load_sweep_config(self.config, space.fixed + task + extra)
             except Exception as err:  # noqa: BLE001  Hydra's override and composition errors
                 raise SpaceError(f"{where} do not compose: {err}") from None
+            self._check_searched_keys(space, composed, where)
             if self.conf.promotion.enabled:
                 self.lengths.append(self._trial_length(composed, searched, where))
                 annealed = annealed or OmegaConf.select(composed, "algo.anneal_lr", default=False) is True
@@ -168,6 +171,19 @@ class ALMASweeperImpl:
             log.warning("promotion with algo.anneal_lr=true: a promoted trial's learning rate decays over its new "
                         "length from where it stopped (a jump up); algo.anneal_lr=false keeps a run's prefix "
                         "independent of its length, as successive halving assumes")
+
+    @staticmethod
+    def _check_searched_keys(space: SearchSpace, composed: DictConfig, where: str) -> None:
+        """A searched key the config does not have would fail every trial: refused before any job (a
+        ``+key`` adds one; a group such as ``algo`` is known by its options)."""
+        choices = OmegaConf.select(composed, "hydra.runtime.choices", default=None) or {}
+        for dim in space.dims:
+            if dim.key.startswith(("+", "~")) or dim.key in choices:
+                continue
+            if OmegaConf.select(composed, dim.key, default=_ABSENT) is _ABSENT:
+                plain = OmegaConf.to_container(composed, resolve=False)
+                raise SpaceError(f"{dim.key}: a searched key that {where} do not have; {closest_key(dim.key, plain)} "
+                                 f"(+{dim.key}=... adds a new key)")
 
     def _trial_length(self, composed: DictConfig, searched: set[str], where: str) -> int:
         """One trial-length (``promotion.key``'s value) of a composed task."""
@@ -187,6 +203,7 @@ class ALMASweeperImpl:
             raise SpaceError(f"{self.sweep_dir}: this sweep dir holds a sweep over another search space; "
                              "use a new hydra.sweep.dir or the same overrides")
         archive.set_meta("space", space.signature)
+        archive.set_meta("lengths", json.dumps(self.lengths[: len(tasks)]))  # successive halving's trial-lengths
         # with promotion, successive halving decides which trial continues, not the continue operator
         proposer = Proposer(space, c.tau, c.mutation_scale, c.score_scale,
                             continuing=c.inherit_weights and not c.promotion.enabled,
@@ -205,17 +222,28 @@ class ALMASweeperImpl:
             self._prune(archive, running)
             searched = [t for t in archive.trials(kind="search") if t.status != "interrupted"]
             stop_reason = stop_reason or self._failure_stop(searched)
+            exhausted = False  # no new design now (a finite space fully tried; a promotion may still come)
             if self.launcher is not None:  # one round of n_workers trials through the Hydra launcher
                 round_ = []
                 while stop_reason is None and len(round_) < c.n_workers and len(searched) < c.budget:
-                    round_.append(self._next_trial(archive, space, proposer, initial, len(searched)))
-                    searched.append(round_[-1])
+                    trial = self._next_trial(archive, space, proposer, initial, len(searched))
+                    if trial is None:
+                        exhausted = True
+                        break
+                    round_.append(trial)
+                    searched.append(trial)
                 self._launch_round(archive, round_, tasks, "search")
             while self.launcher is None and stop_reason is None and len(running) < c.n_workers and len(searched) < c.budget:
                 trial = self._next_trial(archive, space, proposer, initial, len(searched))
+                if trial is None:
+                    exhausted = True
+                    break
                 running[trial.id] = self._start(archive, trial)
                 searched.append(trial)
-            if not running and (stop_reason is not None or len(searched) >= c.budget):
+            if not running and (stop_reason is not None or len(searched) >= c.budget or exhausted):
+                if exhausted and stop_reason is None:
+                    log.info("every design of the search space has been tried: the sweep ends after %d of its %d trials",
+                             len(searched), c.budget)
                 break
             self.backend.wait([r.process for r in running.values()], c.poll_seconds)
         self.progress.close()
@@ -246,7 +274,7 @@ class ALMASweeperImpl:
             value = OmegaConf.to_container(value) if not isinstance(value, (int, float, str, bool)) else value
             if space.contains({**design, dim.key: value}):
                 design[dim.key] = value
-        return design
+        return space.canonical(design)
 
     def _unread(self, design: dict) -> set[str]:
         """The searched ``policy.memory.*`` keys a design's memory design does not read (a ``gru`` design
@@ -258,7 +286,8 @@ class ALMASweeperImpl:
         return unread_keys(str(name))
 
     def _next_trial(self, archive: Archive, space: SearchSpace, proposer: Proposer, initial: list[dict],
-                    n_searched: int) -> Trial:
+                    n_searched: int) -> Trial | None:
+        """The next search trial, added to the archive; None when the space holds no new design."""
         c = self.conf
         rng = np.random.default_rng([c.seed, n_searched])
         everything = archive.trials(kind="search")
@@ -273,15 +302,20 @@ class ALMASweeperImpl:
         if promoted is not None:
             return archive.get(archive.add("search", promoted.design, promoted.overrides, PROMOTE, promoted.id))
         if not evaluated or c.proposer == "random":  # nothing to expand yet (more spread), or random search
-            for _ in range(50):  # a design that is a new run, where one can be found
+            for _ in range(50):  # a design that is a new run
                 design = space.latin_hypercube(1, rng)[0]
                 if proposer.run_key(design) not in taken:
                     break
+            else:
+                return None
             return archive.get(archive.add("search", design, space.overrides(design), "initial" if not evaluated else "random"))
         baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))
         ended = [t for t in everything if t.status in ("finished", "failed", "pruned")]
         credit = operator_credit(everything, ended)  # a failed or pruned child is a try its operator did not win
-        design, operator, parent, other = proposer.propose(evaluated, baseline, credit, designs, rng)
+        proposal = proposer.propose(evaluated, baseline, credit, designs, rng)
+        if proposal is None:
+            return None
+        design, operator, parent, other = proposal
         return archive.get(archive.add("search", design, space.overrides(design), operator, parent.id,
                                        other.id if other is not None else None))
 
