@@ -1,6 +1,8 @@
 """ALMA's parts: the search space, parent selection, mutation, operator credit, the archive."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -282,3 +284,14 @@ def test_mutations_move_only_the_keys_the_parent_reads():
     assert len(paoms) > 500
     assert len({child["policy.memory.capacity"] for child in paoms}) > 20
     assert {child["policy.memory.read"] for child in paoms} == {"attention", "pooled"}
+
+
+def test_the_local_backend_imports_what_every_trial_imports_before_it_forks():
+    """A forked trial starts with the sweeper's modules: torch's compiler stack (pulled in by the first
+    optimizer) and the training stack are imported once, not by every trial."""
+    code = ("import sys; from openclaw_rl.alma.backends import LocalBackend; "
+            "before = 'torch._dynamo' in sys.modules or 'openclaw_rl.roll.pipeline' in sys.modules; "
+            "LocalBackend(print, (), 1); "
+            "print(before, 'torch._dynamo' in sys.modules, 'sympy' in sys.modules, 'openclaw_rl.roll.pipeline' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "True", "True"]

@@ -179,6 +179,25 @@ def test_killed_sweep_continues_its_trials_from_their_checkpoints(tmp_path):
         assert "resumed from" in log, trial_id
 
 
+def test_a_trial_whose_checkpoint_the_kill_cut_short_starts_again_from_scratch(tmp_path):
+    args = ["hydra.sweeper.budget=2", "hydra.sweeper.n_initial=2", "hydra.sweeper.n_workers=1",
+            "algo.lr=tag(log, interval(1e-4, 1e-2))", *LONGER]
+    process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    db = tmp_path / "archive.sqlite"
+    wait_for(lambda: checkpointed_in_flight(db, tmp_path))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    (trial_id,) = checkpointed_in_flight(db, tmp_path)
+    checkpoint = tmp_path / f"trial_{trial_id:04d}" / "task_0" / "checkpoints" / "last.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # as a write cut short by the kill (not ours: atomic)
+    result = sweep(tmp_path, *args)
+    assert [t.status for t in Archive(db).trials()] == ["finished"] * 2
+    assert f"trial {trial_id}: continuing from its checkpoints failed" in result.stdout
+    log = (tmp_path / f"trial_{trial_id:04d}" / "task_0" / "train.log").read_text()
+    assert "resumed from" not in log  # the job dir was started again, whole
+
+
 def test_a_promoted_trial_killed_mid_run_continues_from_its_own_checkpoint(tmp_path):
     """kill -9 while a promoted trial runs past its copy of the parent's checkpoint: the rerun continues it
     from its own later checkpoint (no second copy), and the parent's run is left as it was."""

@@ -211,6 +211,8 @@ class ALMASweeperImpl:
         initial = [self._baseline_design(space)] + space.latin_hypercube(c.n_initial - 1, np.random.default_rng(c.seed))
         self.busy_seconds, start = 0.0, time.time()
         self.attempts: dict[int, int] = {}
+        self.resumed: set[int] = set()  # trials this process continued from their checkpoints
+        self.restarted: set[int] = set()  # and of those, the ones it started again from scratch
         self.tasks, self.holdout = tasks, holdout
         stop_reason = None
         self.objective = str(OmegaConf.select(self.config, "eval.objective", default=None) or "objective")
@@ -372,6 +374,7 @@ class ALMASweeperImpl:
         tasks = self.tasks if trial.kind == "search" else self.holdout
         per_task, subdirs = self._jobs(archive, trial, tasks, trial.kind)
         if resume:
+            self.resumed.add(trial.id)
             per_task = [overrides + [f"{self.conf.resume_key}=auto"] for overrides in per_task]
         job_dirs = [self.sweep_dir / s for s in subdirs]
         if trial.mutation == PROMOTE:
@@ -425,6 +428,14 @@ class ALMASweeperImpl:
                 self._report_progress(archive, trial_id)
                 continue
             outcome = json.loads(run.result.read_text()) if run.result.is_file() else None
+            if outcome is not None and "error" in outcome and trial_id in self.resumed - self.restarted:
+                self.restarted.add(trial_id)  # e.g. a checkpoint cut short by the kill: the trial is not at fault
+                log.warning("trial %d: continuing from its checkpoints failed (%s); starting it again from scratch",
+                            trial_id, outcome["error"].strip().splitlines()[-1])
+                for job_dir in run.job_dirs:
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                running[trial_id] = self._start(archive, run.trial)
+                continue
             if outcome is None and ending.killed is not None and self.attempts.get(trial_id, 0) < self.conf.max_retries:
                 self.attempts[trial_id] = self.attempts.get(trial_id, 0) + 1  # killed from outside: continue it
                 log.warning("trial %d: its worker was killed (%s); continuing it from its checkpoints (retry %d of %d)",
