@@ -73,6 +73,11 @@ ARMS = {
     "ipa_gae_whiten": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true"],
     "ipa_gae_whiten_separate": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true",
                                 "algo.grad_clip=separate"],
+    # Round 2, named after round 1's validation: the value loss's clip (0.2 reward units, rewards x100) holds
+    # the critic back where returns are large (the outcome reward); off for the best round-1 IPA arm and for PPO.
+    "ipa_gae_whiten_separate_vclip_off": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true",
+                                          "algo.grad_clip=separate", "algo.clip_vloss=false"],
+    "ppo_vclip_off": ["algo=ppo", "algo.clip_vloss=false"],
 }
 SEEDS = 5
 PEER = "ppo"  # the gate's side A
