@@ -42,8 +42,9 @@ def test_algo_choice_gives_the_same_config_from_every_entry(algo):
     as_dict = make_config({"algo": {"name": algo}, "trainer": {"group_size": 2}})
     as_object = RunConfig(algo=AlgoConfig(name=algo), trainer=dataclasses.replace(RunConfig().trainer, group_size=2))
     assert cli == as_dict == as_object
-    assert cli.algo.norm_adv == (algo in ("ppo", "reinforce"))
+    assert cli.algo.norm_adv == (algo in ("ipa", "ppo", "reinforce"))
     assert cli.algo.update_epochs == (1 if algo == "reinforce" else 4)
+    assert (cli.algo.clip_vloss, cli.algo.grad_clip) == ((False, "separate") if algo == "ipa" else (True, "global"))
 
 
 def test_explicit_values_beat_the_algo_defaults():

@@ -52,9 +52,11 @@ def make_batch(rewards, **given) -> Batch:
 
 
 def targets(name, batch, last_value, values=None, gamma=0.9, **ipa):
+    """``compute_targets`` by hand; IPA's advantage is the raw chunk return (``ipa.baseline=none``) unless given."""
     algo = AlgoConfig(name=name, gamma=gamma, gae_lambda=0.8).with_defaults()
     values = torch.zeros_like(batch.rewards) if values is None else torch.as_tensor(values, dtype=torch.float32)
-    return compute_targets(algo, IPAConfig(**ipa), batch, values, torch.as_tensor(last_value, dtype=torch.float32))
+    return compute_targets(algo, IPAConfig(**{"baseline": "none", **ipa}), batch, values,
+                           torch.as_tensor(last_value, dtype=torch.float32))
 
 
 # ------------------------------------------------------------------ targets by hand

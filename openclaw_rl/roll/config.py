@@ -17,11 +17,13 @@ from openclaw_rl.strategies.v7 import STRATEGIES
 
 ALGOS = ("ipa", "ppo", "grpo", "reinforce")
 # What an algorithm sets when its config leaves the key null: its defining defaults, in one place.
+# IPA's: the variant bench/ipa.py chose on validation (bench/results/ipa_validation.md; the paper's own config is
+# ipa.discount=chunk ipa.baseline=none algo.norm_adv=false algo.clip_vloss=true algo.grad_clip=global).
 ALGO_DEFAULTS = {
-    "ipa": {"norm_adv": False, "update_epochs": 4},  # the paper: no advantage whitening
-    "ppo": {"norm_adv": True, "update_epochs": 4},  # CleanRL's implementation details
-    "grpo": {"norm_adv": False, "update_epochs": 4},  # advantages are already group-normalized
-    "reinforce": {"norm_adv": True, "update_epochs": 1},  # one on-policy pass
+    "ipa": {"norm_adv": True, "update_epochs": 4, "clip_vloss": False, "grad_clip": "separate"},
+    "ppo": {"norm_adv": True, "update_epochs": 4, "clip_vloss": True, "grad_clip": "global"},  # CleanRL's details
+    "grpo": {"norm_adv": False, "update_epochs": 4, "clip_vloss": True, "grad_clip": "global"},  # group-normalized
+    "reinforce": {"norm_adv": True, "update_epochs": 1, "clip_vloss": True, "grad_clip": "global"},  # one pass
 }
 BASELINES = ("none", "value", "group", "gae")
 DISCOUNTS = ("time", "chunk")
@@ -49,13 +51,14 @@ class AlgoConfig:
     gamma: float = 0.99  # per step (ipa.discount=chunk: per chunk)
     gae_lambda: float = 0.95  # ppo's GAE; ipa.baseline=gae: per chunk
     clip_coef: float = 0.2
-    clip_vloss: bool = True
+    clip_vloss: bool | None = None  # clip the value loss around the old values by clip_coef; null: the algo's
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
     # global: one norm over all weights (CleanRL, SB3) | separate: the critic's own weights (critic_trunk, critic_head)
-    # and the rest each clipped to max_grad_norm, so the value loss's gradient does not shrink the actor's step
-    grad_clip: str = "global"
+    # and the rest each clipped to max_grad_norm, so the value loss's gradient does not shrink the actor's step;
+    # null: the algo's (ipa: separate, the others: global)
+    grad_clip: str | None = None
     norm_adv: bool | None = None  # whiten advantages per minibatch; null: the algo's (ppo, reinforce: true)
     target_kl: float | None = None  # stop the epochs of an update once approx_kl exceeds it
 
@@ -72,7 +75,7 @@ class IPAConfig:
     mismatch_high: float = 2.0  # drop chunks whose geometric-mean pi_old / mu exceeds this
     # none (the paper) | value (the critic at the chunk's start) | group (mean over same-seed markets) |
     # gae (a chunk critic: GAE over chunks, delta_k = R_k + gamma^tau V(s_k+1) - V(s_k), lambda = algo.gae_lambda)
-    baseline: str = "none"
+    baseline: str = "gae"
     discount: str = "time"  # time: a chunk of tau steps is discounted by gamma^tau (semi-MDP) | chunk: by gamma
     topr_split: str = "trajectory"  # Eq. 9's no-ratio branch: trajectory (its return > 0: the paper, ROLL) | advantage (step's > 0)
     mismatch_low: float = 0.0  # ROLL's two-sided filter: also drop chunks whose geometric-mean pi_old / mu is below this
