@@ -317,7 +317,7 @@ def test_the_training_task_runs_on_ray(tmp_path):
     config reach the workers; a design the trainer refuses fails its trial, the others finish."""
     run([sys.executable, "-m", "openclaw_rl.train", "-m", "hydra/sweeper=alma", f"hydra.sweep.dir={tmp_path}", *TINY,
          "hydra.sweeper.backend=ray", "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2", "hydra.sweeper.n_workers=2",
-         "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3)"])
+         "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3, 2)"])
     search = Archive(tmp_path / "archive.sqlite").trials(kind="search")
     assert len(search) == 3
     for t in search:
@@ -325,4 +325,4 @@ def test_the_training_task_runs_on_ray(tmp_path):
             assert t.status == "failed" and "algo.num_minibatches: must divide env.n_envs=16" in t.error
         else:
             assert t.status == "finished" and (Path(t.run_dir) / "task_0" / ".hydra" / "config.yaml").is_file()
-    assert {t.design["algo.num_minibatches"] for t in search} == {3, 4}
+    assert {t.design["algo.num_minibatches"] for t in search} == {2, 3, 4}

@@ -347,7 +347,7 @@ def test_pruning_waits_for_a_trials_second_report(tmp_path):
 
 def test_trials_can_run_through_the_configured_hydra_launcher(tmp_path):
     sweep(tmp_path, "hydra.sweeper.launcher=hydra", "hydra.sweeper.budget=3", "hydra.sweeper.n_initial=2",
-          "hydra.sweeper.n_workers=2", "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3)",
+          "hydra.sweeper.n_workers=2", "hydra.sweeper.max_failure_rate=1.0", "algo.num_minibatches=choice(4, 3, 2)",
           "hydra.sweeper.holdout_tasks=['env.regime=crash']", "hydra.sweeper.holdout_top_k=1")
     archive = Archive(tmp_path / "archive.sqlite")
     search = archive.trials(kind="search")

@@ -58,8 +58,10 @@ def test_ctrl_c_leaves_an_intact_checkpoint_and_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
     overrides = ["env.n_envs=8", "trainer.rollout_steps=32", "trainer.total_steps=10000000", "trainer.checkpoint_every=1",
                  "eval.n_envs=4", "trainer.progress=log"]
+    # Ctrl-C's default action, whatever the test runner inherited (a shell's background job ignores SIGINT)
     process = subprocess.Popen([str(BIN / "openclaw-train"), *overrides, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     checkpoint = run_dir / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.is_file() and time.monotonic() < deadline and process.poll() is None:

@@ -76,7 +76,7 @@ def trained_overrides(archive: Archive, trial, conf) -> list[str]:
     tasks' lengths differ, the first task's here). With ``inherit_weights`` its weights also began as its
     parent's, which no override reproduces."""
     lengths = json.loads(archive.get_meta("lengths") or "[]")
-    if not conf.promotion.enabled or not lengths:
+    if conf is None or not conf.promotion.enabled or not lengths:
         return list(trial.overrides)
     depth = rungs(archive.trials(kind="search"), conf.inherit_weights)[trial.id]
     key = conf.promotion.key
