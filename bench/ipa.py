@@ -128,12 +128,20 @@ def score(root: Path, settings: dict[str, Setting], arms: list[str], seeds: int,
                 out = folder.parent / f"{split}-seed{seed}"
                 shutil.rmtree(out, ignore_errors=True)
                 results = run_benchmark(BenchConfig(checkpoint=str(folder), tier=setting.tier, split=split), out, bar=False)
-                runs.append({"bench_dir": str(out.relative_to(REPO)), "results": results,
+                runs.append({"bench_dir": str(out.relative_to(REPO)), "results": trimmed(results),
                              **json.loads((folder / "summary.json").read_text())})
             scored[name][arm] = runs
             aggregate = [r["results"]["aggregate"]["mean"] for r in runs]
             print(f"{split} {name} {arm}: aggregate {np.mean(aggregate):+.3f}", flush=True)
     return scored
+
+
+def trimmed(results: dict) -> dict:
+    """What the results file keeps of a benchmark run (its bench dir has the rest): the aggregate, and per task
+    the score, its interval and the per-seed scores."""
+    return {"aggregate": results["aggregate"],
+            "tasks": {name: {"excess_log_return": t["excess_log_return"], "low": t["low"], "high": t["high"],
+                             "seeds": t["seeds"]["excess_log_return"]} for name, t in results["tasks"].items()}}
 
 
 def cell(values) -> str:
