@@ -82,6 +82,7 @@ class Learner:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                actor_norm, critic_norm = grad_norms(policy)
                 grad_norm = clip_gradients(policy, algo)
                 if not torch.isfinite(grad_norm):
                     raise TrainingDiverged(f"non-finite gradient norm at update {update}, epoch {epoch}; "
@@ -91,7 +92,8 @@ class Learner:
                     log_ratio = new[0] - old["logp"][:, cols]
                     sampled = (~mb.padding & ~mb.teacher).to(log_ratio.dtype)  # the steps the RL loss learns on
                     approx_kl = (((log_ratio.exp() - 1) - log_ratio) * sampled).sum().item() / max(sampled.sum().item(), 1.0)
-                for key, value in {**term_stats, "losses/approx_kl": approx_kl, "losses/grad_norm": grad_norm.item()}.items():
+                for key, value in {**term_stats, "losses/approx_kl": approx_kl, "losses/grad_norm": grad_norm.item(),
+                                   "losses/grad_norm_actor": actor_norm, "losses/grad_norm_critic": critic_norm}.items():
                     stats.setdefault(key, []).append(value)
             if algo.target_kl is not None and np.mean(stats["losses/approx_kl"][-algo.num_minibatches:]) > algo.target_kl:
                 stop = True
@@ -99,7 +101,8 @@ class Learner:
         if policy.config.normalize_obs:  # the next rollout's statistics (this one acted with fixed ones)
             policy.norm.update(batch.obs[~batch.padding])
         out = {key: float(np.mean(values)) for key, values in stats.items()}
-        out["losses/grad_norm_max"] = float(np.max(stats["losses/grad_norm"]))
+        for key in ("losses/grad_norm", "losses/grad_norm_actor", "losses/grad_norm_critic"):
+            out[f"{key}_max"] = float(np.max(stats[key]))
         out["charts/learning_rate"] = lr
         out["losses/early_stop"] = float(stop)
         real = ~batch.padding
@@ -116,6 +119,15 @@ class Learner:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
+
+
+def grad_norms(policy: ActorCritic) -> tuple[float, float]:
+    """The gradient norms before clipping of the actor's weights (all but the critic's own) and the critic's:
+    which loss term a spike of ``losses/grad_norm`` comes from."""
+    critic = {id(p) for p in policy.critic_parameters()}
+    return tuple(float(nn.utils.get_total_norm([p.grad for p in policy.parameters()
+                                                  if p.grad is not None and (id(p) in critic) == is_critic]))
+                 for is_critic in (False, True))
 
 
 def clip_gradients(policy: ActorCritic, algo: AlgoConfig) -> torch.Tensor:
