@@ -82,8 +82,7 @@ class Learner:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                actor_norm, critic_norm = grad_norms(policy)
-                grad_norm = clip_gradients(policy, algo)
+                grad_norm, actor_norm, critic_norm = clip_gradients(policy, algo)
                 if not torch.isfinite(grad_norm):
                     raise TrainingDiverged(f"non-finite gradient norm at update {update}, epoch {epoch}; "
                                            "the last checkpoint is intact")
@@ -121,24 +120,25 @@ class Learner:
         self.rng.bit_generator.state = state["rng"]
 
 
-def grad_norms(policy: ActorCritic) -> tuple[float, float]:
-    """The gradient norms before clipping of the actor's weights (all but the critic's own) and the critic's:
-    which loss term a spike of ``losses/grad_norm`` comes from."""
-    critic = {id(p) for p in policy.critic_parameters()}
-    return tuple(float(nn.utils.get_total_norm([p.grad for p in policy.parameters()
-                                                  if p.grad is not None and (id(p) in critic) == is_critic]))
-                 for is_critic in (False, True))
-
-
-def clip_gradients(policy: ActorCritic, algo: AlgoConfig) -> torch.Tensor:
+def clip_gradients(policy: ActorCritic, algo: AlgoConfig) -> tuple[torch.Tensor, float, float]:
     """Clip the gradients to ``algo.max_grad_norm`` (``algo.grad_clip``: over all weights, or the critic's and
-    the rest's separately); returns the norm over all weights before clipping."""
-    if algo.grad_clip == "global":
-        return nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
+    the rest's separately). Returns the norms before clipping: over all weights, over the actor's (all but the
+    critic's own) and over the critic's, which tell a loss term's spike apart."""
     critic = {id(p) for p in policy.critic_parameters()}
-    norms = [nn.utils.clip_grad_norm_([p for p in policy.parameters() if (id(p) in critic) == is_critic], algo.max_grad_norm)
-             for is_critic in (False, True)]
-    return torch.linalg.vector_norm(torch.stack(norms))
+    parts = [[p for p in policy.parameters() if (id(p) in critic) == is_critic] for is_critic in (False, True)]
+    if algo.grad_clip == "global":
+        actor_norm, critic_norm = (_grad_norm(part) for part in parts)
+        total = nn.utils.clip_grad_norm_(policy.parameters(), algo.max_grad_norm)
+    else:
+        actor_norm, critic_norm = (nn.utils.clip_grad_norm_(part, algo.max_grad_norm) for part in parts)
+        total = torch.linalg.vector_norm(torch.stack([actor_norm, critic_norm]))
+    return total, float(actor_norm), float(critic_norm)
+
+
+def _grad_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
+    """The 2-norm of the parameters' gradients (0 without any)."""
+    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
 def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
