@@ -32,6 +32,16 @@ def mean_sd(values) -> str:
     return f"{numpy.mean(values):+.4f} ± {numpy.std(values):.4f}"
 
 
+def grad_norm_summary(history: list[dict]) -> dict:
+    """A training run's gradient norms before clipping: the max over its minibatches, the median over its
+    updates (of each update's mean), and their ratio (spikes)."""
+    import numpy
+
+    peak = max(h["losses/grad_norm_max"] for h in history)
+    median = float(numpy.median([h["losses/grad_norm"] for h in history]))
+    return {"grad_norm_max": float(peak), "grad_norm_median": median, "grad_spike": float(peak / median)}
+
+
 def machine() -> dict:
     import numpy
     import torch

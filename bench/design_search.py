@@ -54,7 +54,7 @@ import numpy as np
 import torch
 import yaml
 
-from alma_vs import HALVING, OBJECTIVE, task_overrides, validation, verdict
+from alma_vs import ALMA_SETTINGS as ALMA_VS_SETTINGS, OBJECTIVE, SPACE, task_overrides, validation, verdict
 from common import machine, mean_sd, write_results
 from memory import env_overrides
 from openclaw_rl.alma.space import Choice, SearchSpace
@@ -67,9 +67,7 @@ from openclaw_rl.benchmark.tasks import TASKS, TIERS
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
 SPACES = {
-    "switching": ["algo.lr=tag(log, interval(1e-5, 3e-2))", "algo.ent_coef=interval(0.0, 0.05)",
-                  "algo.gamma=interval(0.9, 0.999)", "ipa.chunker=choice(trade, fixed, step, episode)",
-                  "algo.update_epochs=range(1, 9)"],  # alma_vs.SPACE
+    "switching": SPACE,
     "memory_trend": ["policy/memory=choice(none, window, trace, gru)", "algo.lr=tag(log, interval(1e-5, 3e-2))",
                      "algo.ent_coef=interval(0.0, 0.05)", "algo.gamma=interval(0.9, 0.999)",
                      "algo.update_epochs=range(1, 9)"],
@@ -83,8 +81,8 @@ ARMS = {
     "random_promotion": "random + successive halving (proposer=random, promotion, n_initial=4)",
     "tpe_pruned": "Optuna TPE + Hyperband (its API, n_jobs=2)",
 }
-ALMA_SETTINGS = {"random": ["hydra.sweeper.proposer=random"], "alma": [], "alma_promotion": HALVING,
-                 "random_promotion": [*HALVING, "hydra.sweeper.proposer=random"]}
+ALMA_SETTINGS = {"random": ["hydra.sweeper.proposer=random"],  # hydra/sweeper=alma's settings per arm
+                 **{arm: ALMA_VS_SETTINGS[arm] for arm in ("alma", "alma_promotion", "random_promotion")}}
 PAIRS = [*((arm, "no_search") for arm in ARMS if arm != "no_search"),  # (a, b): a - b, paired by sweep seed
          ("alma_promotion", "random_promotion"), ("alma", "random"), ("alma_promotion", "tpe_pruned")]
 MAX_LENGTHS = 4  # tpe_pruned: a trial's most segments (Hyperband's max_resource)

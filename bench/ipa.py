@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine, write_results
+from common import grad_norm_summary, machine, write_results
 from openclaw_rl.api import make_config
 from openclaw_rl.benchmark import stats
 from openclaw_rl.benchmark.config import BenchConfig
@@ -103,11 +103,8 @@ def train(root: Path, settings: dict[str, Setting], arms: list[str], seeds: int)
                 shutil.rmtree(folder, ignore_errors=True)
                 start = time.perf_counter()
                 result = run(make_config(overrides(arm, seed, setting)), folder)
-                means = np.array([h["losses/grad_norm"] for h in result.history])
-                peaks = np.array([h["losses/grad_norm_max"] for h in result.history])
                 summary = {"overrides": overrides(arm, seed, setting), "train_seconds": time.perf_counter() - start,
-                           "grad_norm_max": float(peaks.max()), "grad_norm_median": float(np.median(means)),
-                           "grad_spike": float(peaks.max() / np.median(means)),
+                           **grad_norm_summary(result.history),
                            "final_entropy": float(result.history[-1].get("losses/entropy", np.nan)),
                            "explained_variance": float(np.nanmean([h.get("losses/explained_variance", np.nan)
                                                                    for h in result.history[-10:]]))}

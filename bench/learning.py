@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 import torch
 
-from common import machine, mean_sd, write_results
+from common import grad_norm_summary, machine, mean_sd, write_results
 from openclaw_rl.api import make_config
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.evaluate import evaluate
@@ -54,10 +54,7 @@ def train(algo: str, seed: int, task: list[str], args) -> dict:
     config = make_config(overrides(algo, seed, args.steps, task, args))
     with tempfile.TemporaryDirectory() as run_dir:
         result = run(config, run_dir)
-    means = np.array([h["losses/grad_norm"] for h in result.history])
-    peaks = np.array([h["losses/grad_norm_max"] for h in result.history])
-    return {**result.metrics, "grad_norm_max": float(peaks.max()), "grad_norm_median": float(np.median(means)),
-            "grad_spike": float(peaks.max() / np.median(means))}
+    return {**result.metrics, **grad_norm_summary(result.history)}
 
 
 def random_policy(seed: int, task: list[str], args) -> dict:
