@@ -52,7 +52,7 @@ train: install
 
 # All benchmarks; each writes bench/results/NAME.{json,md}. Takes ~3.5 hours on 2 cores.
 bench: $(VENV)/.bench-installed
-	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py --first-seed 10 && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py && ../$(PY) calibration.py && ../$(PY) memory_sps.py && ../$(PY) memory.py && ../$(PY) memory_bound.py && ../$(PY) workers.py && ../$(PY) alma_ray.py
+	cd bench && ../$(PY) env_throughput.py && ../$(PY) train_sps.py && ../$(PY) features_sps.py && ../$(PY) threads.py && ../$(PY) learning.py && ../$(PY) alma_vs.py --first-seed 10 && ../$(PY) dataset_scale.py && ../$(PY) post_training.py && ../$(PY) suite.py && ../$(PY) calibration.py && ../$(PY) memory_sps.py && ../$(PY) memory.py && ../$(PY) memory_bound.py && ../$(PY) workers.py && ../$(PY) alma_ray.py
 	$(MAKE) bench-rllib
 
 # Semantic mutants of the core math (IPA, targets and losses, collector, engine accounting), each run

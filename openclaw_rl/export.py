@@ -198,12 +198,13 @@ def _reflect(memory: PAOMemory, records):
 
 # --------------------------------------------------------------------------- what the export says about itself
 def observation_names(env: EnvConfig) -> list[str]:
-    """The observation's columns: the return window (oldest first), the scalar features, the regime one-hot."""
+    """The observation's columns: the return window (oldest first), the scalar features, the user's features,
+    the regime one-hot."""
     if env.gym_id is not None:
         return [f"obs[{i}]" for i in range(env.obs_dim)]
     returns = [f"return[t-{env.window - 1 - i}]" if i < env.window - 1 else "return[t]" for i in range(env.window)]
     regimes = [f"regime={name}" for name in REGIME_NAMES] if env.observe_regime else []
-    return [*returns, *FEATURES[1:], *regimes]
+    return [*returns, *FEATURES[1:], *env.feature_names, *regimes]
 
 
 def describe(policy: ActorCritic, config: RunConfig, fmt: str, out: Path, checkpoint: Path) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from openclaw_rl.rock.features import feature_label, pipeline
 from openclaw_rl.rock.historical import BUILTIN_DATASETS, DataConfig, HistoricalReplay, load_series
 from openclaw_rl.rock.markets import DEFAULT_REGIMES, REGIME_NAMES, SYNTHETIC_MODELS, Regime, RegimeSwitching
 from openclaw_rl.rock.user_env import user_spaces
@@ -137,6 +138,9 @@ class EnvConfig:
     observe_regime: bool = False  # the oracle: append the bar's true regime (one-hot over REGIME_NAMES) to the observation
     market: dict[str, Any] = field(default_factory=lambda: {"kind": "regime_switching"})  # model parameters: market_defaults
     data: DataConfig = field(default_factory=DataConfig)
+    # Computed observation features (rock/features.py): {name: a ta function, its parameters} or
+    # {fn: module:function, its parameters}; the file's own columns are env.data.features.
+    features: list[dict[str, Any]] = field(default_factory=list)
     # A user's Gymnasium env instead of the market simulator (rock/user_env.py): a registered id, or
     # module:Env-v0 to import the module that registers it. The market keys above are then unused.
     gym_id: str | None = None
@@ -151,7 +155,12 @@ class EnvConfig:
     def obs_dim(self) -> int:
         if self.gym_id is not None:
             return user_spaces(self.gym_id).obs_dim
-        return self.window + N_SCALAR_FEATURES + (len(REGIME_NAMES) if self.observe_regime else 0)
+        return self.window + N_SCALAR_FEATURES + len(self.feature_names) + (len(REGIME_NAMES) if self.observe_regime else 0)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The observed features beyond ``FEATURES``, in order: ``env.data.features``, then ``env.features``."""
+        return (*self.data.features, *(feature_label(spec) for spec in self.features))
 
     def feature(self, name: str) -> int:
         """The observation column of feature ``name`` (``FEATURES``; "return" is the newest return)."""
@@ -204,6 +213,15 @@ class EnvConfig:
             fail("dsr_eta", f"must be in (0, 1), got {self.dsr_eta!r}")
         if self.ruin_fraction >= 1:
             fail("ruin_fraction", f"must be < 1, got {self.ruin_fraction!r}")
+        if (self.features or self.data.features) and self.gym_id is not None:
+            fail("features", "observation features belong to the market env; a user's env (env.gym_id) makes its own")
+        if self.data.features and self.market.get("kind") != "historical":
+            fail("data.features", "columns of a file need env.market.kind=historical (env/market=historical)")
+        names = self.feature_names
+        if len(set(names)) < len(names):
+            fail("features", f"each feature once: {[name for name in names if names.count(name) > 1][0]} appears twice")
+        if self.gym_id is None:  # probes every computed feature for look-ahead, before any work
+            pipeline(self.features, tuple(self.data.features), volume=self.market.get("kind") == "historical", prefix=prefix)
         if self.gym_id is not None:
             found = user_spaces(self.gym_id)  # makes the env once: a bad id or space fails here, before any work
             if found.continuous != self.continuous:
@@ -259,7 +277,8 @@ class EnvConfig:
             series = load_series(self.data)
             split = self.data.split
             bars = None if split == "all" else time_splits(len(series), self.data.split_fractions, self.data.embargo)[split]
-            return HistoricalReplay(series, self.data.sampling, bars, split)
+            features = pipeline(self.features, tuple(self.data.features), series.volume is not None, prefix)
+            return HistoricalReplay(series, self.data.sampling, bars, split, features, self.window)
         model_cls = SYNTHETIC_MODELS[kind]  # __post_init__ refused parameters the model does not have
         fields = [f.name for f in dataclasses.fields(model_cls)]
         if model_cls is RegimeSwitching:

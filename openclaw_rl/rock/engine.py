@@ -6,13 +6,15 @@ the book is marked at the close of ``t+1``, and short positions pay borrow on th
 A position is only traded when the target changes, so every executed order is a chunk
 boundary (``chunk_end``). Money is float64, observations float32.
 
-Observation (float32, ``window + 5``): the last ``window`` close-to-close log returns (%),
+Observation (float32, ``window + 5 + F``): the last ``window`` close-to-close log returns (%),
 realized volatility over the window (%), the last bar's high/low range (log %), the current
-position, unrealized PnL since the last order (%), and the fraction of the episode left.
+position, unrealized PnL since the last order (%), the fraction of the episode left, and the
+bar's ``F`` user features (``rock/features.py``; their warm-up bars are sampled before the path).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +23,9 @@ import numpy as np
 
 from openclaw_rl.rock import rng
 from openclaw_rl.rock.config import N_SCALAR_FEATURES, EnvConfig
+from openclaw_rl.rock.features import pipeline
 from openclaw_rl.rock.historical import HistoricalReplay
-from openclaw_rl.rock.markets import REGIME_NAMES
+from openclaw_rl.rock.markets import REGIME_NAMES, Bars
 from openclaw_rl.rock.rolling import rolling_std
 
 _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -38,7 +41,7 @@ class MarketEngine:
         "dsr_a", "dsr_b", "open", "close", "regime",
         "ret_pct", "vol_pct", "range_pct", "obs",
     )
-    PATHS = ("open", "close", "regime", "ret_pct", "vol_pct", "range_pct")  # [n_bars, n]; the rest is [n, ...]
+    PATHS = ("open", "close", "regime", "ret_pct", "vol_pct", "range_pct", "features")  # [n_bars, n, ...]; the rest [n, ...]
     # Spare columns of the observation buffer: the window slides right one column per step
     # and is moved back to column 0 once every _OBS_SLACK steps.
     _OBS_SLACK = 256
@@ -48,6 +51,9 @@ class MarketEngine:
         self.n = n
         self.market = market if market is not None else config.make_market()
         n_bars = config.bars_per_episode
+        # Historical replay computes the features over its series; synthetic paths, each its own.
+        self.pipeline = None if isinstance(self.market, HistoricalReplay) else pipeline(config.features)
+        self.lead = self.pipeline.lead(config.window) if self.pipeline else 0
         if isinstance(self.market, HistoricalReplay):
             self.market.check_fits(n_bars)
         self.obs_dim = config.obs_dim
@@ -67,6 +73,10 @@ class MarketEngine:
         self.regime = np.zeros((n_bars, n), dtype=np.int8)
         for name in ("ret_pct", "vol_pct", "range_pct"):
             setattr(self, name, np.zeros((n_bars, n), dtype=np.float32))
+        self.n_features = len(config.feature_names)
+        self.features = np.zeros((n_bars, n, self.n_features), dtype=np.float32)
+        # Snapshots of runs without features (and of versions before them) hold no feature paths.
+        self.state_names = self.STATE + (("features",) if self.n_features else ())
         self._obs_buf = np.zeros((n, self.obs_dim + self._OBS_SLACK), dtype=np.float32)
         self._head = 0
 
@@ -115,13 +125,24 @@ class MarketEngine:
         obs[:, w] = self.vol_pct[w, rows]
         obs[:, w + 1] = self.range_pct[w, rows]
         obs[:, w + 2 : w + N_SCALAR_FEATURES] = (0.0, 0.0, 1.0)  # position, PnL, time left
+        user = w + N_SCALAR_FEATURES + self.n_features
+        obs[:, w + N_SCALAR_FEATURES : user] = self.features[w, rows]
         if self.config.observe_regime:
-            obs[:, w + N_SCALAR_FEATURES :] = self._regime_onehot(self.regime[w, rows]).T
+            obs[:, user:] = self._regime_onehot(self.regime[w, rows]).T
         self._obs_buf[rows, self._head : self._head + self.obs_dim] = obs
 
     def _new_paths(self, keys: np.ndarray, columns) -> None:
         """Sample the episode paths of ``keys`` into ``columns`` and derive the bar features."""
-        bars = self.market.sample(keys, self.config.bars_per_episode)
+        bars = self.market.sample(keys, self.lead + self.config.bars_per_episode)
+        if self.pipeline is not None:
+            features = self.pipeline.compute(bars.log_open, bars.log_high, bars.log_low, bars.log_close)
+            self.pipeline.check_finite(features, self.lead + self.config.window)
+            self.features[:, columns] = features[self.lead :]
+        elif bars.features is not None:
+            self.features[:, columns] = bars.features
+        if self.lead:
+            bars = Bars(**{f.name: None if getattr(bars, f.name) is None else getattr(bars, f.name)[self.lead :]
+                           for f in dataclasses.fields(Bars)})
         self.open[:, columns] = np.exp(bars.log_open)
         self.close[:, columns] = np.exp(bars.log_close)
         self.regime[:, columns] = bars.regime
@@ -205,8 +226,11 @@ class MarketEngine:
         new[3] = self.position
         new[4] = (equity / self.entry_equity - 1.0) * 100
         new[5] = 1.0 - self.t / self.config.episode_bars
+        user = N_SCALAR_FEATURES + 1 + self.n_features
+        if self.n_features:
+            new[N_SCALAR_FEATURES + 1 : user] = self.features.reshape(-1, self.n_features)[flat].T
         if self.config.observe_regime:
-            new[N_SCALAR_FEATURES + 1 :] = self._regime_onehot(self.regime.take(flat))
+            new[user:] = self._regime_onehot(self.regime.take(flat))
         buf[:, self._head + w - 1 : self._head + self.obs_dim] = new.T
 
     @staticmethod
@@ -219,15 +243,15 @@ class MarketEngine:
         """The full state (RNG included) as copies of plain arrays; ``rows`` picks markets, giving
         the state of an engine of ``len(rows)`` markets (see ``stack_snapshots``)."""
         if rows is None:
-            return {name: getattr(self, name).copy() for name in self.STATE}
+            return {name: getattr(self, name).copy() for name in self.state_names}
         return {name: getattr(self, name)[:, rows] if name in self.PATHS else getattr(self, name)[rows]
-                for name in self.STATE}
+                for name in self.state_names}
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
-        missing = [name for name in self.STATE if name not in state]
+        missing = [name for name in self.state_names if name not in state]
         if missing:
             raise ValueError(f"snapshot lacks {missing}; was it taken from a MarketEngine?")
-        for name in self.STATE:
+        for name in self.state_names:
             current, value = getattr(self, name), np.asarray(state[name])
             if value.shape != current.shape or value.dtype != current.dtype:
                 raise ValueError(
@@ -240,7 +264,7 @@ class MarketEngine:
 def stack_snapshots(states: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """One engine's state from several, markets in order: restores forks of saved states side by side."""
     return {name: np.concatenate([s[name] for s in states], axis=1 if name in MarketEngine.PATHS else 0)
-            for name in MarketEngine.STATE}
+            for name in states[0]}
 
 
 @functools.cache

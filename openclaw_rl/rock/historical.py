@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from openclaw_rl.rock import rng
+from openclaw_rl.rock.features import FeaturePipeline
 from openclaw_rl.rock.markets import NO_REGIME, Bars
 from openclaw_rl.rock.splits import bars_record, file_sha256
 from openclaw_rl.errors import DataError
@@ -56,6 +57,10 @@ class DataConfig:
     such row; with true, rows with an empty cell in any mapped price column are dropped (a
     warning says how many) before anything else is checked or derived. Cells that are present
     but not numbers, non-positive, or infinite are errors either way.
+
+    ``features``: numeric columns observed as they are (``rock/features.py``). Rows before the first
+    one where every such column has a value (a column's own warm-up) are not observed; an empty or
+    non-numeric cell after it is an error naming the row (fill it in the file).
     """
 
     path: str | None = None
@@ -69,6 +74,7 @@ class DataConfig:
     split: str = "train"
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     embargo: int = 20
+    features: list[str] = field(default_factory=list)
 
 
 def builtin_path(name: str) -> tuple[Path, str, str]:
@@ -98,6 +104,7 @@ class PriceSeries:
     close: np.ndarray
     volume: np.ndarray | None
     sha256: str = ""  # of the file's bytes (the contamination guard's identity of the data)
+    features: np.ndarray | None = None  # [T, C] float64: DataConfig.features, in order (NaN before all have values)
 
     def __len__(self) -> int:
         return len(self.close)
@@ -141,7 +148,8 @@ def load_series(config: DataConfig) -> PriceSeries:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
     columns = _match_columns(list(frame.columns), columns, config.builtin is None and config.columns == _DEFAULT_COLUMNS,
                              str(path))
-    series = validate_frame(frame, str(path), columns, time_format, config.start, config.end, config.drop_missing)
+    series = validate_frame(frame, str(path), columns, time_format, config.start, config.end, config.drop_missing,
+                            tuple(config.features))
     return dataclasses.replace(series, sha256=file_sha256(path))
 
 
@@ -177,7 +185,7 @@ def _row(frame, position: int) -> str:
 
 
 def validate_frame(frame, source: str, columns: dict, time_format: str | None, start=None, end=None,
-                   drop_missing: bool = False) -> PriceSeries:
+                   drop_missing: bool = False, features: tuple[str, ...] = ()) -> PriceSeries:
     """Check every column and row; raise ``DataError`` naming the first problem (see ``DataConfig``
     for close-only series and ``drop_missing``)."""
     import pandas as pd
@@ -192,6 +200,7 @@ def validate_frame(frame, source: str, columns: dict, time_format: str | None, s
     vol_col = columns.get("volume")
     if vol_col is not None and vol_col not in frame.columns:
         missing.append(f"{vol_col} (field volume; map it to null if the file has none)")
+    missing += [f"{name} (env.data.features)" for name in features if name not in frame.columns]
     if missing:
         hint = "; for a close-only series map open, high and low to null" if not derived else ""
         raise DataError(f"{source}: missing column(s) {', '.join(missing)}; the file has {list(frame.columns)}{hint}")
@@ -259,21 +268,56 @@ def validate_frame(frame, source: str, columns: dict, time_format: str | None, s
     if keep.sum() < 2:
         raise DataError(f"{source}: fewer than 2 bars between env.data.start={start} and env.data.end={end}")
     return PriceSeries(
-        source, stamps[keep], *(values[f][keep] for f in PRICE_FIELDS), values["volume"][keep] if "volume" in values else None
+        source, stamps[keep], *(values[f][keep] for f in PRICE_FIELDS), values["volume"][keep] if "volume" in values else None,
+        features=_feature_columns(frame, features, keep, source, lambda i: at(int(np.flatnonzero(keep)[i]))),
     )
+
+
+def _feature_columns(frame, names: tuple[str, ...], keep: np.ndarray, source: str, at) -> np.ndarray | None:
+    """The ``names`` columns of the rows kept as ``[T, C]`` float64; after the first row where all have a
+    value, a missing one is an error."""
+    import pandas as pd
+
+    if not names:
+        return None
+    values = np.stack([pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)[keep] for name in names], 1)
+    finite = np.isfinite(values)
+    rows = finite.all(1)
+    if not rows.any():
+        raise DataError(f"{source}: feature column(s) {list(names)} have no row where all are numbers")
+    first = int(np.argmax(rows))
+    bad = ~finite[first:]
+    if bad.any():
+        i, c = np.argwhere(bad)[0]
+        raise DataError(f"{source}: column {names[c]!r} (env.data.features): missing or non-numeric value "
+                        f"{frame[names[c]].to_numpy()[keep][first + i]} at {at(first + i)}; fill it in the file")
+    return values
 
 
 class HistoricalReplay:
     """Episodes are windows of the bars ``[start, end)`` of a real series (one split of it, see
-    ``rock/splits.py``), never reaching past them; ``random`` picks a seeded start per episode."""
+    ``rock/splits.py``), never reaching past them; ``random`` picks a seeded start per episode.
+
+    ``features`` (``rock/features.py``) are computed once over the whole series: causal, so a bar's
+    values read only the bars before it, as a trader's would. Episodes start late enough that the
+    first bar observed (``window`` bars in) has every feature."""
 
     def __init__(self, series: PriceSeries, sampling: str = "random", bars: tuple[int, int] | None = None,
-                 split: str = "all"):
+                 split: str = "all", features: FeaturePipeline | None = None, window: int = 0):
         self.series = series
         self.sampling = sampling
         self.start, self.end = bars if bars is not None else (0, len(series))
         self.split = split
         self._logs = series.log_prices()
+        self.features = None
+        if features is not None:
+            column = {f: self._logs[f][:, None] for f in PRICE_FIELDS}
+            values = features.compute(*column.values(), None if series.volume is None else series.volume[:, None],
+                                      None if series.features is None else series.features[:, None])
+            first = max(int(np.argmax(np.isfinite(values[:, 0]).all(-1))), features.warmup)
+            features.check_finite(values, first)
+            self.features = values[:, 0]
+            self.start = max(self.start, first - window)
 
     def check_fits(self, n_bars: int) -> None:
         if n_bars > self.end - self.start:
@@ -298,4 +342,5 @@ class HistoricalReplay:
             starts = self.start + np.minimum((u * n_starts).astype(np.int64), n_starts - 1)
         index = np.arange(n_bars)[:, None] + starts[None, :]
         regime = np.full(index.shape, NO_REGIME, dtype=np.int8)
-        return Bars(*(self._logs[f][index] for f in PRICE_FIELDS), regime)
+        return Bars(*(self._logs[f][index] for f in PRICE_FIELDS), regime,
+                    features=None if self.features is None else self.features[index])

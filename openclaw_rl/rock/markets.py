@@ -49,13 +49,15 @@ DEFAULT_REGIMES = {
 
 @dataclass(frozen=True)
 class Bars:
-    """Log OHLC price paths ``[n_bars, n]`` (float64) and the true regime code per bar (int8)."""
+    """Log OHLC price paths ``[n_bars, n]`` (float64) and the true regime code per bar (int8); historical
+    replay adds the observation features it computed over its series ``[n_bars, n, F]`` (float32)."""
 
     log_open: np.ndarray
     log_high: np.ndarray
     log_low: np.ndarray
     log_close: np.ndarray
     regime: np.ndarray
+    features: np.ndarray | None = None
 
 
 def bars_from_returns(
