@@ -59,6 +59,9 @@ GUARDING = ("tests/test_contamination.py",)
 SUITE = "openclaw_rl/benchmark/suite.py"
 SCORING = ("tests/test_benchmark.py",)
 CHUNKS = "openclaw_rl/ipa/chunks.py"
+FEATURES = "openclaw_rl/rock/features.py"
+HISTORICAL = "openclaw_rl/rock/historical.py"
+FEATURING = ("tests/test_features.py",)
 MUTANTS_TESTS = ("tests/test_learner_mutants.py",)
 LEARNER_MUTANTS = LEARNING + MUTANTS_TESTS
 ROLLOUT_MUTANTS = ("tests/test_rollout.py",) + MUTANTS_TESTS
@@ -328,6 +331,22 @@ MUTANTS = [
     Mutant("value_loss_skips_teacher_steps", "the critic is not trained on replayed teacher steps", ALGOS,
            'v_loss = value_loss(algo, values, old["values"], old["ret"], real)',
            'v_loss = value_loss(algo, values, old["values"], old["ret"], learn)', LEARNER_MUTANTS),
+    Mutant("feature_of_the_next_bar", "a step observes the features of the bar after the one it entered", ENGINE,
+           "self.features.reshape(-1, self.n_features)[flat].T",
+           "self.features.reshape(-1, self.n_features)[np.minimum(flat + self.n, self.features.shape[0] * self.n - 1)].T",
+           FEATURING),
+    Mutant("reset_features_of_the_previous_bar", "the first observation shows the features of the bar before it", ENGINE,
+           "obs[:, w + N_SCALAR_FEATURES : user] = self.features[w, rows]",
+           "obs[:, w + N_SCALAR_FEATURES : user] = self.features[w - 1, rows]", FEATURING),
+    Mutant("look_ahead_probe_blind", "the look-ahead probe compares a feature with itself", FEATURES,
+           "before, after = base[: cut + 1], feature.compute(changed)[: cut + 1]",
+           "before = after = base[: cut + 1]", FEATURING),
+    Mutant("warmup_ignores_windows", "a feature's warm-up is only its NaN bars (ATR's zeros are observed)", FEATURES,
+           "return max(warmup, feature.min_warmup)", "return warmup", FEATURING),
+    Mutant("synthetic_paths_without_warmup", "synthetic paths draw no warm-up bars before the window", ENGINE,
+           "self.lead = self.pipeline.lead(config.window) if self.pipeline else 0", "self.lead = 0", FEATURING),
+    Mutant("replay_plays_before_features_exist", "historical episodes start before every feature has a value", HISTORICAL,
+           "self.start = max(self.start, first - window)", "self.start = max(self.start, first - window - 1)", FEATURING),
 ]
 
 
