@@ -144,6 +144,7 @@ class EnvConfig:
     # A user's Gymnasium env instead of the market simulator (rock/user_env.py): a registered id, or
     # module:Env-v0 to import the module that registers it. The market keys above are then unused.
     gym_id: str | None = None
+    gym_kwargs: dict[str, Any] = field(default_factory=dict)  # keyword arguments of gym.make(env.gym_id)
 
     def __post_init__(self):
         if isinstance(self.actions, (list, tuple)):
@@ -154,7 +155,7 @@ class EnvConfig:
     @property
     def obs_dim(self) -> int:
         if self.gym_id is not None:
-            return user_spaces(self.gym_id).obs_dim
+            return user_spaces(self.gym_id, self.gym_kwargs).obs_dim
         return self.window + N_SCALAR_FEATURES + len(self.feature_names) + (len(REGIME_NAMES) if self.observe_regime else 0)
 
     @property
@@ -170,7 +171,7 @@ class EnvConfig:
     def action_dim(self) -> int:
         """Logits of the discrete actions, or the one continuous target position."""
         if self.gym_id is not None:
-            return user_spaces(self.gym_id).action_dim
+            return user_spaces(self.gym_id, self.gym_kwargs).action_dim
         return 1 if self.continuous else len(self.actions)
 
     def nearest_action(self, positions: np.ndarray) -> np.ndarray:
@@ -198,10 +199,10 @@ class EnvConfig:
                 fail(key, f"must be a positive integer, got {value!r}")
         for key in ("fee_bps", "slippage_bps", "borrow_bps_per_year", "trade_threshold", "ruin_fraction",
                     "bars_per_year", "initial_equity", "max_position", "dsr_eta"):
-            if not _finite_number(getattr(self, key)):
+            if not finite_number(getattr(self, key)):
                 fail(key, f"must be a finite number, got {getattr(self, key)!r}")
         for i, level in enumerate(self.actions):
-            if not _finite_number(level):
+            if not finite_number(level):
                 fail(f"actions[{i}]", f"must be a finite number, got {level!r}")
         for key in ("fee_bps", "slippage_bps", "borrow_bps_per_year", "trade_threshold", "ruin_fraction"):
             if not getattr(self, key) >= 0:
@@ -213,6 +214,8 @@ class EnvConfig:
             fail("dsr_eta", f"must be in (0, 1), got {self.dsr_eta!r}")
         if self.ruin_fraction >= 1:
             fail("ruin_fraction", f"must be < 1, got {self.ruin_fraction!r}")
+        if self.gym_kwargs and self.gym_id is None:
+            fail("gym_kwargs", "keyword arguments of a user's env need env.gym_id")
         if (self.features or self.data.features) and self.gym_id is not None:
             fail("features", "observation features belong to the market env; a user's env (env.gym_id) makes its own")
         if self.data.features and self.market.get("kind") != "historical":
@@ -223,7 +226,7 @@ class EnvConfig:
         if self.gym_id is None:  # probes every computed feature for look-ahead, before any work
             pipeline(self.features, tuple(self.data.features), volume=self.market.get("kind") == "historical", prefix=prefix)
         if self.gym_id is not None:
-            found = user_spaces(self.gym_id)  # makes the env once: a bad id or space fails here, before any work
+            found = user_spaces(self.gym_id, self.gym_kwargs)  # makes the env once: a bad id or space fails here, before any work
             if found.continuous != self.continuous:
                 kind = "a Box (continuous)" if found.continuous else "a Discrete"
                 fail("continuous", f"env.gym_id={self.gym_id} has {kind} action space: set env.continuous="
@@ -325,7 +328,7 @@ def _regime_params(params: dict, regime: str | None, prefix: str) -> dict:
     return {**params, "regimes": regimes, "switching": switching, "regime": regime}
 
 
-def _finite_number(value) -> bool:
+def finite_number(value) -> bool:
     """A real number that is neither NaN nor infinite (a bool or a string is not one)."""
     return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
             and bool(np.isfinite(value)))
@@ -339,7 +342,7 @@ def _check_model(model, prefix: str) -> None:
 
     for f in dataclasses.fields(model):
         if f.name not in ("regimes", "switching", "regime"):
-            need(_finite_number(getattr(model, f.name)), f.name, "a finite number")
+            need(finite_number(getattr(model, f.name)), f.name, "a finite number")
     need(model.start_price > 0, "start_price", "> 0")
     need(0 < model.overnight_frac < 1, "overnight_frac", "in (0, 1)")
     for key in ("sigma", "jump_intensity", "jump_std", "kappa", "theta", "xi", "v0", "omega", "alpha", "beta"):
@@ -355,7 +358,7 @@ def _check_model(model, prefix: str) -> None:
     if hasattr(model, "regimes"):
         for name, spec in model.regimes.items():
             for f in dataclasses.fields(spec):
-                if not _finite_number(getattr(spec, f.name)):
+                if not finite_number(getattr(spec, f.name)):
                     raise ConfigError(f"{prefix}.market.regimes.{name}.{f.name}: must be a finite number, "
                                       f"got {getattr(spec, f.name)!r}")
             if not (spec.vol_pct >= 0 and spec.duration_bars >= 1):

@@ -11,12 +11,14 @@ in the info (from the env's info where it has them, else no order and a flat pos
 worker that fails restarts its episodes from their seeds.
 
 What a policy can drive: a 1-D ``Box`` observation, and a ``Discrete`` action or a 1-D ``Box`` action
-of one value (``env.continuous=true``). ``user_spaces`` checks this before any work starts.
+(``env.continuous=true``; one Gaussian per value, e.g. a portfolio's target weights). ``user_spaces``
+checks this before any work starts.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +33,7 @@ from openclaw_rl.errors import ConfigError
 @dataclass(frozen=True)
 class UserSpaces:
     obs_dim: int
-    action_dim: int  # logits of a Discrete action, or 1
+    action_dim: int  # logits of a Discrete action, or the values of a Box one
     continuous: bool
 
 
@@ -43,11 +45,16 @@ def registered(gym_id: str) -> str:
     return env_id
 
 
+def user_spaces(gym_id: str, kwargs: dict | None = None) -> UserSpaces:
+    """The dimensions a policy needs for env ``gym_id`` made with ``kwargs`` (``env.gym_kwargs``), or a
+    ``ConfigError`` naming ``env.gym_id``."""
+    return _user_spaces(gym_id, json.dumps(kwargs or {}, sort_keys=True))
+
+
 @lru_cache(maxsize=None)
-def user_spaces(gym_id: str) -> UserSpaces:
-    """The dimensions a policy needs for env ``gym_id``, or a ``ConfigError`` naming ``env.gym_id``."""
+def _user_spaces(gym_id: str, kwargs: str) -> UserSpaces:
     try:
-        env = gym.make(registered(gym_id))
+        env = gym.make(registered(gym_id), **json.loads(kwargs))
     except Exception as error:  # unknown id, a module that does not import, a constructor that raises
         raise ConfigError(f"env.gym_id={gym_id}: cannot make it: {type(error).__name__}: {error}") from error
     obs, act = env.observation_space, env.action_space
@@ -56,10 +63,9 @@ def user_spaces(gym_id: str) -> UserSpaces:
         raise ConfigError(f"env.gym_id={gym_id}: the policy reads a 1-D Box observation, the env has {obs}")
     if isinstance(act, spaces.Discrete):
         return UserSpaces(int(obs.shape[0]), int(act.n), False)
-    if isinstance(act, spaces.Box) and act.shape == (1,):
-        return UserSpaces(int(obs.shape[0]), 1, True)
-    raise ConfigError(f"env.gym_id={gym_id}: the policy acts in a Discrete space or a Box of shape (1,), the env "
-                      f"has {act}")
+    if isinstance(act, spaces.Box) and len(act.shape) == 1:
+        return UserSpaces(int(obs.shape[0]), int(act.shape[0]), True)
+    raise ConfigError(f"env.gym_id={gym_id}: the policy acts in a Discrete space or a 1-D Box, the env has {act}")
 
 
 class GymVecEnv:
@@ -68,15 +74,15 @@ class GymVecEnv:
     def __init__(self, config):
         self.config, gym_id, n = config, registered(config.gym_id), config.n_envs
         self.num_envs = n
-        envs = None
+        envs, kwargs = None, dict(config.gym_kwargs)
         if gym.spec(gym_id).vector_entry_point is not None:
-            envs = gym.make_vec(gym_id, num_envs=n, vectorization_mode="vector_entry_point")
+            envs = gym.make_vec(gym_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
             if envs.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
                 envs.close()
                 envs = None
         if envs is None:
             envs = gym.make_vec(gym_id, num_envs=n, vectorization_mode="sync",
-                                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+                                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs)
         self.envs = envs
 
     def reset(self, *, seed=None, options=None):
@@ -86,7 +92,7 @@ class GymVecEnv:
     def step(self, actions):
         actions = np.asarray(actions)
         if self.config.continuous:
-            actions = actions.reshape(self.num_envs, 1)
+            actions = actions.reshape(self.num_envs, self.config.action_dim)
         obs, reward, terminated, truncated, info = self.envs.step(actions)
         info = self._info(info)
         done = np.asarray(terminated) | np.asarray(truncated)
