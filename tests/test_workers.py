@@ -7,17 +7,24 @@ exact resume; clear errors for bad settings.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import math
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 import torch
+import user_sim
 
 from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock.sandbox import SandboxError, SandboxLost, make_sandbox
+from openclaw_rl.roll.algorithms import compute_targets
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.policy import ActorCritic, torch_threads
@@ -35,6 +42,16 @@ def config(updates: int = UPDATES, ipa: dict | None = None, algo: dict | None = 
         "ipa": ipa or {},
         "algo": algo or {},
         "eval": {"n_envs": 4},
+    })
+
+
+def user_config(gym_id: str, updates: int = UPDATES, every: int = 0, **trainer) -> RunConfig:
+    """A user's env (``tests/user_sim.py``) in two workers of two envs each; evaluated ``every`` updates and at the end."""
+    return RunConfig.from_mapping({
+        "env": {"gym_id": gym_id, "n_envs": 4},
+        "algo": {"name": "ppo", "num_minibatches": 2},
+        "eval": {"objective": "episodic_return", "n_envs": 4, "every": every},
+        "trainer": {"total_steps": 4 * T * updates, "rollout_steps": T, "progress": "log", "workers": 2, **trainer},
     })
 
 
@@ -152,6 +169,68 @@ def test_a_worker_killed_between_rollouts_is_rebuilt_from_its_state():
         local.close()
 
 
+def test_a_user_env_that_raises_in_evaluation_is_evaluated_again_and_the_run_ends_with_metrics(tmp_path, caplog):
+    """The simulator raises at a random step of its first two evaluation episodes in a process. Evaluation runs in a
+    sandbox with the workers' retries (it ran in the trainer's process: the run exited 1, without metrics or HParams),
+    at eval.every as at the end."""
+    run = user_config("user_sim:EvalCrash-v0", 2, every=2, backend="process")
+    with caplog.at_level(logging.WARNING, logger="openclaw_rl.train"):
+        result = run_training(run, tmp_path / "run")
+    assert set(result.metrics) == {"episodic_return"} and 0 <= result.objective <= user_sim.HORIZON
+    assert caplog.text.count("crashed in an evaluation episode") == 2  # two failed attempts, then one that ended
+    reports = (tmp_path / "run" / "reports.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in reports] == [2]
+
+
+def test_a_user_env_restarted_after_a_failure_plays_fresh_episodes_not_replays():
+    """A user env has no snapshot: a worker restored after a failure (here a SIGKILL) starts its episodes again. On
+    their first seeds they replayed the episodes trained on already; the seeds after a restart are fresh, derived
+    from the run seed and the worker's restart count (in its state), so a worker restored from the same state
+    plays the same episodes."""
+    run = user_config("user_sim:Keyed-v0", backend="process")
+    pool = RolloutPool(run, ActorCritic.for_env(run.env, run.policy), torch.device("cpu"))
+    try:
+        before = [pool.collect(T, version)[0] for version in range(2)]
+        state = pool.states[1]
+        os.kill(pool.pids()[1], signal.SIGKILL)
+        after, _ = pool.collect(T, 2)
+        assert pool.stats["sandbox/restarts"] == 1
+        states = pool.states
+    finally:
+        pool.close()
+    ours = slice(2, 4)  # worker 1's columns
+    assert (after.obs[0, ours, 0] == 0).all()  # its episodes started again
+    seen = set(torch.cat([b.obs[..., 1] for b in before]).flatten().tolist())
+    assert seen.isdisjoint(after.obs[:, ours, 1].flatten().tolist()), "episodes of earlier rollouts played again"
+    assert [s["restarts"] for s in states] == [0, 1]
+    worker = RolloutWorker(run, 1, isolated=False)
+    worker.load_state_dict(state)
+    again, _, _ = worker.collect(pool.policy.state_dict(), 2, T)
+    assert torch.equal(again.obs, after.obs[:, ours]) and torch.equal(again.actions, after.actions[:, ours])
+
+
+def test_the_mismatch_on_either_side_of_its_bounds_is_logged():
+    """A behaviour policy likelier than pi_old (pi_old / mu < 1) was invisible in the max and the mean: the min and
+    the fraction of chunks beyond each bound show both sides (two-sided bounds 0.5 and 1.5)."""
+    run = RunConfig.from_mapping({"env": {"n_envs": N, "episode_bars": 48}, "trainer": {"rollout_steps": T},
+                                  "algo": {"name": "ipa", "update_epochs": 1, "num_minibatches": 1},
+                                  "ipa": {"mismatch_high": 1.5, "mismatch_low": 0.5}})
+    torch.manual_seed(0)
+    _, _, collector, learner = build(run, torch.device("cpu"))
+    batch, _ = collector.collect(T, version=3)
+    kind = torch.arange(N) % 4  # 0, 2: acted by the weights being updated; 1: pi_old / mu = e; 3: pi_old / mu = 1 / e
+    shift = torch.tensor([0.0, 1.0, 0.0, -1.0])[kind]
+    stale = dataclasses.replace(batch, logp=batch.logp - shift, version=torch.where(shift != 0, 2, batch.version))
+    ids = compute_targets(learner.algo, learner.ipa, batch, batch.values, torch.zeros(N)).chunk_ids
+    chunks = [len(ids[:, column].unique()) for column in range(N)]
+    stats = learner.update(stale, 3, 4)
+    assert stats["ipa/mismatch_max"] == pytest.approx(math.e, rel=1e-4)
+    assert stats["ipa/mismatch_min"] == pytest.approx(1 / math.e, rel=1e-4)
+    for key, side in (("ipa/mismatch_high_fraction", 1), ("ipa/mismatch_low_fraction", 3)):
+        want = sum(c for c, k in zip(chunks, kind.tolist()) if k == side) / sum(chunks)
+        assert 0 < want < 1 and stats[key] == pytest.approx(want), key
+
+
 def test_async_collection_lags_and_the_mismatch_mask_acts(tmp_path):
     """Async workers act with weights an update old: pi_old / mu departs from 1 and a tight mismatch
     bound drops chunks; the same bound drops nothing in sync collection (mu == pi_old exactly)."""
@@ -235,6 +314,23 @@ def test_an_unreachable_ray_address_fails_before_any_work(tmp_path):
     assert not checkpoint_path(tmp_path / "run").exists()
 
 
+class SlowStartWorker(RolloutWorker):
+    """A rollout worker that takes 2 s to start (a simulator that loads a large file, checks a licence)."""
+
+    def __init__(self, *args):
+        time.sleep(2.0)
+        super().__init__(*args)
+
+
+def test_a_slow_starting_ray_worker_trains_with_a_tiny_worker_timeout(tmp_path, local_ray, monkeypatch):
+    """trainer.worker_timeout bounds a call, not an actor's start (a worker process, imports, the worker built),
+    which has its own allowance as a process sandbox's: 1 s calls of 2 s starts train (each start timed out before)."""
+    local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import the tests
+    monkeypatch.setattr(RolloutPool, "_build", lambda pool, i: make_sandbox("ray", SlowStartWorker, pool.config, i, True))
+    result = run_training(config(2, backend="ray", worker_timeout=1.0), tmp_path / "run")
+    assert len(result.history) == 2 and "log_return" in result.metrics
+
+
 def test_without_ray_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'openclaw_rl\[ray\]'"):
@@ -259,6 +355,9 @@ class Host:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def payload(self, size: int) -> bytes:
+        return bytes(size)
 
     def pid(self) -> int:
         return os.getpid()
@@ -305,6 +404,38 @@ def test_a_hung_or_killed_host_is_lost(isolated, request):
     assert _gone_within(pid, 10)
     with pytest.raises(SandboxLost, match="gone|died"):
         call(other, "add", 1, timeout=10)
+
+
+def test_a_host_stopped_while_sending_its_result_is_lost_within_the_timeout():
+    """A host stopped (SIGSTOP) partway through sending its result: ``result`` kills it at the call's timeout (it
+    waited for the rest forever). 64 MiB do not fit the pipe's buffer: once the first bytes are readable and the
+    host is stopped, the result is only partly sent."""
+    sandbox = make_sandbox("process", Host, 0)
+    pid = call(sandbox, "pid")
+    sandbox.submit("payload", 64 * 2**20)
+    deadline = time.monotonic() + 60
+    while not sandbox.ready() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGSTOP)
+    outcome = []
+
+    def receive():
+        try:
+            outcome.append(sandbox.result(2.0))
+        except Exception as error:
+            outcome.append(error)
+
+    reader = threading.Thread(target=receive, daemon=True)
+    started = time.monotonic()
+    reader.start()
+    reader.join(30)
+    try:
+        assert not reader.is_alive(), "result(timeout=2.0) still waited after 30 s"
+        assert time.monotonic() - started < 2.0 + 10
+        assert isinstance(outcome[0], SandboxLost) and "did not answer within 2.0 s" in str(outcome[0])
+        assert _gone_within(pid, 10)
+    finally:
+        sandbox.close()  # kills a stopped host too
 
 
 def test_a_host_that_cannot_be_built_fails_at_its_first_call():

@@ -14,7 +14,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from openclaw_rl.rock.splits import seed_range
+
 HORIZON = 20
+VALIDATION = seed_range("validation")[0]  # the evaluation's episodes are seeded from here
 
 
 class Sim(gym.Env):
@@ -56,6 +59,39 @@ class Broken(Sim):
         return super().step(action)
 
 
+class Keyed(Sim):
+    """Shows, in the place of the seed, a key drawn from the episode's seeded RNG at its reset: two episodes with
+    the same key are one episode played twice."""
+
+    key = 0.0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed, options=options)
+        self.key = float(self.np_random.random())
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.array([self.t, self.key, self.coin], dtype=np.float32)
+
+
+class EvalCrash(Sim):
+    """Raises at a random step of an evaluation episode (one on a validation seed), the first ``crashes`` times in
+    each process: an evaluation that fails at random and succeeds when tried again. Training never fails."""
+
+    crashes = 2  # left in this process
+
+    def reset(self, *, seed=None, options=None):
+        out = super().reset(seed=seed, options=options)
+        self.crash_at = int(self.dice.integers(HORIZON)) if self.seed_value >= VALIDATION else -1
+        return out
+
+    def step(self, action):
+        if self.t == self.crash_at and EvalCrash.crashes > 0:
+            EvalCrash.crashes -= 1
+            raise RuntimeError(f"the simulator crashed in an evaluation episode (pid {os.getpid()})")
+        return super().step(action)
+
+
 class DictObs(Sim):
     def __init__(self):
         super().__init__()
@@ -76,6 +112,6 @@ class Continuous(Sim):
 
 for name, entry, kwargs in (("Sim-v0", Sim, {}), ("CrashySim-v0", Sim, {"step_seconds": 0.0005, "crash": 0.01}),
                             ("Broken-v0", Broken, {}), ("DictObs-v0", DictObs, {}), ("TwoActions-v0", TwoActions, {}),
-                            ("Continuous-v0", Continuous, {})):
+                            ("Continuous-v0", Continuous, {}), ("Keyed-v0", Keyed, {}), ("EvalCrash-v0", EvalCrash, {})):
     if name not in gym.registry:
         gym.register(name, entry_point=entry, kwargs=kwargs)

@@ -11,9 +11,13 @@ Backends:
 - ``local``: the object lives in the caller's process; the call runs inside ``result`` (a reference
   for the others: no isolation, no timeout).
 - ``process``: a ``spawn``-ed child process per sandbox (no forked copy of the caller's threads or
-  locks), talking over a pipe; a timeout or a death kills it.
+  locks), talking over a pipe; a timeout or a death kills it, a timeout in the middle of receiving
+  a result too (a host stopped while sending it).
 - ``ray``: a Ray actor per sandbox (``max_restarts=0``: restarts are the caller's, counted);
   ``pip install openclaw_rl[ray]``.
+
+A call's ``timeout`` counts from its ``submit``; a host's start (a process or an actor, imports, the
+object built) is not part of it: the first ``submit`` waits up to ``START_TIMEOUT`` for it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import socket
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -28,6 +33,8 @@ from typing import Any, Callable
 from openclaw_rl.errors import ConfigError
 
 BACKENDS = ("local", "process", "ray")
+START_TIMEOUT = 120.0  # seconds to start a host: a fresh interpreter's imports and the object built
+RECEIVE_GRACE = 2.0  # seconds a result that has begun to arrive may take to be read, past its call's timeout
 RAY_EXTRA = "Ray is not installed; install the extra: pip install 'openclaw_rl[ray]'"
 
 
@@ -132,8 +139,6 @@ def _serve(conn, factory: Callable, args: tuple) -> None:
 
 
 class ProcessSandbox(Sandbox):
-    START_TIMEOUT = 120.0  # seconds to import and build the host in a fresh interpreter
-
     def __init__(self, factory: Callable, args: tuple):
         """Starts the process and returns; the first ``submit`` waits until the host is built (so that
         several sandboxes start side by side), and raises there if it could not be."""
@@ -146,7 +151,7 @@ class ProcessSandbox(Sandbox):
 
     def submit(self, method: str, *args) -> None:
         if not self.started:
-            self._receive(self.START_TIMEOUT, self.START_TIMEOUT)
+            self._receive(START_TIMEOUT, START_TIMEOUT)
             self.started = True
         try:
             self.conn.send((method, args))
@@ -163,21 +168,40 @@ class ProcessSandbox(Sandbox):
 
     def _receive(self, left: float | None, timeout: float | None) -> Any:
         """The answer within ``left`` seconds (of the call's ``timeout``); a silent process is killed."""
+        deadline = None if left is None else time.monotonic() + left
         ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], left)
+        status = "hung" if not ready else "lost"  # the wait ran out; a sentinel fired (or a pipe broke): it died
         if self.conn in ready or self.conn.poll(0):
-            try:
-                status, value = self.conn.recv()
-            except (EOFError, ConnectionError, OSError):
-                status, value = "lost", None
+            status, value = self._recv(None if deadline is None else max(deadline - time.monotonic(), RECEIVE_GRACE))
             if status == "ok":
                 return value
             if status == "error":
                 raise SandboxError(value)
-        pid, hung = self.process.pid, not ready  # the wait ran out; a sentinel fired (or a pipe broke): it died
+        pid = self.process.pid
         self.close()
-        if hung:
+        if status == "hung":
             raise SandboxLost(f"sandbox process {pid} did not answer within {timeout} s; killed")
         raise SandboxLost(f"sandbox process {pid} died (exit code {self.process.exitcode})")
+
+    def _recv(self, seconds: float | None) -> tuple[str, Any]:
+        """The message on the pipe, read within ``seconds``: else ``("hung", None)`` and the process killed (one
+        stopped or stuck while sending leaves a partial message, which ``conn.recv`` would wait for forever)."""
+        message: list = []
+
+        def read() -> None:
+            try:
+                message.append(self.conn.recv())
+            except (EOFError, ConnectionError, OSError):
+                message.append(("lost", None))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(seconds)
+        if reader.is_alive():
+            self.process.kill()  # its end of the pipe closes: the reader stops at EOF
+            reader.join(10)
+            return "hung", None
+        return message[0]
 
     def close(self) -> None:
         if self.process.is_alive():
@@ -195,23 +219,34 @@ class _RayHost:
     def call(self, method: str, *args) -> Any:
         return getattr(self.host, method)(*args)
 
+    def ping(self) -> None:
+        """Answers once the host is built (an actor runs its methods after its constructor)."""
+
 
 class RaySandbox(Sandbox):
     def __init__(self, factory: Callable, args: tuple, num_cpus: float = 1.0):
+        """Starts the actor and returns; the first ``submit`` waits until the host is built, as a process's."""
         self.ray = import_ray()
         actor = self.ray.remote(_RayHost).options(num_cpus=num_cpus, max_restarts=0, max_task_retries=0)
-        self.actor, self.ref = actor.remote(factory, args), None  # built in the background; a failure shows at the first call
+        self.actor, self.ref, self.started = actor.remote(factory, args), None, False
 
     def submit(self, method: str, *args) -> None:
+        if not self.started:
+            self._get(self.actor.ping.remote(), START_TIMEOUT, START_TIMEOUT)
+            self.started = True
         self.ref, self.submitted_at = self.actor.call.remote(method, *args), time.monotonic()
 
     def ready(self) -> bool:
         return bool(self.ray.wait([self.ref], timeout=0)[0])
 
     def result(self, timeout: float | None = None) -> Any:
+        return self._get(self.ref, self._time_left(timeout), timeout)
+
+    def _get(self, ref, left: float | None, timeout: float | None) -> Any:
+        """``ref``'s value within ``left`` seconds (of the call's ``timeout``); a silent actor is killed."""
         exceptions = self.ray.exceptions
         try:
-            return self.ray.get(self.ref, timeout=self._time_left(timeout))
+            return self.ray.get(ref, timeout=left)
         except exceptions.GetTimeoutError as error:
             self.close()
             raise SandboxLost(f"Ray actor did not answer within {timeout} s; killed") from error

@@ -8,7 +8,7 @@ autoresets in the same step, is used as it is; otherwise ``env.n_envs`` copies r
 ``GymVecEnv`` gives the collector what it reads from ``MarketVecEnv``: ``chunk_end`` and ``position``
 in the info (from the env's info where it has them, else no order and a flat position, so the
 ``trade`` chunker makes an episode one chunk) and a dense ``final_obs``. It has no snapshot: a rollout
-worker that fails restarts its episodes from their seeds.
+worker that fails restarts its episodes on fresh seeds (``roll/workers.py``'s ``restart_seeds``).
 
 What a policy can drive: a 1-D ``Box`` observation, and a ``Discrete`` action or a 1-D ``Box`` action
 (``env.continuous=true``; one Gaussian per value, e.g. a portfolio's target weights). ``user_spaces``
@@ -117,7 +117,7 @@ class GymVecEnv:
         return info
 
     def snapshot(self) -> None:
-        return None  # a user env has no snapshot: its episodes restart from their seeds
+        return None  # a user env has no snapshot: its episodes restart on fresh seeds
 
     def close(self) -> None:
         self.envs.close()

@@ -206,10 +206,16 @@ def loss_terms(algo: AlgoConfig, ipa: IPAConfig, resample: ResampleConfig, mb: B
     return terms, stats
 
 
-def mismatch_stats(logp_old: torch.Tensor, batch: Batch, ids: torch.Tensor, n_chunks: int) -> dict[str, float]:
-    """The chunk geometric mean of ``pi_old / mu`` over the rollout's chunks of real steps: max and mean
-    (1 exactly when the rollout was collected by the policy being updated)."""
+def mismatch_stats(logp_old: torch.Tensor, batch: Batch, ids: torch.Tensor, n_chunks: int,
+                   ipa: IPAConfig) -> dict[str, float]:
+    """The chunk geometric mean of ``pi_old / mu`` over the rollout's chunks of real steps: max, mean and min
+    (1 exactly when the rollout was collected by the policy being updated), and the fractions of chunks
+    above ``ipa.mismatch_high`` and below ``ipa.mismatch_low`` (those IPA's mask drops; the low side is
+    mu likelier than pi_old)."""
     per_chunk = chunk_mismatch(logp_old, batch.logp, ids, n_chunks)
     real = chunk_means((~batch.padding).to(logp_old.dtype), ids, n_chunks) > 0
     per_chunk = per_chunk[real] if real.any() else torch.ones(1)
-    return {"ipa/mismatch_max": per_chunk.max().item(), "ipa/mismatch_mean": per_chunk.mean().item()}
+    return {"ipa/mismatch_max": per_chunk.max().item(), "ipa/mismatch_mean": per_chunk.mean().item(),
+            "ipa/mismatch_min": per_chunk.min().item(),
+            "ipa/mismatch_high_fraction": (per_chunk > ipa.mismatch_high).float().mean().item(),
+            "ipa/mismatch_low_fraction": (per_chunk < ipa.mismatch_low).float().mean().item()}

@@ -136,7 +136,7 @@ class TrainerConfig:
     collection: str = "sync"  # sync: each update waits for every worker | async: the first rollouts done, mu lags pi_old
     max_policy_lag: int = 2  # async: a rollout acted by a policy more updates old than this is collected again
     broadcast_every: int = 1  # updates between weight broadcasts to the workers (>1: mu lags even when sync)
-    worker_timeout: float = 600.0  # seconds one worker rollout may take; then it is killed and restarted
+    worker_timeout: float = 600.0  # seconds one worker call (a rollout, an evaluation) may take, start-up not counted; then it is killed and restarted
     worker_retries: int = 100  # failed attempts in a row at one worker's rollout before the run stops (3 identical: at once)
     ray_address: str | None = None  # backend=ray: a cluster (host:port, ray://host:port, auto); null: a local Ray
     faults: FaultConfig = field(default_factory=FaultConfig)  # injected worker failures (testing a setup)

@@ -59,18 +59,24 @@ def evaluate(policy: ActorCritic, env_config: EnvConfig, n_envs: int, device: to
 
 
 def first_episode_returns(envs: GymVecEnv, seed: int, make_actor) -> np.ndarray:
-    """The return of each env's first episode, env ``i`` seeded ``seed + i`` (``make_actor``: ``policy_actor``)."""
+    """The return of each env's first episode, env ``i`` seeded ``seed + i`` (``make_actor``: ``policy_actor``).
+    An error of the env names the step (``roll.workers`` tells a random failure from one that recurs by it)."""
     n = envs.num_envs
     act = make_actor(envs)
     obs, _ = envs.reset(seed=[seed + i for i in range(n)])
     returns, live, starts = np.zeros(n), np.ones(n, dtype=bool), np.ones(n, dtype=np.float32)
-    for step in itertools.count():
-        if not live.any():
-            break
-        action, _ = act(obs, step, starts)
-        obs, reward, terminated, truncated, _ = envs.step(action)
-        returns += np.where(live, reward, 0.0)
-        live &= ~(terminated | truncated)
-        starts = np.zeros(n, dtype=np.float32)
-    envs.close()
+    try:
+        for step in itertools.count():
+            if not live.any():
+                break
+            action, _ = act(obs, step, starts)
+            try:
+                obs, reward, terminated, truncated, _ = envs.step(action)
+            except Exception as error:
+                raise RuntimeError(f"at step {step} of the evaluation: {type(error).__name__}: {error}") from error
+            returns += np.where(live, reward, 0.0)
+            live &= ~(terminated | truncated)
+            starts = np.zeros(n, dtype=np.float32)
+    finally:
+        envs.close()
     return returns

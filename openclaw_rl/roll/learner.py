@@ -109,7 +109,7 @@ class Learner:
         out.update(targets.stats)
         if policy.memory.state_size:
             out.update(credit_stats(policy, batch, targets.advantages, targets.chunk_ids, targets.n_chunks))
-        out.update(mismatch_stats(logp_old, batch, targets.chunk_ids, targets.n_chunks))
+        out.update(mismatch_stats(logp_old, batch, targets.chunk_ids, targets.n_chunks, self.ipa))
         return out
 
     def state_dict(self) -> dict:

@@ -184,7 +184,7 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
                 scan = fork_scan(policy, collector.teacher.strategy, config.env, config.resample, scan_markets, device)
                 stats.update(scan.stats(config.env.episode_bars))
             if config.eval.every and update % config.eval.every == 0:
-                metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
+                metrics = held_out(config, policy, device, collector)
                 stats.update({f"eval/{key}": value for key, value in metrics.items()})
                 # Intermediate reports for sweepers (pruning), one JSON line per evaluation.
                 with open(run_dir / "reports.jsonl", "a") as reports:
@@ -205,17 +205,28 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
                     "lineage": lineage,
                 })
         progress.close()
-        return final_evaluation(config, policy, device, writer, global_step, started, history, run_dir, logged or {})
+        return final_evaluation(config, policy, device, writer, global_step, started, history, run_dir, logged or {},
+                                collector)
     finally:
         writer.close()
         progress.close()
 
 
+def held_out(config: RunConfig, policy: ActorCritic, device: torch.device,
+             collector: Collector | RolloutPool | None) -> dict[str, float]:
+    """The policy's held-out metrics: with rollout workers (a ``RolloutPool``) in its evaluation sandbox, with
+    their isolation and retries (a user's env that fails there does not end the run), else in this process."""
+    if isinstance(collector, RolloutPool):
+        return collector.evaluate()
+    return evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
+
+
 def final_evaluation(config: RunConfig, policy: ActorCritic, device: torch.device, writer, step: int, started: float,
-                     history: list[dict[str, float]], run_dir: Path, logged: dict[str, float]) -> TrainResult:
-    """The end of a stage: held-out evaluation, its scalars (unless ``logged`` at this step already, as
-    with ``eval.every``) and the run's HParams entry in TensorBoard, a log line, the result."""
-    metrics = evaluate(policy, config.env, config.eval.n_envs, device, config.eval.deterministic)
+                     history: list[dict[str, float]], run_dir: Path, logged: dict[str, float],
+                     collector: Collector | RolloutPool | None = None) -> TrainResult:
+    """The end of a stage: held-out evaluation (``held_out``), its scalars (unless ``logged`` at this step already,
+    as with ``eval.every``) and the run's HParams entry in TensorBoard, a log line, the result."""
+    metrics = held_out(config, policy, device, collector)
     for key, value in metrics.items():
         if f"eval/{key}" not in logged:
             writer.add_scalar(f"eval/{key}", value, step)

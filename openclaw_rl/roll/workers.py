@@ -21,7 +21,11 @@ into one ``Batch``.
   (env snapshot, memory state, RNG, weights) and collects it again. A batch never holds a step of a
   failed attempt, and a restored rollout is the rollout the failure interrupted: a run with injected
   faults equals the run without (tested). Counted in ``sandbox/restarts`` (failed attempts) and
-  ``sandbox/resampled`` (env columns whose episodes were thrown away and collected again).
+  ``sandbox/resampled`` (env columns whose episodes were thrown away and collected again). An env
+  without a snapshot (a user's) starts its episodes again when restored: on fresh seeds
+  (``restart_seeds``), not on those of the episodes already trained on.
+- **Evaluation** (``RolloutPool.evaluate``): in a sandbox of its own, with the same timeout and retries, so
+  that a user's env that fails there does not end the run.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock.faults import FaultyVecEnv
 from openclaw_rl.rock.sandbox import Sandbox, SandboxError, SandboxLost, connect_ray, make_sandbox, wait_any
 from openclaw_rl.rock.vector import make_vec_env
-from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig
+from openclaw_rl.roll.evaluate import evaluate
 from openclaw_rl.roll.policy import ActorCritic
 from openclaw_rl.roll.rollout import Batch, Collector, concat_batches
 
@@ -53,6 +58,26 @@ def worker_columns(config: RunConfig, index: int) -> np.ndarray:
     return np.arange(index * share, (index + 1) * share)
 
 
+def restart_seeds(config: RunConfig, index: int, restarts: int) -> list[int]:
+    """The seeds of worker ``index``'s episodes after its ``restarts``-th restart (0: the run's own seeds). Each
+    restart moves the worker's groups on by the run's number of groups, within the run's block of training seeds:
+    fresh episodes, a function of the run seed and the count alone."""
+    seeds, group = config.train_markets(worker_columns(config, index))
+    n_groups = config.env.n_envs // config.trainer.group_size
+    return [int(s) for s in seeds - group + (group + restarts * n_groups) % TRAIN_SEED_STRIDE]
+
+
+def record_failure(failures: list[str], error: Exception, retries: int, what: str) -> None:
+    """Add ``error`` to ``failures`` (one task's failures in a row); raise once they are more than ``retries``,
+    or ``SAME_FAILURE`` identical ones (the same error at the same step from the same state: a bug, not bad luck)."""
+    failures.append(str(error).strip().splitlines()[0])
+    recurs = isinstance(error, SandboxError) and failures[-SAME_FAILURE:] == [failures[-1]] * SAME_FAILURE
+    if len(failures) > retries or recurs:
+        why = f"the same way {SAME_FAILURE} times" if recurs else \
+            f"{len(failures)} times in a row (trainer.worker_retries={retries})"
+        raise RuntimeError(f"{what} failed {why}; last: {error}") from error
+
+
 class RolloutWorker:
     """One sandbox's share of the markets, with its own policy copy. Everything it returns is on the CPU."""
 
@@ -61,6 +86,7 @@ class RolloutWorker:
         gain nothing from more, bench/results/threads.md)."""
         if isolated:
             torch.set_num_threads(1)
+        self.config, self.index = config, index
         columns = worker_columns(config, index)
         env_config = dataclasses.replace(config.env, n_envs=len(columns))
         faults = config.trainer.faults
@@ -74,6 +100,7 @@ class RolloutWorker:
                                    config.algo.reward_scale)
         self.rng = torch.Generator().manual_seed(config.seed * WORKER_SEED_STRIDE + index).get_state()
         self.version = 0  # the policy version of the weights it holds
+        self.restarts = 0  # restores that started its episodes again (an env without a snapshot): see restart_seeds
 
     def collect(self, weights: dict | None, version: int, steps: int) -> tuple[Batch, dict, dict]:
         """One rollout acted by ``weights`` of policy ``version`` (``None``: the weights it holds, whose
@@ -94,9 +121,14 @@ class RolloutWorker:
 
     def state_dict(self) -> dict:
         return {"collector": self.collector.state_dict(), "rng": self.rng.clone(), "version": self.version,
-                "policy": {k: v.clone() for k, v in self.policy.state_dict().items()}}
+                "policy": {k: v.clone() for k, v in self.policy.state_dict().items()}, "restarts": self.restarts}
 
     def load_state_dict(self, state: dict) -> None:
+        """Back to ``state``; an env without a snapshot starts its episodes again, on the seeds of the next restart."""
+        self.restarts = state.get("restarts", 0)  # 0 in checkpoints written before the count
+        if state["collector"]["env"] is None:
+            self.restarts += 1
+            self.collector.seeds = restart_seeds(self.config, self.index, self.restarts)
         self.collector.load_state_dict(state["collector"])
         self.rng = state["rng"].clone()
         self.policy.load_state_dict(state["policy"])
@@ -104,6 +136,26 @@ class RolloutWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+class Evaluator:
+    """The held-out evaluation (``roll.evaluate``) in a sandbox, on a CPU copy of the policy."""
+
+    def __init__(self, config: RunConfig, isolated: bool):
+        if isolated:
+            torch.set_num_threads(1)
+        self.config = config
+        with torch.random.fork_rng(devices=[]):
+            self.policy = ActorCritic.for_env(config.env, config.policy)
+
+    def evaluate(self, weights: dict) -> dict[str, float]:
+        """The metrics of ``weights``; a stochastic policy (``eval.deterministic=false``) samples from the run seed,
+        so that an attempt after a failure is the attempt the failure interrupted."""
+        self.policy.load_state_dict(weights)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            e = self.config.eval
+            return evaluate(self.policy, self.config.env, e.n_envs, torch.device("cpu"), e.deterministic)
 
 
 class RolloutPool:
@@ -121,6 +173,7 @@ class RolloutPool:
             connect_ray(t.ray_address, num_cpus=max(t.workers, 2), key="trainer.ray_address")
         self.steps, self.isolated = t.rollout_steps, t.backend != "local"
         self.sandboxes: list[Sandbox] = [self._build(i) for i in range(t.workers)]  # they start side by side
+        self.evaluator: Sandbox | None = None  # built at the first evaluation
         try:
             self.states = [self._call(i, "state_dict") for i in range(t.workers)]  # each worker's last good state
         except (SandboxError, SandboxLost) as error:  # a worker that cannot even start: not a fault to retry
@@ -154,7 +207,7 @@ class RolloutPool:
         t = self.config.trainer
         self.steps, weights = steps, None
         if t.collection == "async" or version % t.broadcast_every == 0:
-            weights = {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()}
+            weights = self._weights()
         before = dict(self.counts)
         if t.collection == "sync":
             for i in range(len(self.sandboxes)):
@@ -171,6 +224,9 @@ class RolloutPool:
         self.stats = {f"sandbox/{k}": float(self.counts[k] - before[k]) for k in self.counts}
         self.stats.update({"sandbox/policy_lag": lag.float().mean().item(), "sandbox/policy_lag_max": float(lag.max())})
         return batch, finished
+
+    def _weights(self) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()}
 
     def _collect_async(self, weights: dict | None, version: int) -> list[tuple[Batch, dict]]:
         """The first ``workers`` rollouts done; each worker that hands one in starts the next at once."""
@@ -222,20 +278,12 @@ class RolloutPool:
             return batch, finished
 
     def _failed(self, index: int, error: Exception) -> None:
-        """Throw the failed attempt away, restore the worker to its state before it, and send it again.
-        Gives up after ``trainer.worker_retries`` failures in a row, or ``SAME_FAILURE`` identical ones
-        (the same error at the same step from the same state: a bug, not bad luck)."""
-        failures, retries = self.failures[index], self.config.trainer.worker_retries
-        failures.append(str(error).strip().splitlines()[0])
-        recurs = isinstance(error, SandboxError) and failures[-SAME_FAILURE:] == [failures[-1]] * SAME_FAILURE
-        if len(failures) > retries or recurs:
-            why = f"the same way {SAME_FAILURE} times" if recurs else \
-                f"{len(failures)} times in a row (trainer.worker_retries={retries})"
-            raise RuntimeError(f"rollout worker {index} failed {why}; last: {error}") from error
+        """Throw the failed attempt away, restore the worker to its state before it, and send it again
+        (or give up: ``record_failure``)."""
+        record_failure(self.failures[index], error, self.config.trainer.worker_retries, f"rollout worker {index}")
         self.counts["restarts"] += 1
         self.counts["resampled"] += len(worker_columns(self.config, index))
-        log.warning("rollout worker %d: %s; restarting its rollout from its last state", index,
-                    str(error).strip().splitlines()[0])
+        log.warning("rollout worker %d: %s; restarting its rollout from its last state", index, self.failures[index][-1])
         if isinstance(error, SandboxLost):
             self._rebuild(index)
         self._restore(index)
@@ -248,6 +296,25 @@ class RolloutPool:
         except SandboxLost:  # died while restoring: a new sandbox
             self._rebuild(index)
             self._call(index, "load_state_dict", self.states[index])
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        """The held-out metrics (``roll.evaluate``) of the policy's weights now, in an ``Evaluator`` sandbox of
+        ``trainer.backend`` with the workers' timeout and retries: an evaluation that raises, dies or hangs is run
+        again from its start. The sandbox is built at the first call and kept (a Ray actor of no CPU: the
+        workers hold them)."""
+        t, weights, failures = self.config.trainer, self._weights(), []
+        while True:
+            if self.evaluator is None:
+                self.evaluator = make_sandbox(t.backend, Evaluator, self.config, self.isolated, num_cpus=0)
+            try:
+                self.evaluator.submit("evaluate", weights)
+                return self.evaluator.result(t.worker_timeout)
+            except (SandboxError, SandboxLost) as error:
+                record_failure(failures, error, t.worker_retries, "the evaluation")
+                log.warning("the evaluation: %s; evaluating again", failures[-1])
+                if isinstance(error, SandboxLost):
+                    self.evaluator = None
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -278,5 +345,7 @@ class RolloutPool:
     def close(self) -> None:
         for sandbox in self.sandboxes:
             sandbox.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
 
 
