@@ -1,6 +1,6 @@
 """openclaw_rl: reinforcement learning for trading agents on PyTorch.
 
-``import openclaw_rl`` registers the Gymnasium env ``openclaw_rl/Market-v0``;
+``import openclaw_rl`` registers the Gymnasium envs ``openclaw_rl/Market-v0`` and ``openclaw_rl/Portfolio-v0``;
 ``openclaw_rl.learn`` trains from Python as ``openclaw-train`` does from a shell; ``openclaw_rl.load_policy``
 loads what a run trained.
 """

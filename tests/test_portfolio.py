@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 import openclaw_rl  # noqa: F401  (registers the envs)
 from openclaw_rl.errors import ConfigError, DataError
 from openclaw_rl.rock import PORTFOLIO_ID, PortfolioEnv, PortfolioVecEnv
-from openclaw_rl.rock.portfolio import PortfolioObs, project_weights, unpack
+from openclaw_rl.rock.portfolio import PortfolioObs, PortfolioSettings, project_weights, target_weights, unpack
 from openclaw_rl.rock.portfolio_data import FactorModel, PanelReplay, load_panel
 from openclaw_rl.rock.splits import overlap
 from openclaw_rl.strategies.portfolio import BuyAndHold, EqualWeight, InverseVolatility, MinimumVariance
@@ -119,6 +119,21 @@ def test_a_symbol_listed_later_cannot_trade_and_reads_zero_returns_until_it_has_
     equity_open = e.cash[0] + e.units[0, 0] * 11.2 + e.units[0, 1] * 18.5  # day 3: B's holiday, its last close
     env.step([0.3, 0.3, 0.3])  # C trades on its first bar
     assert e.units[0, 2] == pytest.approx(0.3 * equity_open / 5.25, rel=1e-12)
+
+
+def test_softmax_mode_holds_the_scores_softmax_scaled_to_max_gross():
+    settings = PortfolioSettings(mode="softmax", max_gross=0.9, market=FactorModel(n_assets=3))
+    w = target_weights(np.array([[0.0, 0.0, 0.0], [np.log(2.0), 0.0, 0.0], [50.0, -50.0, 0.0]]), settings)
+    np.testing.assert_allclose(w[:2], [[0.3, 0.3, 0.3], [0.45, 0.225, 0.225]], rtol=1e-12)
+    assert w[2].sum() == pytest.approx(0.9) and w[2][1] / w[2][2] == pytest.approx(np.exp(-10.0))  # scores clipped to +-10
+    env = PortfolioEnv(settings)
+    assert env.action_space.low.min() == -10.0 and env.action_space.high.max() == 10.0
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    env.step(np.zeros(3, dtype=np.float32))
+    held = env.engine.weights[0]
+    np.testing.assert_allclose(held, held.sum() / 3, rtol=0.05)  # equal weight, drifted one bar
+    assert held.sum() == pytest.approx(0.9, rel=0.05)
 
 
 def test_weights_beyond_the_cap_are_rescaled_and_long_only_clips_shorts():

@@ -17,7 +17,9 @@ Accounting of a step, per portfolio (``held``: the weights at the last close; pe
 - ``equity = cash + sum_k units_k close_k``; reward ``log(equity / equity_before)``
 
 Target weights are projected before any order: ``long_only`` clips negative weights to 0, then a
-gross exposure ``sum_k |w_k|`` above ``max_gross`` is scaled down to it (the rest is cash). An episode
+gross exposure ``sum_k |w_k|`` above ``max_gross`` is scaled down to it (the rest is cash).
+``softmax`` reads the action as K scores in ``[-10, 10]`` and holds ``max_gross * softmax(scores)``: always
+invested, long-only, and a policy whose scores start near 0 starts near equal weight. An episode
 terminates when equity falls to ``ruin_fraction`` of ``initial_equity`` and truncates after
 ``episode_bars`` steps. ``chunk_end``: some asset traded this step. Missing bars of historical data:
 ``rock/portfolio_data.py``.
@@ -45,7 +47,8 @@ from openclaw_rl.rock.config import finite_number
 from openclaw_rl.rock.env import check_render_mode
 from openclaw_rl.rock.portfolio_data import FactorModel, PanelReplay, make_market, per_asset
 
-MODES = ("long_only", "long_short")
+MODES = ("long_only", "long_short", "softmax")
+SCORE_BOUND = 10.0  # softmax mode: the action space's bound on a score
 INFO_KEYS = ("chunk_end", "equity")
 _RESET_BLOCK = 256  # portfolios whose synthetic paths are drawn at once (bounds a reset's memory)
 
@@ -59,7 +62,7 @@ class PortfolioSettings:
     market: FactorModel | PanelReplay = field(default_factory=FactorModel)  # synthetic, a file's bars, or a mapping
     window: int = 16  # bars of log returns per asset in the observation
     episode_bars: int = 252  # steps per episode (truncation)
-    mode: str = "long_only"  # or long_short
+    mode: str = "long_only"  # or long_short, or softmax (the action is K scores)
     max_gross: float = 1.0  # cap on sum |w|: target weights above it are scaled down
     trade_threshold: float = 1e-4  # |target - held weight| above which an asset is traded
     fee_bps: float | tuple[float, ...] = 1.0  # of traded notional
@@ -119,6 +122,16 @@ def resolve_settings(settings: PortfolioSettings | None, kwargs: dict) -> Portfo
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(allowed)}")
     return dataclasses.replace(settings or PortfolioSettings(), **kwargs)
+
+
+def target_weights(action: np.ndarray, settings: PortfolioSettings) -> np.ndarray:
+    """The weights ``[n, K]`` an action asks for in ``settings.mode`` (see the module docstring)."""
+    if settings.mode != "softmax":
+        return project_weights(action, settings.mode == "long_only", settings.max_gross)
+    scores = np.clip(action, -SCORE_BOUND, SCORE_BOUND)
+    w = np.exp(scores - scores.max(axis=1, keepdims=True))
+    w *= settings.max_gross / w.sum(axis=1, keepdims=True)
+    return w
 
 
 def project_weights(target: np.ndarray, long_only: bool, max_gross: float) -> np.ndarray:
@@ -237,7 +250,7 @@ class PortfolioEngine:
         module docstring). Returns ``(reward, terminated, truncated, chunk_end)``; ``self.obs`` holds
         the new observations. Rows that end must be reset by the caller before the next step."""
         s = self.settings
-        w = project_weights(target, s.mode == "long_only", s.max_gross)
+        w = target_weights(target, s)
         rows = self.base + (self.t + self.window + 1) * self.stride  # the bar being entered
         open_ = self.open.take(rows, axis=0)
         close = self.close.take(rows, axis=0)
@@ -299,10 +312,11 @@ class PortfolioEngine:
 
 
 def make_spaces(settings: PortfolioSettings) -> tuple[gym.spaces.Box, gym.spaces.Box]:
-    """Observation and action space of one portfolio: the action is K target weights."""
-    low = 0.0 if settings.mode == "long_only" else -settings.max_gross
+    """Observation and action space of one portfolio: the action is K target weights (softmax: K scores)."""
+    low, high = {"long_only": (0.0, settings.max_gross), "long_short": (-settings.max_gross, settings.max_gross),
+                 "softmax": (-SCORE_BOUND, SCORE_BOUND)}[settings.mode]
     return (gym.spaces.Box(-np.inf, np.inf, shape=(settings.obs_dim,), dtype=np.float32),
-            gym.spaces.Box(low, settings.max_gross, shape=(settings.n_assets,), dtype=np.float32))
+            gym.spaces.Box(low, high, shape=(settings.n_assets,), dtype=np.float32))
 
 
 def checked_targets(actions, n: int, k: int, owner: str) -> np.ndarray:
