@@ -22,13 +22,11 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 from common import machine, write_results
 from openclaw_rl.api import make_config
 from openclaw_rl.roll.pipeline import run
-from openclaw_rl.roll.policy import ActorCritic
-from openclaw_rl.roll.trainer import TORCH_THREADS, resolve_threads
+from openclaw_rl.roll.cores import TORCH_THREADS
 
 SETTINGS = {"1": "1", "2": "2", "torch default": str(TORCH_THREADS), "auto": "auto"}
 
@@ -63,9 +61,6 @@ def main() -> None:
                         help="busy-looping processes beside the runs, one condition per number")
     args = parser.parse_args()
     wall_time(8192, "1")  # imports, torch's lazy start-up: paid once, untimed
-    default = make_config([])
-    n_parameters = sum(p.numel() for p in ActorCritic.for_env(default.env, default.policy).parameters())
-    auto = resolve_threads("auto", n_parameters, torch.device("cpu"))
     results = {}
     for load in (0, *args.load):
         condition = f"{load} busy process{'es' if load > 1 else ''}" if load else "idle"
@@ -78,7 +73,7 @@ def main() -> None:
                 worker.kill()
                 worker.wait()
     payload = {"machine": machine(), "date": str(datetime.date.today()), "steps": args.steps, "repeats": args.repeats,
-               "load": args.load, "torch_default_threads": TORCH_THREADS, "auto": auto, "seconds": results}
+               "load": args.load, "torch_default_threads": TORCH_THREADS, "seconds": results}
     print(f"wrote {write_results('threads', payload, report(payload))}")
 
 
@@ -90,8 +85,9 @@ def report(payload: dict) -> str:
         f"`bench/threads.py --steps {payload['steps']} --repeats {payload['repeats']} --load "
         f"{' '.join(map(str, payload['load']))}`: the default config (64 envs, rollout 128, 64x64 MLP), "
         f"{payload['steps']:,} env steps on the CPU, whole runs (evaluation included), {payload['repeats']} runs per "
-        f"cell, taken in turn. torch's default here is {payload['torch_default_threads']} threads; `auto` picked "
-        f"{payload['auto']}. \"Busy processes\" are busy-loop processes started beside the run; the machine is "
+        f"cell, taken in turn. torch's default here is {payload['torch_default_threads']} threads; `auto` reads the "
+        "cores other processes keep busy, while the run is built and after every update (`roll/cores.py`). "
+        "\"Busy processes\" are busy-loop processes started beside the run; the machine is "
         "shared, so read the ratios, not the absolute times.", "",
         "| threads | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results),
     ]
@@ -101,8 +97,11 @@ def report(payload: dict) -> str:
     lines += ["", "Median time relative to one thread in the same column:", "",
               "| threads | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results)]
     for name in SETTINGS:
-        cells = [f"{np.median(t[name]) / np.median(t['1']):.1f}x" for t in results.values()]
+        cells = [f"{np.median(t[name]) / np.median(t['1']):.2f}x" for t in results.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    fixed = [name for name in SETTINGS if name != "auto"]
+    cells = [f"{np.median(t['auto']) / min(np.median(t[name]) for name in fixed):.2f}x" for t in results.values()]
+    lines.append("| auto / the best fixed choice | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,12 @@
 
 Same market env (MarketEnv; SB3 steps N copies in its DummyVecEnv, we step MarketVecEnv),
 same network (64x64 tanh, separate actor and critic), same N envs, rollout length, epochs and
-minibatch size, no observation normalization on either side. Wall clock of the whole run.
+minibatch size, no observation normalization on either side. Wall clock of the whole run, at the
+default settings (``trainer.threads=auto``).
+
+Beside them, the ceiling of an eager update: the same policy's forward, backward, gradient clipping
+and Adam step over the same minibatches of a random batch, and nothing else (no rollout, no targets,
+no logging), on as many threads as ``auto`` picks on this machine now. A whole run reaches a share of it.
 
     python bench/train_sps.py [--steps 262144] [--envs 64 256 1024]
 
@@ -21,23 +26,63 @@ import torch
 from common import machine, write_results
 from openclaw_rl.rock import MarketEnv
 from openclaw_rl.roll.config import RunConfig
+from openclaw_rl.roll.cores import FIRST_READING, OtherLoad, free_threads
+from openclaw_rl.roll.policy import ActorCritic, torch_threads
 from openclaw_rl.roll.trainer import run_training
 
 ROLLOUT, EPOCHS, MINIBATCHES = 128, 4, 4
 
 
-def ours(n_envs: int, steps: int) -> float:
-    config = RunConfig.from_mapping({
+def config(n_envs: int, steps: int) -> RunConfig:
+    return RunConfig.from_mapping({
         "env": {"n_envs": n_envs}, "algo": {"name": "ppo", "update_epochs": EPOCHS, "num_minibatches": MINIBATCHES},
         "policy": {"hidden": [64, 64], "activation": "tanh", "normalize_obs": False},
         "trainer": {"total_steps": steps, "rollout_steps": ROLLOUT, "checkpoint_every": 10**6, "progress": "log",
                     "device": "cpu"},
         "eval": {"n_envs": 1},
     })
+
+
+def ours(n_envs: int, steps: int) -> float:
+    config_ = config(n_envs, steps)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
-        run_training(config, run_dir)
-        return config.num_updates * config.batch_steps / (time.perf_counter() - start)
+        run_training(config_, run_dir)
+        return config_.num_updates * config_.batch_steps / (time.perf_counter() - start)
+
+
+def ceiling(n_envs: int, updates: int = 4) -> tuple[float, int]:
+    """Env steps/s of the bare eager update, and the threads it ran on (what ``auto`` picks now)."""
+    load = OtherLoad()
+    time.sleep(FIRST_READING)
+    threads = free_threads(load.read())
+    run = config(n_envs, n_envs * ROLLOUT)
+    torch.manual_seed(0)
+    policy = ActorCritic.for_env(run.env, run.policy)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-4, eps=1e-5)
+    obs = torch.randn(ROLLOUT, n_envs, run.env.obs_dim)
+    actions = torch.randint(0, run.env.action_dim, (ROLLOUT, n_envs))
+    advantages, returns, logp_old = torch.randn(ROLLOUT, n_envs), torch.randn(ROLLOUT, n_envs), torch.randn(ROLLOUT, n_envs)
+    state, starts, width = policy.initial_state(n_envs), torch.zeros(ROLLOUT, n_envs), n_envs // MINIBATCHES
+    with torch_threads(threads):
+        start = None
+        for update in range(updates + 1):  # the first is a warm-up
+            if update == 1:
+                start = time.perf_counter()
+            for _ in range(EPOCHS):
+                for a in range(0, n_envs, width):
+                    cols = slice(a, a + width)
+                    head, values, _ = policy.forward_sequence(obs[:, cols], state[:, cols], starts[:, cols])
+                    dist = policy.distribution(head)
+                    ratio = (policy.log_prob(dist, actions[:, cols]) - logp_old[:, cols]).exp()
+                    adv = advantages[:, cols]
+                    loss = (-torch.min(ratio * adv, ratio.clamp(0.8, 1.2) * adv).mean()
+                            + 0.5 * (values - returns[:, cols]).pow(2).mean() - 0.01 * policy.entropy(dist).mean())
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+                    optimizer.step()
+        return updates * n_envs * ROLLOUT / (time.perf_counter() - start), threads
 
 
 def stable_baselines(n_envs: int, steps: int) -> float:
@@ -63,16 +108,22 @@ def main() -> None:
     rows = []
     for n in args.envs:
         row = {"n_envs": n, "ours": ours(n, args.steps), "sb3": stable_baselines(n, args.steps)}
+        row["ceiling"], row["ceiling_threads"] = ceiling(n)
         rows.append(row)
-        print(f"N={n}: ours {row['ours']:,.0f} SPS, SB3 {row['sb3']:,.0f} SPS, ratio {row['ours'] / row['sb3']:.1f}x", flush=True)
+        print(f"N={n}: ours {row['ours']:,.0f} SPS, SB3 {row['sb3']:,.0f} SPS, ratio {row['ours'] / row['sb3']:.1f}x; "
+              f"eager update ceiling {row['ceiling']:,.0f} ({row['ceiling_threads']} threads)", flush=True)
     lines = [
         "# PPO training throughput (env steps/s, whole run wall clock)", "",
         f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores, torch {torch.__version__}, by "
         f"`bench/train_sps.py`: {args.steps:,} steps per run, rollout {ROLLOUT}, {EPOCHS} epochs, "
-        f"{MINIBATCHES} minibatches, 64x64 tanh.", "",
-        "| N envs | openclaw_rl PPO | Stable-Baselines3 PPO | ratio |", "|---:|---:|---:|---:|",
+        f"{MINIBATCHES} minibatches, 64x64 tanh, `trainer.threads=auto`. The ceiling: the bare eager update of the "
+        "same policy and minibatches alone (threads as `auto` picked then); the last column is the whole run's "
+        "share of it.", "",
+        "| N envs | openclaw_rl PPO | Stable-Baselines3 PPO | ratio | eager update ceiling | share |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r['n_envs']} | {r['ours']:,.0f} | {r['sb3']:,.0f} | {r['ours'] / r['sb3']:.1f}x |" for r in rows]
+    lines += [f"| {r['n_envs']} | {r['ours']:,.0f} | {r['sb3']:,.0f} | {r['ours'] / r['sb3']:.1f}x | "
+              f"{r['ceiling']:,.0f} ({r['ceiling_threads']} thr.) | {r['ours'] / r['ceiling']:.0%} |" for r in rows]
     payload = {"machine": machine(), "date": str(datetime.date.today()), "steps": args.steps, "rows": rows}
     print(f"wrote {write_results('train_sps', payload, chr(10).join(lines) + chr(10))}")
 

@@ -45,6 +45,15 @@ def scripted():
 
 
 @pytest.fixture(autouse=True)
+def auto_means_one_thread(monkeypatch):
+    """``trainer.threads=auto`` reads the machine's load (roll/cores.py); tests pin it to one thread, so a run's
+    numbers do not depend on what else the machine does (tests/test_run_dir.py tests the reading itself)."""
+    from openclaw_rl.roll import trainer
+
+    monkeypatch.setattr(trainer, "free_threads", lambda others: 1)
+
+
+@pytest.fixture(autouse=True)
 def one_thread():
     """Tiny networks: torch's intra-op threads only wait for each other (as in training, trainer.threads=auto)."""
     before = torch.get_num_threads()

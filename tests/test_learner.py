@@ -12,8 +12,9 @@ from openclaw_rl.ipa.chunks import chunk_mean, returns_to_go
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.algorithms import compute_targets, gae, group_mean_std, loss_terms
 from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig, RunConfig
+import openclaw_rl.roll.learner as learner_module
 from openclaw_rl.roll.learner import Learner, TrainingDiverged, clip_gradients
-from openclaw_rl.roll.policy import ActorCritic, PolicyConfig, torch_threads
+from openclaw_rl.roll.policy import ActorCritic, PolicyConfig, Tanh, torch_threads
 from openclaw_rl.roll.rollout import Batch
 from openclaw_rl.roll.trainer import build
 
@@ -372,6 +373,27 @@ def test_pi_old_is_the_logged_mu_exactly_where_the_updated_weights_acted():
     assert stats["ipa/masked_fraction"] == pytest.approx((old_columns & real).sum().item() / real.sum().item())
 
 
+def test_the_values_old_of_steps_the_updated_weights_acted_are_the_logged_ones(monkeypatch):
+    """The targets read the values the rollout logged where the weights being updated acted (no second
+    pass over the batch) and rescore the steps of older weights, whose logged values are stale."""
+    config = small(algo={"name": "ppo", "update_epochs": 1, "num_minibatches": 1})
+    torch.manual_seed(0)
+    _, policy, collector, learner = build(config, torch.device("cpu"))
+    batch, _ = collector.collect(config.trainer.rollout_steps, version=3)
+    seen = []
+    monkeypatch.setattr(learner_module, "compute_targets",
+                        lambda algo, ipa, b, values_old, last: seen.append(values_old) or compute_targets(algo, ipa, b, values_old, last))
+    logged = dataclasses.replace(batch, values=batch.values + 5.0)  # far from anything the critic says
+    learner.update(logged, 3, 4)
+    assert torch.equal(seen[0], logged.values)
+    with torch.no_grad():
+        rescored = learner.score_actions(batch)[2]
+    old_columns = torch.arange(batch.rewards.shape[1]) % 2 == 1
+    learner.update(dataclasses.replace(logged, version=torch.where(old_columns, 2, batch.version)), 3, 4)
+    assert torch.equal(seen[1][:, ~old_columns], logged.values[:, ~old_columns])
+    torch.testing.assert_close(seen[1][:, old_columns], rescored[:, old_columns], rtol=1e-4, atol=1e-5)
+
+
 # ------------------------------------------------------------------ whole updates, errors
 @pytest.mark.parametrize("algo,extra", [
     ("ipa", {}), ("ppo", {}), ("reinforce", {}),
@@ -514,3 +536,17 @@ def test_separate_clipping_keeps_a_large_value_gradient_from_shrinking_the_actor
         critic_norm = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in policy.critic_parameters()])).item()
         assert actor_norm == pytest.approx(0.3 * actor_scale, rel=1e-4)
         assert critic_norm == pytest.approx(0.5 if clip == "separate" else 100.0 * actor_scale, rel=1e-4)
+
+
+def test_the_tanh_activation_is_tanh_forward_and_backward():
+    """``policy.Tanh`` (2 sigmoid(2x) - 1, tanh's backward from the output) against torch.tanh, float32."""
+    x = torch.linspace(-20, 20, 400_001, requires_grad=True)
+    ours, theirs = Tanh()(x), torch.tanh(x)
+    assert (ours - theirs).abs().max().item() < 3e-7
+    assert ours[0].item() == -1.0 and ours[-1].item() == 1.0
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    ours_grad = torch.autograd.grad(ours, x, grad)[0]
+    theirs_grad = torch.autograd.grad(theirs, x, grad)[0]
+    torch.testing.assert_close(ours_grad, theirs_grad, rtol=0, atol=5e-6)
+    with torch.no_grad():  # acting and export: the plain formula
+        assert (Tanh()(x) - theirs).abs().max().item() < 3e-7

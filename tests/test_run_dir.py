@@ -4,6 +4,9 @@ TensorBoard step once, one HParams session per run, rounding of total_steps, CPU
 import dataclasses
 import json
 import logging
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -11,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata
 
 from openclaw_rl.rock import ConfigError
-from openclaw_rl.roll import trainer
+from openclaw_rl.roll import cores, trainer
 from openclaw_rl.roll.checkpoint import checkpoint_path, load_checkpoint
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.learner import Learner
@@ -122,12 +125,42 @@ def test_total_steps_round_up_to_whole_rollouts_and_the_log_says_so(tmp_path, ca
     assert len(result.history) == 3 and load_checkpoint(checkpoint_path(tmp_path))["global_step"] == 3 * B
 
 
-def test_threads_auto_picks_one_for_small_policies_and_the_run_restores_the_setting(tmp_path, monkeypatch):
-    cpu = torch.device("cpu")
-    assert trainer.resolve_threads("auto", 14_000, cpu) == 1
-    assert trainer.resolve_threads("auto", 10 * trainer.SMALL_POLICY, cpu) == trainer.TORCH_THREADS
-    assert trainer.resolve_threads("auto", 10 * trainer.SMALL_POLICY, torch.device("cuda")) == 1
-    assert trainer.resolve_threads("3", 14_000, cpu) == 3 and trainer.resolve_threads(2, 14_000, cpu) == 2
+def test_threads_auto_follows_the_cores_other_processes_leave_free(tmp_path, monkeypatch):
+    """auto: as many threads as free cores, read before the first update and after each; a fixed number stays."""
+    monkeypatch.setattr(trainer, "free_threads", cores.free_threads)
+    monkeypatch.setattr(cores, "TORCH_THREADS", 4)
+    monkeypatch.setattr(cores, "CORES", 4)
+    assert [cores.free_threads(o) for o in (None, 0.0, 0.3, 1.0, 2.9, 3.5, 8.0)] == [1, 4, 3, 3, 1, 1, 1]
+    readings = iter([0.0, 2.0, 2.0, 0.1])  # an idle machine, busy during the second and third updates, idle again
+    monkeypatch.setattr(cores.OtherLoad, "read", lambda self: next(readings))
+    seen, real_update = [], Learner.update
+
+    def update(self, batch, update, num_updates):
+        seen.append(torch.get_num_threads())
+        return real_update(self, batch, update, num_updates)
+
+    monkeypatch.setattr(Learner, "update", update)
+    before = torch.get_num_threads()
+    run(config(trainer={"threads": "auto", "total_steps": 3 * B}), tmp_path / "auto")
+    assert seen == [4, 2, 2] and torch.get_num_threads() == before
+    assert trainer.resolve_threads("auto", torch.device("cuda")) == (1, None)
+    assert trainer.resolve_threads("3", torch.device("cpu")) == (3, None)
+
+
+def test_the_machine_reading_sees_a_busy_process():
+    """One process spinning on a core reads as about one busy core (this process's own work is not counted)."""
+    load = cores.OtherLoad()
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.3)
+        load.read()
+        sum(i * i for i in range(2_000_000))  # this process busy too
+        assert load.read() > 0.6
+    finally:
+        busy.kill()
+
+
+def test_threads_fixed_and_the_run_restores_the_setting(tmp_path, monkeypatch):
     for bad in ("0", "-1", "many", "1.5"):
         with pytest.raises(ConfigError, match="trainer.threads: must be auto or a positive integer"):
             run(config(trainer={"threads": bad}), tmp_path)

@@ -124,8 +124,8 @@ class TrainerConfig:
     resume: str | None = None  # auto (continue this run dir's run) | a checkpoint or run dir
     init_from: str | None = None  # start from these policy weights (e.g. an SFT checkpoint)
     overwrite: bool = False  # delete this run dir's checkpoints, events and reports and start clean (else a used run dir is refused)
-    # torch CPU threads: a positive integer, or auto: 1 on a GPU or for policies under 1M parameters (the env
-    # steps in numpy on one core; more threads only wait for each other: bench/results/threads.md), else torch's default
+    # torch CPU threads: a positive integer, or auto: 1 on a GPU; on the CPU the cores other processes leave
+    # free, read before the first update and after each (roll/cores.py, bench/results/threads.md)
     threads: str = "auto"
     # Rollout workers (roll/workers.py): each owns env.n_envs / workers markets (whole groups) and a copy of
     # the policy. workers=1 with backend=local is the collector in this process (no pool).

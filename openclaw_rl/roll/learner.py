@@ -47,10 +47,17 @@ class Learner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.no_grad():
-            logp_old, _, values_old = self.score_actions(batch)
-            # Steps acted by the weights being updated: pi_old is mu by definition. Taking the logged mu
-            # there makes it so exactly; recomputed, it differs by kernels' rounding of other batch shapes.
-            logp_old = torch.where(batch.version == update, batch.logp, logp_old)
+            # Steps acted by the weights being updated: pi_old is mu by definition, and their values are
+            # the ones logged (as CleanRL's PPO takes them). Taking both from the rollout makes it so exactly
+            # (recomputed, they differ by kernels' rounding of other batch shapes) and saves a pass over the
+            # batch; steps of older weights (asynchronous workers) are scored again.
+            current = batch.version == update
+            if current.all():
+                logp_old, values_old = batch.logp, batch.values
+            else:
+                logp_old, _, values_old = self.score_actions(batch)
+                logp_old = torch.where(current, batch.logp, logp_old)
+                values_old = torch.where(current, batch.values, values_old)
             last_state = batch.last_state
             if policy.memory.recurrent:  # its state after the rollout under these weights
                 last_state = policy.forward_sequence(batch.obs, batch.initial_state, batch.starts)[2]

@@ -40,7 +40,37 @@ class PolicyConfig:
             self.hidden = tuple(self.hidden)
 
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+class _SigmoidTanh(torch.autograd.Function):
+    """tanh(x) = 2 sigmoid(2x) - 1, with tanh's own backward ``g (1 - y^2)`` from the output."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(2 * x).mul_(2).sub_(1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+class Tanh(nn.Module):
+    """The tanh activation computed as ``2 sigmoid(2x) - 1`` (within 2e-7 of ``torch.tanh`` in float32).
+
+    On CPU torch's tanh kernel is not vectorized (1.05 ms for 8192 x 64 floats on one AVX-512 core,
+    sigmoid 0.10 ms), so it was the largest cost of an update of the 64x64 MLPs; a trunk's forward,
+    backward and Adam step take 4.7 ms instead of 8.5 (bench/activation.py). Without a gradient
+    (acting, export) it is the plain formula, which every exporter knows.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad:
+            return _SigmoidTanh.apply(x)
+        return torch.sigmoid(2 * x).mul_(2).sub_(1)
+
+
+ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU}
 
 
 def layer(n_in: int, n_out: int, gain: float) -> nn.Linear:

@@ -51,7 +51,7 @@ def run_sft(config: RunConfig, run_dir: Path) -> TrainResult:
     log.info("run dir: %s", run_dir)
     torch.manual_seed(config.seed)
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
-    with torch_threads(resolve_threads(config.trainer.threads, sum(p.numel() for p in policy.parameters()), device)):
+    with torch_threads(resolve_threads(config.trainer.threads, device)[0]):
         return _clone(config, run_dir, device, data_env, policy, lineage)
 
 

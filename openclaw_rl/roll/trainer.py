@@ -21,6 +21,7 @@ from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
 from openclaw_rl.roll.config import TRAIN_SEED_STRIDE, RunConfig, design_differences
+from openclaw_rl.roll.cores import CORES, FIRST_READING, OtherLoad, free_threads
 from openclaw_rl.roll.evaluate import EVAL_SEED_BASE, evaluate, validation_env
 from openclaw_rl.roll.learner import Learner
 from openclaw_rl.roll.policy import ActorCritic, torch_threads
@@ -32,8 +33,6 @@ from openclaw_rl.roll.run_dir import claim, hparams, open_writer, write_hparams
 from openclaw_rl.roll.workers import RolloutPool
 
 log = logging.getLogger("openclaw_rl.train")
-TORCH_THREADS = torch.get_num_threads()  # at import: torch's default (one per physical core) unless set before
-SMALL_POLICY = 1_000_000  # parameters (a 512x512 MLP policy has 0.56M, 1024x1024 2.2M); see resolve_threads
 BAR = {"auto": None, "bar": True, "log": False}  # trainer.progress -> Progress(bar=...)
 
 
@@ -45,18 +44,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_threads(spec: str | int, n_parameters: int, device: torch.device) -> int:
-    """Torch's CPU threads for a run. ``auto``: one thread on a GPU or for a policy of fewer than
-    ``SMALL_POLICY`` parameters (the default MLP has about 14,000), torch's default otherwise.
-
-    The batched env steps in numpy on one core, and a small policy's matrices are too small for
-    intra-op threads to pay for their synchronization; when another process takes a core, threads
-    that wait for each other make a run many times slower (bench/results/threads.md). Measured on 2
-    cores: one thread was faster up to 512x512 MLPs, two were faster for 1024x1024 (9.4 s -> 5.8 s).
-    """
+def resolve_threads(spec: str | int, device: torch.device,
+                    load: OtherLoad | None = None) -> tuple[int, OtherLoad | None]:
+    """Torch's CPU threads for a run, and the machine's reading that goes on choosing them (``auto`` on the
+    CPU: ``roll/cores.py``, reading ``load`` begun while the run was built; one thread on a GPU, where the
+    CPU only steps the envs)."""
     if str(spec) != "auto":
-        return int(spec)  # RunConfig.validate checked it
-    return 1 if device.type == "cuda" or n_parameters < SMALL_POLICY else TORCH_THREADS
+        return int(spec), None  # RunConfig.validate checked it
+    if device.type == "cuda":
+        return 1, None
+    load = load or OtherLoad()
+    time.sleep(max(0.0, FIRST_READING - load.age()))
+    return free_threads(load.read()), load
+
+
+def follow_load(load: OtherLoad | None) -> None:
+    """After an update: as many threads as cores the other processes left free during it (``auto``)."""
+    if load is None:
+        return
+    others = load.read()
+    threads = free_threads(others)
+    if threads != torch.get_num_threads():
+        log.info("torch threads: %d -> %d (other processes kept %.1f of %d cores busy)", torch.get_num_threads(),
+                 threads, others, CORES)
+        torch.set_num_threads(threads)
 
 
 def find_resume(resume: str | None, run_dir: Path) -> tuple[Path | None, Path]:
@@ -115,17 +126,19 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         log.warning("env.data.split=%s: the run trains on bars beyond the train split (its validation objective is "
                     "in-sample; the benchmark refuses it on any split it trained on)", config.env.data.split)
     torch.manual_seed(config.seed)
+    load = OtherLoad()  # the machine's load while the run is built chooses trainer.threads=auto
     _, policy, collector, learner = build(config, device)
-    threads = resolve_threads(trainer.threads, sum(p.numel() for p in policy.parameters()), device)
+    threads, load = resolve_threads(trainer.threads, device, load)
     try:
         with torch_threads(threads):
-            return _train(config, run_dir, device, resume_from, policy, collector, learner, lineage)
+            return _train(config, run_dir, device, resume_from, policy, collector, learner, lineage, load)
     finally:
         collector.close()
 
 
 def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: Path | None, policy: ActorCritic,
-           collector: Collector | RolloutPool, learner: Learner, lineage: list[dict]) -> TrainResult:
+           collector: Collector | RolloutPool, learner: Learner, lineage: list[dict],
+           load: OtherLoad | None = None) -> TrainResult:
     started = time.time()
     update, global_step, logged = 0, 0, None
     if resume_from is not None:
@@ -170,6 +183,7 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
             start = time.perf_counter()
             batch, episodes = collector.collect(config.trainer.rollout_steps, version=update)
             stats = learner.update(batch, update, num_updates)
+            follow_load(load)
             update += 1
             global_step += config.batch_steps
             stats["charts/SPS"] = config.batch_steps / (time.perf_counter() - start)
