@@ -78,6 +78,9 @@ ARMS = {
     "ipa_gae_whiten_separate_vclip_off": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true",
                                           "algo.grad_clip=separate", "algo.clip_vloss=false"],
     "ppo_vclip_off": ["algo=ppo", "algo.clip_vloss=false"],
+    # Round 3, named after rounds 1-2's test: the critic on PPO's lambda-returns instead of the chunk's Monte Carlo rest.
+    "ipa_step_vtarget": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true",
+                         "algo.grad_clip=separate", "algo.clip_vloss=false", "ipa.value_target=step"],
 }
 SEEDS = 5
 PEER = "ppo"  # the gate's side A
