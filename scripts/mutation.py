@@ -337,6 +337,8 @@ MUTANTS = [
            "y = torch.sigmoid(2 * x).mul_(2).sub_(1)", "y = torch.sigmoid(x).mul_(2).sub_(1)", LEARNING),
     Mutant("stale_values_taken_as_logged", "steps of older weights keep their logged values", LEARNER,
            "values_old = torch.where(current, batch.values, values_old)", "values_old = batch.values", LEARNING),
+    Mutant("step_value_target_ignored", "ipa.value_target=step still trains the critic on the chunk's lambda-return",
+           ALGOS, 'if ipa.value_target == "step":', 'if ipa.value_target == "never":', LEARNING),
     Mutant("feature_of_the_next_bar", "a step observes the features of the bar after the one it entered", ENGINE,
            "self.features.reshape(-1, self.n_features)[flat].T",
            "self.features.reshape(-1, self.n_features)[np.minimum(flat + self.n, self.features.shape[0] * self.n - 1)].T",

@@ -160,6 +160,21 @@ def test_ipa_chunk_critic_is_semi_mdp_gae_over_chunks(discount):
     assert not torch.allclose(out.advantages, monte_carlo.advantages)  # lambda < 1 between chunks differs from MC
 
 
+@pytest.mark.parametrize("baseline", ["gae", "value"])
+def test_ipa_step_value_targets_are_ppos_lambda_returns_and_leave_the_advantages(baseline):
+    """ipa.value_target=step trains the critic on PPO's lambda-returns (lambda at every step, not 1 inside a
+    chunk); the actor's chunk advantages stay the baseline's."""
+    values = [[1.0], [10.0], [2.0], [20.0], [3.0]]
+    chunk = targets("ipa", two_chunks(), [99.0], values=values, baseline=baseline)
+    step = targets("ipa", two_chunks(), [99.0], values=values, baseline=baseline, value_target="step")
+    ppo = targets("ppo", two_chunks(), [99.0], values=values)
+    assert torch.allclose(step.value_targets, ppo.value_targets)
+    assert not torch.allclose(step.value_targets, chunk.value_targets)
+    assert torch.equal(step.advantages, chunk.advantages)
+    # by hand at t=3 (gamma 0.9, lambda 0.8): delta_3 = 4 + 0.9 * 3 - 20, delta_4 = 5 - 3 (terminal)
+    assert step.value_targets[3, 0].item() == pytest.approx(20 + (4 + 0.9 * 3 - 20) + 0.9 * 0.8 * (5 - 3))
+
+
 def test_ipa_chunk_critic_with_lambda_one_is_the_value_baseline():
     values = [[1.0], [10.0], [2.0], [20.0], [3.0]]
     algo = AlgoConfig(name="ipa", gamma=0.5, gae_lambda=1.0).with_defaults()

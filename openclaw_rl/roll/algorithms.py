@@ -111,10 +111,10 @@ def compute_targets(algo: AlgoConfig, ipa: IPAConfig, batch: Batch, values: torc
         # discount=time: gamma every step, so a chunk of tau steps gets gamma^tau (the semi-MDP); discount=chunk:
         # gamma where a chunk ends (an order, a prefix's end), not at an episode end.
         discounted = torch.ones_like(boundary) if ipa.discount == "time" else boundary
+        step_gamma = torch.where(discounted, algo.gamma, 1.0)
         g = returns_to_go(rewards, discounted, stop, truncated, final_values, last_value, algo.gamma)
         chunk_return = chunk_first(g, ids, n_chunks)
         if ipa.baseline == "gae":  # the chunk critic: trace decay lambda between chunks, 1 inside one
-            step_gamma = torch.where(discounted, algo.gamma, 1.0)
             step_lam = torch.where(boundary, algo.gae_lambda, 1.0)
             step_advantages = gae(rewards, values, stop, truncated, final_values, last_value, step_gamma, step_lam)
             g = step_advantages + values  # the critic's target: the lambda-return, inside a chunk its Monte Carlo rest
@@ -125,6 +125,8 @@ def compute_targets(algo: AlgoConfig, ipa: IPAConfig, batch: Batch, values: torc
             advantages = chunk_return - group_mean_std(chunk_return, batch.group, n_groups, real)[0]
         else:
             advantages = chunk_return
+        if ipa.value_target == "step":  # PPO's lambda-return at every step
+            g = gae(rewards, values, stop, truncated, final_values, last_value, step_gamma, algo.gae_lambda) + values
         positive = None  # topr_split=advantage: the step's advantage decides
         if ipa.topr_split == "trajectory":  # the paper and ROLL (episode_scores > 0): the trajectory's return
             outcome = episode_outcomes(rewards, stop, truncated, final_values, last_value, batch.return_before)

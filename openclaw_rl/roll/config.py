@@ -27,6 +27,7 @@ ALGO_DEFAULTS = {
 }
 BASELINES = ("none", "value", "group", "gae")
 DISCOUNTS = ("time", "chunk")
+VALUE_TARGETS = ("chunk", "step")
 GRAD_CLIPS = ("global", "separate")
 OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
@@ -77,6 +78,9 @@ class IPAConfig:
     # gae (a chunk critic: GAE over chunks, delta_k = R_k + gamma^tau V(s_k+1) - V(s_k), lambda = algo.gae_lambda)
     baseline: str = "gae"
     discount: str = "time"  # time: a chunk of tau steps is discounted by gamma^tau (semi-MDP) | chunk: by gamma
+    # the critic's target: chunk (the lambda-return of the chunk critic: inside a chunk its Monte Carlo rest) |
+    # step (PPO's: lambda = algo.gae_lambda at every step, lower variance; the advantages are the baseline's either way)
+    value_target: str = "chunk"
     topr_split: str = "trajectory"  # Eq. 9's no-ratio branch: trajectory (its return > 0: the paper, ROLL) | advantage (step's > 0)
     mismatch_low: float = 0.0  # ROLL's two-sided filter: also drop chunks whose geometric-mean pi_old / mu is below this
 
@@ -230,6 +234,8 @@ class RunConfig:
         need(self.ipa.baseline in BASELINES, "ipa.baseline", f"unknown baseline {self.ipa.baseline!r}; allowed: {', '.join(BASELINES)}")
         need(self.ipa.discount in DISCOUNTS, "ipa.discount",
              f"unknown discount {self.ipa.discount!r}; allowed: {', '.join(DISCOUNTS)}")
+        need(self.ipa.value_target in VALUE_TARGETS, "ipa.value_target",
+             f"unknown value target {self.ipa.value_target!r}; allowed: {', '.join(VALUE_TARGETS)}")
         need(a.grad_clip in GRAD_CLIPS, "algo.grad_clip", f"unknown clipping {a.grad_clip!r}; allowed: {', '.join(GRAD_CLIPS)}")
         need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
         need(self.ipa.mismatch_high > 0, "ipa.mismatch_high", f"must be > 0, got {self.ipa.mismatch_high}")
