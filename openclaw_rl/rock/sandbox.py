@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import socket
 import threading
 import time
@@ -57,8 +58,9 @@ def import_ray():
 
 def connect_ray(address: str | None = None, num_cpus: int | None = None, key: str = "ray_address"):
     """Ray, connected: to the cluster at ``address`` (``host:port``, ``ray://host:port`` or ``auto``), or a
-    local Ray of ``num_cpus`` when ``None``. An address that does not answer is a ``ConfigError`` naming
-    ``key``, raised within seconds (``ray.init`` would wait much longer). Reuses a live connection."""
+    local Ray of ``num_cpus`` when ``None``. An address that does not answer, or a cluster that asks for a
+    token this machine lacks, is a ``ConfigError`` naming ``key``, raised within seconds (``ray.init`` would
+    retry much longer). Reuses a live connection."""
     ray = import_ray()
     if address not in (None, "auto", "local"):  # a cluster: does it answer?
         host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -67,6 +69,8 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None, key: st
         except (OSError, ValueError) as error:
             raise ConfigError(f"{key}={address}: no Ray cluster answers there ({error}); "
                               f"start one with `ray start --head` or leave {key} null for a local Ray") from error
+        if not address.startswith("ray://") and not ray.is_initialized():
+            _authenticate(host, int(port), f"{key}={address}")
     if ray.is_initialized():
         return ray
     try:
@@ -76,6 +80,69 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None, key: st
     except (ConnectionError, RuntimeError) as error:
         raise ConfigError(f"{key}={address}: cannot connect to Ray: {error}") from error
     return ray
+
+
+RAY_TOKEN_FIX = ("give this machine the cluster's token (`ray get-auth-token` on the head prints it) in "
+                 "RAY_AUTH_TOKEN or ~/.ray/auth_token")
+
+
+def _ray_token() -> tuple[str | None, str]:
+    """This machine's Ray token and where it came from, looked up as Ray does (its token-auth docs):
+    ``RAY_AUTH_TOKEN``, else the file at ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN"
+    source = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    try:
+        with open(source) as handle:
+            return handle.read().strip() or None, source
+    except OSError:
+        return None, source
+
+
+def _refused(host: str, port: int, token: str | None) -> bool:
+    """Whether the Ray head (its GCS) at ``host:port`` refuses a call that carries ``token`` (``None``: none).
+    Anything but a refusal (an answer, not a GCS, an old Ray) is left to ``ray.init`` to judge."""
+    try:
+        import grpc  # Ray's own dependency
+    except ImportError:
+        return False
+    metadata = [("authorization", f"Bearer {token}")] if token else None
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")  # an empty request: raw bytes
+        try:
+            call(b"", timeout=5, metadata=metadata)
+        except grpc.RpcError as error:
+            return error.code() == grpc.StatusCode.UNAUTHENTICATED
+    return False
+
+
+def _authenticate(host: str, port: int, setting: str) -> None:
+    """Ray's token authentication (Ray >= 2.52) for a cluster named by address. ``ray start`` turns it on
+    when its machine holds a token (any machine where ``ray.init()`` once started a local Ray does), but
+    ``ray.init(address=...)`` sends a token only when ``RAY_AUTH_MODE=token`` is set, and otherwise retries
+    for some 20 s and fails without saying why. So: if the cluster asks for a token and accepts this
+    machine's, token mode is turned on for this process (as ``ray.init`` does for a cluster it finds itself,
+    ``address=auto``); if it asks and there is none, or the wrong one, the error says so."""
+    if not _refused(host, port, None):
+        return  # no token asked
+    mode = os.environ.get("RAY_AUTH_MODE", "token").lower()
+    if mode != "token":
+        raise ConfigError(f"{setting}: the Ray cluster there asks for a token but RAY_AUTH_MODE={mode}; "
+                          f"set RAY_AUTH_MODE=token and {RAY_TOKEN_FIX}")
+    token, source = _ray_token()
+    if token is None:
+        raise ConfigError(f"{setting}: the Ray cluster there asks for a token and this machine has none; "
+                          f"{RAY_TOKEN_FIX}")
+    if _refused(host, port, token):
+        raise ConfigError(f"{setting}: the Ray cluster there refuses this machine's token (from {source}); "
+                          f"{RAY_TOKEN_FIX}")
+    if os.environ.get("RAY_AUTH_MODE") is None:
+        os.environ["RAY_AUTH_MODE"] = "token"  # read by Ray in this process and in those it starts
+        try:
+            from ray._raylet import Config
+        except ImportError:
+            return
+        Config.initialize("")  # Ray read its settings at import: again, as ray.init does to turn token mode on
 
 
 class Sandbox:
