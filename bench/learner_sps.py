@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from common import machine, write_results
+from openclaw_rl.roll.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SPS = re.compile(r"SPS ([\d,]+)")
@@ -46,7 +47,7 @@ def speed(tree: Path, overrides: list[str], steps: int) -> tuple[float, torch.Te
                         "trainer.threads=1", "trainer.progress=log", f"hydra.run.dir={run_dir}"],
                        cwd=tree, env=env, check=True, capture_output=True)
         values = [int(v.replace(",", "")) for v in SPS.findall((Path(run_dir) / "train.log").read_text())]
-        policy = torch.load(Path(run_dir) / "checkpoints" / "last.pt", weights_only=False)["policy"]
+        policy = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["policy"]
     return float(np.median(values)), torch.cat([w.flatten().double() for w in policy.values()])
 
 

@@ -1,13 +1,13 @@
 """Wall time of a default training run by torch CPU threads (``trainer.threads``), on an idle and on
 a busy machine.
 
-The default config as ``openclaw-train`` composes it (Hydra), trained for 40,960 env steps on the
+The default config as ``openclaw-train`` composes it (Hydra), trained for 163,840 env steps on the
 CPU with threads = 1, 2, torch's default (one per physical core) and ``auto``, each ``--repeats``
 times in turn, first alone, then beside each ``--load`` number of busy-looping processes (other
 jobs on the machine; default: one, and one per core). Every run is whole: building, rollouts,
 updates, checkpoints, the held-out evaluation.
 
-    python bench/threads.py [--steps 40960] [--repeats 3] [--load 1 2]
+    python bench/threads.py [--steps 163840] [--repeats 3] [--load 1 2]
 
 Writes bench/results/threads.{json,md}.
 """
@@ -55,7 +55,7 @@ def busy(n: int) -> list[subprocess.Popen]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=40960, help="env steps per run")
+    parser.add_argument("--steps", type=int, default=163840, help="env steps per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--load", type=int, nargs="+", default=sorted({1, machine()["cores"]}),
                         help="busy-looping processes beside the runs, one condition per number")

@@ -334,7 +334,7 @@ MUTANTS = [
     Mutant("tanh_backward_identity", "the tanh activation's backward passes the gradient through unscaled",
            "openclaw_rl/roll/policy.py", "return torch.ops.aten.tanh_backward(grad, y)", "return grad", LEARNING),
     Mutant("tanh_forward_unscaled", "the trained tanh is 2 sigmoid(x) - 1", "openclaw_rl/roll/policy.py",
-           "y = torch.sigmoid(2 * x).mul_(2).sub_(1)", "y = torch.sigmoid(x).mul_(2).sub_(1)", LEARNING),
+           "y = (2 * x).sigmoid_().mul_(2).sub_(1)", "y = x.sigmoid().mul_(2).sub_(1)", LEARNING),
     Mutant("stale_values_taken_as_logged", "steps of older weights keep their logged values", LEARNER,
            "values_old = torch.where(current, batch.values, values_old)", "values_old = batch.values", LEARNING),
     Mutant("step_value_target_ignored", "ipa.value_target=step still trains the critic on the chunk's lambda-return",

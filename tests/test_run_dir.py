@@ -133,6 +133,7 @@ def test_threads_auto_follows_the_cores_other_processes_leave_free(tmp_path, mon
     assert [cores.free_threads(o) for o in (None, 0.0, 0.3, 1.0, 2.9, 3.5, 8.0)] == [1, 4, 3, 3, 1, 1, 1]
     readings = iter([0.0, 2.0, 2.0, 0.1])  # an idle machine, busy during the second and third updates, idle again
     monkeypatch.setattr(cores.OtherLoad, "read", lambda self: next(readings))
+    monkeypatch.setattr(cores.OtherLoad, "age", lambda self: 1.0)  # the build took long enough to read from
     seen, real_update = [], Learner.update
 
     def update(self, batch, update, num_updates):
@@ -145,6 +146,8 @@ def test_threads_auto_follows_the_cores_other_processes_leave_free(tmp_path, mon
     assert seen == [4, 2, 2] and torch.get_num_threads() == before
     assert trainer.resolve_threads("auto", torch.device("cuda")) == (1, None)
     assert trainer.resolve_threads("3", torch.device("cpu")) == (3, None)
+    monkeypatch.setattr(cores.OtherLoad, "age", lambda self: 0.01)  # too short a build to read from
+    assert trainer.resolve_threads("auto", torch.device("cpu"))[0] == 1
 
 
 def test_the_machine_reading_sees_a_busy_process():

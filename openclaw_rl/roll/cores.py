@@ -5,7 +5,7 @@ one on 2 cores) and cost many times over when another process holds a core, as t
 each other then wait for the scheduler too (bench/results/threads.md). So ``auto`` reads the machine:
 the CPU time the whole machine spent busy (``/proc/stat``) less this process's own, over the wall time
 since the last reading, is how many cores the others keep busy. The trainer reads it while the run is
-built (before the first update) and after every update, and runs on as many threads as cores are free (at least one, at most
+built (no wait: a build too short to read from starts on one thread) and after every update, and runs on as many threads as cores are free (at least one, at most
 torch's default), so a machine that turns busy mid-run drops to one thread at the next update.
 """
 
@@ -19,7 +19,7 @@ import torch
 TORCH_THREADS = torch.get_num_threads()  # at import: torch's default (one per physical core) unless set before
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-FIRST_READING = 0.1  # seconds of machine load read at least before the first update (building the run counts)
+FIRST_READING = 0.05  # seconds of reading the first choice needs (building the run); shorter: one thread until the first update
 
 
 def _busy_seconds() -> float | None:

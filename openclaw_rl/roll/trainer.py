@@ -47,14 +47,14 @@ def resolve_device(name: str) -> torch.device:
 def resolve_threads(spec: str | int, device: torch.device,
                     load: OtherLoad | None = None) -> tuple[int, OtherLoad | None]:
     """Torch's CPU threads for a run, and the machine's reading that goes on choosing them (``auto`` on the
-    CPU: ``roll/cores.py``, reading ``load`` begun while the run was built; one thread on a GPU, where the
+    CPU: ``roll/cores.py``, from ``load``, begun while the run was built; one thread on a GPU, where the
     CPU only steps the envs)."""
     if str(spec) != "auto":
         return int(spec), None  # RunConfig.validate checked it
     if device.type == "cuda":
         return 1, None
-    load = load or OtherLoad()
-    time.sleep(max(0.0, FIRST_READING - load.age()))
+    if load is None or load.age() < FIRST_READING:  # too short a reading to trust: one thread, the safe side,
+        return 1, load or OtherLoad()              # until the first update's reading
     return free_threads(load.read()), load
 
 
