@@ -97,12 +97,7 @@ class MarketEngine:
     # ------------------------------------------------------------------ reset
     def reset(self, rows: np.ndarray, seeds: np.ndarray | None = None) -> None:
         """Start a new episode in ``rows`` (sorted int indices); ``seeds`` reseeds them first."""
-        if seeds is not None:
-            self.keys[rows] = rng.seed_keys(seeds)
-            self.episodes[rows] = 0
-        else:
-            self.episodes[rows] += np.uint64(1)
-        keys = rng.episode_keys(self.keys[rows], self.episodes[rows])
+        keys = rng.next_episode(self.keys, self.episodes, rows, seeds)
         if len(rows) == self.n:  # every market: contiguous column blocks, one per worker
             bounds = np.linspace(0, self.n, min(_WORKERS, max(1, self.n // _MIN_PER_WORKER)) + 1).astype(int)
             jobs = [(keys[a:b], slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]

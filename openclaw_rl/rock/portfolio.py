@@ -45,6 +45,7 @@ from openclaw_rl.errors import ConfigError
 from openclaw_rl.rock import rng
 from openclaw_rl.rock.config import finite_number
 from openclaw_rl.rock.env import check_render_mode
+from openclaw_rl.rock.vector import vector_seeds
 from openclaw_rl.rock.portfolio_data import FactorModel, PanelReplay, make_market, per_asset
 
 MODES = ("long_only", "long_short", "softmax")
@@ -210,12 +211,7 @@ class PortfolioEngine:
     def reset(self, rows: np.ndarray, seeds: np.ndarray | None = None) -> None:
         """Start a new episode in ``rows`` (sorted int indices); ``seeds`` reseeds them first."""
         s, k, w = self.settings, self.n_assets, self.window
-        if seeds is not None:
-            self.keys[rows] = rng.seed_keys(seeds)
-            self.episodes[rows] = 0
-        else:
-            self.episodes[rows] += np.uint64(1)
-        keys = rng.episode_keys(self.keys[rows], self.episodes[rows])
+        keys = rng.next_episode(self.keys, self.episodes, rows, seeds)
         if self.paths:
             self._new_paths(rows, keys)
         else:
@@ -403,13 +399,7 @@ class PortfolioVecEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         """Reset every portfolio; an int ``seed`` seeds portfolio ``i`` with ``seed + i``."""
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = None if seed is None else int(seed) + self._all_rows
-        else:
-            seeds = np.asarray(seed)
-            if seeds.shape != (self.num_envs,):
-                raise ValueError(f"reset(seed=...) needs one seed per env ({self.num_envs}), got {len(seeds)}")
-        self.engine.reset(self._all_rows, seeds)
+        self.engine.reset(self._all_rows, vector_seeds(seed, self.num_envs))
         self._started = True
         return self.engine.obs.copy(), self._info(np.zeros(self.num_envs, dtype=bool))
 

@@ -51,6 +51,17 @@ def episode_keys(keys: np.ndarray, episodes: np.ndarray) -> np.ndarray:
     return mix64(keys ^ mix64(episodes.astype(np.uint64) * _GOLDEN + _GOLDEN))
 
 
+def next_episode(keys: np.ndarray, episodes: np.ndarray, rows: np.ndarray, seeds: np.ndarray | None) -> np.ndarray:
+    """Start the next episode of markets ``rows`` in place (``seeds`` reseeds them: episode 0) and return
+    its keys."""
+    if seeds is not None:
+        keys[rows] = seed_keys(seeds)
+        episodes[rows] = 0
+    else:
+        episodes[rows] += np.uint64(1)
+    return episode_keys(keys[rows], episodes[rows])
+
+
 def substream(keys: np.ndarray, stream: int) -> np.ndarray:
     """Independent keys for the ``stream``-th kind of draw of the same episode."""
     return mix64(keys + np.uint64(((stream + 1) * int(_M1)) % 2**64))

@@ -46,15 +46,7 @@ class MarketVecEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         """Reset every market; an int ``seed`` seeds market ``i`` with ``seed + i``."""
-        if seed is None:
-            seeds = None
-        elif isinstance(seed, (int, np.integer)):
-            seeds = int(seed) + self._all_rows
-        else:
-            seeds = np.asarray(seed)
-            if seeds.shape != (self.num_envs,):
-                raise ValueError(f"reset(seed=...) needs one seed per env ({self.num_envs}), got {len(seeds)}")
-        self.engine.reset(self._all_rows, seeds)
+        self.engine.reset(self._all_rows, vector_seeds(seed, self.num_envs))
         self._started = True
         info = self._info(np.zeros(self.num_envs, dtype=bool))
         return self.engine.obs.copy(), info
@@ -116,6 +108,18 @@ class MarketVecEnv(VectorEnv):
         """Set the full state of all markets (a ``snapshot``); the env can step from it, reset or not."""
         self.engine.restore(state)
         self._started = True
+
+
+def vector_seeds(seed: int | list[int] | None, num_envs: int) -> np.ndarray | None:
+    """The seed of each of ``num_envs`` envs from ``reset(seed=...)``: an int seeds env ``i`` with ``seed + i``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)):
+        return int(seed) + np.arange(num_envs)
+    seeds = np.asarray(seed)
+    if seeds.shape != (num_envs,):
+        raise ValueError(f"reset(seed=...) needs one seed per env ({num_envs}), got {len(seeds)}")
+    return seeds
 
 
 def make_vec_env(config: EnvConfig) -> "MarketVecEnv | GymVecEnv":
