@@ -248,7 +248,11 @@ MUTANTS = [
            "ahead, states = states[lead:], states[:n_bars]", "states = states[:n_bars]\n        ahead = states", MODELLING),
     # --- the yardstick: the seed-level gate, the guard's content match, historical intervals
     Mutant("pi_old_rescored", "pi_old is always rescored, never the logged mu of the weights being updated", LEARNER,
-           "logp_old = torch.where(batch.version == update, batch.logp, logp_old)", "pass", LEARNING),
+           "if current.all():\n                logp_old, values_old = batch.logp, batch.values\n            else:\n"
+           "                logp_old, _, values_old = self.score_actions(batch)\n"
+           "                logp_old = torch.where(current, batch.logp, logp_old)",
+           "if False:\n                pass\n            else:\n"
+           "                logp_old, _, values_old = self.score_actions(batch)\n                pass", LEARNING),
     Mutant("welch_pooled_df", "Welch's degrees of freedom taken as n_a + n_b - 2 (pooled)", STATS,
            "df = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))",
            "df = a.size + b.size - 2", GATING),
