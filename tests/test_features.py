@@ -10,7 +10,7 @@ import user_features  # noqa: F401  (the user's feature functions)
 from openclaw_rl import learn, load_policy
 from openclaw_rl.errors import ConfigError, DataError
 from openclaw_rl.export import observation_names
-from openclaw_rl.rock import MarketEnv, MarketVecEnv, rng
+from openclaw_rl.rock import MarketEnv, MarketVecEnv, indicators, rng
 from openclaw_rl.rock.config import EnvConfig
 from openclaw_rl.rock.features import pipeline
 
@@ -186,3 +186,27 @@ def test_one_command_trains_on_a_files_columns_and_rsi_and_the_policy_keeps_thei
     env = MarketEnv(config=result.config.env)
     action, _ = policy.predict(env.reset(seed=0)[0], deterministic=True)
     assert env.action_space.contains(action)
+
+
+@pytest.mark.parametrize("name", sorted(indicators.BATCHED))
+def test_each_batched_indicator_is_tas_on_many_markets_at_once(name):
+    """rock/indicators.py against ta itself, market by market: the same parameters and defaults, the same
+    numbers (to rounding: pandas' rolling sums are online), NaN where ta has NaN."""
+    import inspect
+
+    ours, theirs = indicators.BATCHED[name], next(getattr(getattr(ta, m), name) for m in ("momentum", "trend", "volatility")
+                                                   if hasattr(getattr(ta, m), name))
+    expected = {k: v.default for k, v in inspect.signature(theirs).parameters.items() if k != "fillna"}
+    assert {k: v.default for k, v in inspect.signature(ours).parameters.items()} == expected
+    gen = np.random.default_rng(7)
+    close = 100 * np.exp(np.cumsum(gen.normal(0, 0.02, (300, 5)), 0))
+    close[:, 4] = 100.0  # a flat market: ranges and bands of width 0
+    prices = {"close": close, "high": close * np.exp(np.abs(gen.normal(0, 0.01, close.shape))),
+              "low": close * np.exp(-np.abs(gen.normal(0, 0.01, close.shape)))}
+    inputs = [p for p in expected if p in prices]
+    for params in ({}, {"window": 5} if "window" in expected else {}):
+        got = ours(**{p: prices[p] for p in inputs}, **params)
+        want = np.stack([theirs(**{p: pd.Series(prices[p][:, j]) for p in inputs}, **params).to_numpy(dtype=float)
+                         for j in range(5)], 1)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

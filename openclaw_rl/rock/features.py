@@ -7,19 +7,22 @@
 - ``env.features=[{fn: my_module:my_feature, span: 5}]``: a user's function
   ``fn(bars: pandas.DataFrame, **params)`` returning one value per bar.
 
-Computed features are computed from each episode's own bars, so synthetic markets and historical
-replay expose the same ones. The bars a function sees are ``open, high, low, close``, ``volume``
-(historical files that have it) and the ``env.data.features`` columns.
+Synthetic markets compute them from each episode's own path, historical replay once over its file
+(``rock/historical.py``), so a policy trained on features runs on both; ``rock/indicators.py`` computes
+the common ``ta`` indicators for every synthetic path of a reset at once. The bars a function sees
+are ``open, high, low, close``, ``volume`` (historical files that have it) and the
+``env.data.features`` columns.
 
 No look-ahead: a function is refused (``ConfigError``, before any work) unless its values up to a
 bar stay bit-identical when every later bar of a probe path is replaced, which rules out centered
 windows and statistics of the whole series (a normalizer fitted on all bars). Scaling is the
 policy's running observation normalizer, fitted on training rollouts and saved with the weights.
 
-Warm-up: each episode path starts ``lead`` bars earlier than the observation window needs, where the
-warm-up of a function is the first bar of the probe from which it is always a number, and at least
-its largest integer parameter (``ta``'s ATR reads 0, not NaN, until its window fills). A value that
-is not a finite number after the warm-up is an error naming the feature.
+Warm-up: a function's warm-up is the first bar of the probe from which it is always a number, and at
+least its largest integer parameter (``ta``'s ATR reads 0, not NaN, until its window fills). A
+synthetic path starts ``lead`` bars earlier than the observation window needs; a replay starts its
+episodes where every feature has a value. A value that is not a finite number after the warm-up is
+an error naming the feature.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from openclaw_rl.errors import ConfigError, DataError
+from openclaw_rl.rock.indicators import BATCHED
 
 TA_MODULES = ("momentum", "trend", "volatility", "volume", "others")
 PRICES = ("open", "high", "low", "close")
@@ -43,13 +47,15 @@ MAX_WARMUP = PROBE_BARS // 2
 
 @dataclass(frozen=True)
 class Feature:
-    """One computed feature: ``compute(frame) -> [len(frame)]`` float64."""
+    """One computed feature: ``compute(frame) -> [len(frame)]`` float64 for one market's bars, and where
+    ``rock/indicators.py`` has it, ``batch(**prices) -> [T, n]`` for many markets' time-major prices."""
 
     key: str  # where it was configured, e.g. "env.features[0]"
     label: str  # e.g. "rsi(window=14)"
     compute: Callable[[Any], np.ndarray]
     needs_volume: bool
     min_warmup: int  # its largest integer parameter
+    batch: Callable[..., np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,12 @@ class FeaturePipeline:
         """Extra bars sampled before an episode's path: its first observed bar is ``window``."""
         return max(0, self.warmup - window)
 
-    def compute(self, log_open, log_high, log_low, log_close, volume=None, columns=None) -> np.ndarray:
+    def compute(self, log_open, log_high, log_low, log_close, volume=None, columns=None,
+                batched: bool = True) -> np.ndarray:
         """``[n_bars, n, F]`` float32 features of ``n`` paths given time-major ``[n_bars, n]`` log prices
-        (``volume [n_bars, n]``, ``columns [n_bars, n, C]``: the file's feature columns)."""
+        (``volume [n_bars, n]``, ``columns [n_bars, n, C]``: the file's feature columns). ``batched``: the
+        indicators ``rock/indicators.py`` has run on every path at once (fast for many short paths; one
+        long series is faster through ``ta``, whose loops over time are compiled)."""
         n_bars, n = log_close.shape
         out = np.empty((n_bars, n, len(self.names)), dtype=np.float32)
         if self.columns:
@@ -79,15 +88,22 @@ class FeaturePipeline:
             return out
         import pandas as pd
 
-        logs = (log_open, log_high, log_low, log_close)
-        for j in range(n):
-            frame = pd.DataFrame({name: np.exp(log[:, j]) for name, log in zip(PRICES, logs)})
-            if volume is not None:
-                frame["volume"] = volume[:, j]
-            for c, name in enumerate(self.columns):
-                frame[name] = columns[:, j, c]
+        prices = {name: np.exp(log) for name, log in zip(PRICES, (log_open, log_high, log_low, log_close))}
+        one_by_one = []
+        with np.errstate(all="ignore"):
             for k, feature in enumerate(self.computed, start=len(self.columns)):
-                out[:, j, k] = feature.compute(frame)
+                if feature.batch is not None and batched:
+                    out[..., k] = feature.batch(**prices)
+                else:
+                    one_by_one.append((k, feature))
+            for j in range(n if one_by_one else 0):
+                frame = pd.DataFrame({name: price[:, j] for name, price in prices.items()})
+                if volume is not None:
+                    frame["volume"] = volume[:, j]
+                for c, name in enumerate(self.columns):
+                    frame[name] = columns[:, j, c]
+                for k, feature in one_by_one:
+                    out[:, j, k] = feature.compute(frame)
         return out
 
     def check_finite(self, features: np.ndarray, first_observed: int) -> None:
@@ -149,11 +165,15 @@ def _feature(spec: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> Fea
     if missing:
         raise ConfigError(f"{key}: ta's {spec['name']} needs {', '.join(missing)}")
     extra = {"fillna": False} if "fillna" in signature else {}
+    fast = BATCHED.get(spec["name"])
 
     def compute(frame):
         return _values(fn(**{p: frame[p] for p in inputs}, **params, **extra), len(frame), key, label)
 
-    return Feature(key, label, compute, "volume" in inputs, min_warmup)
+    def batch(**prices):
+        return fast(**{p: prices[p] for p in inputs}, **params)
+
+    return Feature(key, label, compute, "volume" in inputs, min_warmup, batch if fast is not None else None)
 
 
 def _ta_function(name: str, key: str) -> Callable:

@@ -313,7 +313,7 @@ class HistoricalReplay:
         if features is not None:
             column = {f: self._logs[f][:, None] for f in PRICE_FIELDS}
             values = features.compute(*column.values(), None if series.volume is None else series.volume[:, None],
-                                      None if series.features is None else series.features[:, None])
+                                      None if series.features is None else series.features[:, None], batched=False)
             first = max(int(np.argmax(np.isfinite(values[:, 0]).all(-1))), features.warmup)
             features.check_finite(values, first)
             self.features = values[:, 0]
