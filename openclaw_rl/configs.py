@@ -30,6 +30,9 @@ def register() -> None:
     run_schema, env_schema = OmegaConf.structured(RunConfig), OmegaConf.structured(EnvConfig)
     # The env/market option fills env.market; merged onto another model's defaults it would mix two models.
     run_schema.env.market = env_schema.market = {}
+    # A user env's keyword arguments are its own: env.gym_kwargs={mode: softmax} sets keys no schema knows.
+    for schema in (run_schema.env, env_schema):
+        OmegaConf.set_struct(schema.gym_kwargs, False)
     store.store(name="run_schema", node=run_schema, provider="openclaw_rl")
     store.store(name="bench_schema", node=BenchConfig, provider="openclaw_rl")
     store.store(group="env", name="schema", node=env_schema, provider="openclaw_rl")

@@ -404,3 +404,13 @@ def test_our_trainer_trains_on_the_portfolio_env_through_gym_id_and_its_kwargs(t
     with pytest.raises(ConfigError, match=r"env.gym_id=openclaw_rl/Portfolio-v0: cannot make it: .*mode: unknown mode"):
         RunConfig.from_mapping({"env": {"gym_id": "openclaw_rl/Portfolio-v0", "continuous": True,
                                         "gym_kwargs": {"mode": "levered"}}})
+
+
+def test_the_command_line_sets_the_portfolio_envs_keyword_arguments():
+    """`openclaw-train ... 'env.gym_kwargs={mode: softmax}'`: keys no schema knows, set as the docs show."""
+    from openclaw_rl.api import make_config
+
+    config = make_config(["env.gym_id=openclaw_rl/Portfolio-v0", "env.continuous=true", "eval.objective=episodic_return",
+                          "env.gym_kwargs={mode: softmax, window: 8}"])
+    assert config.env.gym_kwargs == {"mode": "softmax", "window": 8}
+    assert config.env.obs_dim == (8 + 1) * 8 + 1
