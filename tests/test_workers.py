@@ -150,6 +150,24 @@ def test_raised_hung_and_killed_workers_leave_the_run_unchanged(reference, tmp_p
     assert faulty[1]["global_step"] == UPDATES * N * T
 
 
+def test_random_injected_faults_never_read_as_one_recurring_failure():
+    """Three random injected errors at the same step are bad luck, not a bug: their messages differ, so the
+    pool's same-failure rule (a bug: stop after 3) does not stop a run with trainer.faults (it did, ~2% of runs)."""
+    from openclaw_rl.rock.faults import FaultConfig, FaultyVecEnv, InjectedFault
+    from openclaw_rl.roll.workers import SAME_FAILURE, record_failure
+
+    envs = FaultyVecEnv(None, FaultConfig(step_error=1.0))
+    failures = []
+    for _ in range(SAME_FAILURE + 1):
+        with pytest.raises(InjectedFault) as raised:
+            envs.step(None)
+        record_failure(failures, SandboxError(f"RuntimeError: at step 4 of the rollout: {raised.value}"), 100, "worker 0")
+    assert len(set(failures)) == len(failures)
+    with pytest.raises(RuntimeError, match="failed the same way 3 times"):
+        for _ in range(SAME_FAILURE):
+            record_failure(failures, SandboxError("RuntimeError: at step 4 of the rollout: ValueError: a bug"), 100, "w")
+
+
 def test_a_worker_killed_between_rollouts_is_rebuilt_from_its_state():
     pooled = RolloutPool(config(backend="process"), ActorCritic.for_env(config().env, config().policy),
                          torch.device("cpu"))

@@ -4,7 +4,9 @@
 carry on through failures: a step that raises, a step that hangs past ``trainer.worker_timeout``, a
 worker process killed by SIGKILL (as the OOM killer would). The dice are drawn from the OS's entropy,
 not from the env's seeded state: a failure is not part of the market, and a restored snapshot does
-not fail at the same step again.
+not fail at the same step again. Each injected error is numbered: three random ones at the same step
+must not read as the same failure three times, which the pool takes for a bug and stops on
+(``roll/workers.py``'s ``record_failure``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class FaultyVecEnv:
 
     def __init__(self, envs, faults: FaultConfig):
         self.envs, self.faults, self.dice = envs, faults, np.random.default_rng()  # unseeded on purpose (see the module)
+        self.raised = 0
 
     def __getattr__(self, name: str):
         return getattr(self.envs, name)
@@ -49,5 +52,7 @@ class FaultyVecEnv:
         if hang < self.faults.hang:
             time.sleep(self.faults.hang_seconds)
         if error < self.faults.step_error:
-            raise InjectedFault("injected fault: this step failed (trainer.faults.step_error)")
+            self.raised += 1
+            raise InjectedFault(f"injected fault {self.raised} of process {os.getpid()}: this step failed "
+                                "(trainer.faults.step_error)")
         return self.envs.step(actions)

@@ -138,8 +138,8 @@ def _pipeline(specs: str, columns: tuple[str, ...], volume: bool, prefix: str) -
 
 
 def feature_label(spec: Mapping[str, Any]) -> str:
-    """A computed feature's name in the observation, e.g. ``rsi(window=14)``."""
-    params = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in ("name", "fn"))
+    """A computed feature's name in the observation, e.g. ``rsi(window=14)`` (parameters in key order)."""
+    params = ", ".join(f"{k}={spec[k]}" for k in sorted(spec) if k not in ("name", "fn"))
     return f"{spec.get('name') or spec.get('fn')}({params})"
 
 

@@ -64,9 +64,9 @@ def follow_load(load: OtherLoad | None) -> None:
         return
     others = load.read()
     threads = free_threads(others)
-    if threads != torch.get_num_threads():
-        log.info("torch threads: %d -> %d (other processes kept %.1f of %d cores busy)", torch.get_num_threads(),
-                 threads, others, CORES)
+    if threads != torch.get_num_threads():  # charts/torch_threads shows every update's
+        log.debug("torch threads: %d -> %d (other processes kept %.1f of %d cores busy)", torch.get_num_threads(),
+                  threads, others, CORES)
         torch.set_num_threads(threads)
 
 
@@ -183,6 +183,7 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
             start = time.perf_counter()
             batch, episodes = collector.collect(config.trainer.rollout_steps, version=update)
             stats = learner.update(batch, update, num_updates)
+            stats["charts/torch_threads"] = torch.get_num_threads()  # this update's (trainer.threads=auto varies it)
             follow_load(load)
             update += 1
             global_step += config.batch_steps
