@@ -125,6 +125,18 @@ def test_total_steps_round_up_to_whole_rollouts_and_the_log_says_so(tmp_path, ca
     assert len(result.history) == 3 and load_checkpoint(checkpoint_path(tmp_path))["global_step"] == 3 * B
 
 
+def threads_of_updates(monkeypatch) -> list[int]:
+    """The torch thread count each ``Learner.update`` ran on, appended as the run goes."""
+    seen, real_update = [], Learner.update
+
+    def update(self, batch, update, num_updates):
+        seen.append(torch.get_num_threads())
+        return real_update(self, batch, update, num_updates)
+
+    monkeypatch.setattr(Learner, "update", update)
+    return seen
+
+
 def test_threads_auto_follows_the_cores_other_processes_leave_free(tmp_path, monkeypatch):
     """auto: as many threads as free cores, read before the first update and after each; a fixed number stays."""
     monkeypatch.setattr(trainer, "free_threads", cores.free_threads)
@@ -134,13 +146,7 @@ def test_threads_auto_follows_the_cores_other_processes_leave_free(tmp_path, mon
     readings = iter([0.0, 2.0, 2.0, 0.1])  # an idle machine, busy during the second and third updates, idle again
     monkeypatch.setattr(cores.OtherLoad, "read", lambda self: next(readings))
     monkeypatch.setattr(cores.OtherLoad, "age", lambda self: 1.0)  # the build took long enough to read from
-    seen, real_update = [], Learner.update
-
-    def update(self, batch, update, num_updates):
-        seen.append(torch.get_num_threads())
-        return real_update(self, batch, update, num_updates)
-
-    monkeypatch.setattr(Learner, "update", update)
+    seen = threads_of_updates(monkeypatch)
     before = torch.get_num_threads()
     run(config(trainer={"threads": "auto", "total_steps": 3 * B}), tmp_path / "auto")
     assert seen == [4, 2, 2] and torch.get_num_threads() == before
@@ -167,13 +173,7 @@ def test_threads_fixed_and_the_run_restores_the_setting(tmp_path, monkeypatch):
     for bad in ("0", "-1", "many", "1.5"):
         with pytest.raises(ConfigError, match="trainer.threads: must be auto or a positive integer"):
             run(config(trainer={"threads": bad}), tmp_path)
-    seen, real_update = [], Learner.update
-
-    def update(self, batch, update, num_updates):
-        seen.append(torch.get_num_threads())
-        return real_update(self, batch, update, num_updates)
-
-    monkeypatch.setattr(Learner, "update", update)
+    seen = threads_of_updates(monkeypatch)
     before = torch.get_num_threads()
     other = 2 if before == 1 else 1
     run(config(trainer={"threads": str(other), "total_steps": 2 * B}), tmp_path)

@@ -80,13 +80,13 @@ def ema_indicator(close, window=12):
     return _ema(close, window)
 
 
-def _macd(close, window_slow, window_fast, window_sign):
-    line = _ema(close, window_fast) - _ema(close, window_slow)
-    return line, _ema(line, window_sign)
-
-
 def macd(close, window_slow=26, window_fast=12):
     return _ema(close, window_fast) - _ema(close, window_slow)
+
+
+def _macd(close, window_slow, window_fast, window_sign):
+    line = macd(close, window_slow, window_fast)
+    return line, _ema(line, window_sign)
 
 
 def macd_signal(close, window_slow=26, window_fast=12, window_sign=9):

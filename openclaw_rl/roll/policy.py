@@ -40,12 +40,17 @@ class PolicyConfig:
             self.hidden = tuple(self.hidden)
 
 
+def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2 sigmoid(2x) - 1, making one new tensor (as torch.tanh does)."""
+    return (2 * x).sigmoid_().mul_(2).sub_(1)
+
+
 class _SigmoidTanh(torch.autograd.Function):
     """tanh(x) = 2 sigmoid(2x) - 1, with tanh's own backward ``g (1 - y^2)`` from the output."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = (2 * x).sigmoid_().mul_(2).sub_(1)  # one new tensor, as torch.tanh
+        y = sigmoid_tanh(x)
         ctx.save_for_backward(y)
         return y
 
@@ -67,7 +72,7 @@ class Tanh(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad:
             return _SigmoidTanh.apply(x)
-        return (2 * x).sigmoid_().mul_(2).sub_(1)
+        return sigmoid_tanh(x)
 
 
 ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU}
