@@ -390,6 +390,16 @@ def test_historical_intervals_count_independent_episodes_and_a_short_range_has_n
 
 # ----------------------------------------------------------------------------------- other agents
 
+@pytest.mark.parametrize("agent, message", [
+    ("always_long", "agent: must be module:callable or a Stable-Baselines3 .zip file, got 'always_long'"),
+    ("no_such_module_here:act", "agent: cannot import no_such_module_here:act: ModuleNotFoundError"),
+])
+def test_an_agent_that_cannot_be_imported_is_one_clear_error_before_scoring(tmp_path, agent, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_benchmark(BenchConfig(agent=agent, allow_contaminated=True), tmp_path / "scored", bar=False)
+    assert not (tmp_path / "scored").exists()
+
+
 def test_a_python_callable_is_scored_with_its_declared_lineage_and_refused_without(tmp_path, monkeypatch):
     (tmp_path / "always_long.py").write_text(
         "import numpy as np\n"

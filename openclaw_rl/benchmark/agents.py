@@ -5,7 +5,6 @@ through an env with the task's markets and its own action interface."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import yaml
 from openclaw_rl.backtest.run import STRATEGY_CHOICES, load_policy, make_strategy, strategy_env
 from openclaw_rl.episodes import policy_actor, strategy_actor
 from openclaw_rl.errors import CheckpointError, ConfigError
+from openclaw_rl.imports import import_target
 from openclaw_rl.rock import EnvConfig, MarketVecEnv
 from openclaw_rl.rock.config import touched, with_split
 from openclaw_rl.rock.splits import seeds_record, unknown_record
@@ -180,13 +180,7 @@ def declared_lineage(path: str, by: str) -> list[dict]:
 
 
 def _callable_predict(spec: str) -> Callable[[np.ndarray], np.ndarray]:
-    module, _, name = spec.partition(":")
-    if not module or not name:
-        raise ConfigError(f"agent: {spec!r} is neither module:callable nor a Stable-Baselines3 .zip file")
-    try:
-        target = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"agent: cannot import {spec} ({err})") from None
+    target = import_target(spec, "agent", "module:callable or a Stable-Baselines3 .zip file")
     if hasattr(target, "predict"):
         return lambda obs: target.predict(obs, deterministic=True)[0]
     if not callable(target):

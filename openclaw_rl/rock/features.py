@@ -28,7 +28,6 @@ an error naming the feature.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from openclaw_rl.errors import ConfigError, DataError
+from openclaw_rl.imports import import_target
 from openclaw_rl.rock.indicators import BATCHED
 
 TA_MODULES = ("momentum", "trend", "volatility", "volume", "others")
@@ -190,13 +190,7 @@ def _ta_function(name: str, key: str) -> Callable:
 
 
 def _import(target: str, key: str) -> Callable:
-    module, _, name = str(target).partition(":")
-    if not module or not name:
-        raise ConfigError(f"{key}.fn: must be module:function, got {target!r}")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"{key}.fn: cannot import {target}: {type(err).__name__}: {err}") from None
+    fn = import_target(target, f"{key}.fn")
     if not callable(fn):
         raise ConfigError(f"{key}.fn: {target} is not callable")
     return fn
