@@ -9,6 +9,9 @@ Beside them, the ceiling of an eager update: the same policy's forward, backward
 and Adam step over the same minibatches of a random batch, and nothing else (no rollout, no targets,
 no logging), on as many threads as ``auto`` picks on this machine now. A whole run reaches a share of it.
 
+Then ``trainer.compile=true`` at the same settings: the whole run with its compilation, the steady state
+after it, and the run length from which compiling pays.
+
     python bench/train_sps.py [--steps 262144] [--envs 64 256 1024]
 
 Writes bench/results/train_sps.{json,md}.
@@ -18,6 +21,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
+import math
+import re
+import statistics
 import tempfile
 import time
 
@@ -28,17 +35,18 @@ from openclaw_rl.rock import MarketEnv
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.cores import FIRST_READING, OtherLoad, free_threads
 from openclaw_rl.roll.policy import ActorCritic, torch_threads
-from openclaw_rl.roll.trainer import run_training
+from openclaw_rl.roll.trainer import log as trainer_log, run_training
 
 ROLLOUT, EPOCHS, MINIBATCHES = 128, 4, 4
+STEADY_SPS = re.compile(r"update \d+/\d+ done: step \d+, SPS ([\d,]+)")
 
 
-def config(n_envs: int, steps: int) -> RunConfig:
+def config(n_envs: int, steps: int, compile: bool = False) -> RunConfig:
     return RunConfig.from_mapping({
         "env": {"n_envs": n_envs}, "algo": {"name": "ppo", "update_epochs": EPOCHS, "num_minibatches": MINIBATCHES},
         "policy": {"hidden": [64, 64], "activation": "tanh", "normalize_obs": False},
         "trainer": {"total_steps": steps, "rollout_steps": ROLLOUT, "checkpoint_every": 10**6, "progress": "log",
-                    "device": "cpu"},
+                    "device": "cpu", "compile": compile},
         "eval": {"n_envs": 1},
     })
 
@@ -49,6 +57,30 @@ def ours(n_envs: int, steps: int) -> float:
         start = time.perf_counter()
         run_training(config_, run_dir)
         return config_.num_updates * config_.batch_steps / (time.perf_counter() - start)
+
+
+def ours_compiled(n_envs: int, steps: int) -> tuple[float, float, float]:
+    """``trainer.compile=true``: the whole run's env steps/s (compilation included), the steady state's (the
+    median update after the first, rollout included, from train.log) and the seconds compiling cost."""
+    config_ = config(n_envs, steps, compile=True)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    level = trainer_log.level
+    trainer_log.addHandler(handler)
+    trainer_log.setLevel(logging.INFO)
+    try:
+        with tempfile.TemporaryDirectory() as run_dir:
+            start = time.perf_counter()
+            run_training(config_, run_dir)
+            wall = time.perf_counter() - start
+    finally:
+        trainer_log.removeHandler(handler)
+        trainer_log.setLevel(level)
+    per_update = [float(x.replace(",", "")) for x in STEADY_SPS.findall("\n".join(lines))]
+    total = config_.num_updates * config_.batch_steps
+    steady = statistics.median(per_update[1:])
+    return total / wall, steady, wall - total / steady
 
 
 def ceiling(n_envs: int, updates: int = 4) -> tuple[float, int]:
@@ -109,9 +141,14 @@ def main() -> None:
     for n in args.envs:
         row = {"n_envs": n, "ours": ours(n, args.steps), "sb3": stable_baselines(n, args.steps)}
         row["ceiling"], row["ceiling_threads"] = ceiling(n)
+        row["compiled"], row["compiled_steady"], row["compile_s"] = ours_compiled(n, args.steps)
+        gain = 1 / row["ours"] - 1 / row["compiled_steady"]  # seconds saved per env step once compiled
+        row["break_even_steps"] = row["compile_s"] / gain if gain > 0 else math.inf
         rows.append(row)
         print(f"N={n}: ours {row['ours']:,.0f} SPS, SB3 {row['sb3']:,.0f} SPS, ratio {row['ours'] / row['sb3']:.1f}x; "
-              f"eager update ceiling {row['ceiling']:,.0f} ({row['ceiling_threads']} threads)", flush=True)
+              f"eager update ceiling {row['ceiling']:,.0f} ({row['ceiling_threads']} threads); trainer.compile=true "
+              f"{row['compiled']:,.0f} SPS, {row['compiled_steady']:,.0f} once compiled ({row['compile_s']:.1f} s to "
+              f"compile)", flush=True)
     lines = [
         "# PPO training throughput (env steps/s, whole run wall clock)", "",
         f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores, torch {torch.__version__}, by "
@@ -124,6 +161,16 @@ def main() -> None:
     ]
     lines += [f"| {r['n_envs']} | {r['ours']:,.0f} | {r['sb3']:,.0f} | {r['ours'] / r['sb3']:.1f}x | "
               f"{r['ceiling']:,.0f} ({r['ceiling_threads']} thr.) | {r['ours'] / r['ceiling']:.0%} |" for r in rows]
+    lines += [
+        "", "With `trainer.compile=true` (the learner's minibatch pass through `torch.compile`, inductor's cache as "
+        "this machine had it): the whole run, compilation included; the steady state (the median update after the "
+        "first, rollout included); the seconds compiling cost; the run length from which it beats the default.", "",
+        "| N envs | whole run | steady | vs SB3 (steady) | vs ceiling (steady) | compile | pays from |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {r['n_envs']} | {r['compiled']:,.0f} | {r['compiled_steady']:,.0f} | "
+              f"{r['compiled_steady'] / r['sb3']:.1f}x | {r['compiled_steady'] / r['ceiling']:.0%} | "
+              f"{r['compile_s']:.1f} s | {r['break_even_steps']:,.0f} steps |" for r in rows]
     payload = {"machine": machine(), "date": str(datetime.date.today()), "steps": args.steps, "rows": rows}
     print(f"wrote {write_results('train_sps', payload, chr(10).join(lines) + chr(10))}")
 

@@ -131,6 +131,9 @@ class TrainerConfig:
     # torch CPU threads: a positive integer, or auto: 1 on a GPU; on the CPU the cores other processes leave
     # free, read before the first update and after each (roll/cores.py, bench/results/threads.md)
     threads: str = "auto"
+    # torch.compile the learner's pass over each minibatch (the policy's forward, log-probs, entropy): faster
+    # updates once compiled (a one-off cost, shorter from inductor's cache); pays on long runs (bench/train_sps.py)
+    compile: bool = False
     # Rollout workers (roll/workers.py): each owns env.n_envs / workers markets (whole groups) and a copy of
     # the policy. workers=1 with backend=local is the collector in this process (no pool).
     workers: int = 1
@@ -291,6 +294,9 @@ class RunConfig:
              f"true replaces the run in the run dir, trainer.resume={t.resume} continues one: give one of them")
         need(t.threads == "auto" or (str(t.threads).isdigit() and int(t.threads) >= 1), "trainer.threads",
              f"must be auto or a positive integer, got {t.threads!r}")
+        need(not (t.compile and self.policy.memory.name == "gru"), "trainer.compile",
+             "a recurrent memory (policy/memory=gru) would be unrolled over the rollout's steps in the compiled graph; "
+             "use trainer.compile=false")
         self._validate_workers(need)
         need(t.checkpoint_every >= 1, "trainer.checkpoint_every", f"must be >= 1, got {t.checkpoint_every}")
         need(t.log_every >= 1, "trainer.log_every", f"must be >= 1, got {t.log_every}")

@@ -17,6 +17,7 @@ from openclaw_rl.memory.designs import read_settings
 from openclaw_rl.progress import Progress
 from openclaw_rl.rock import ConfigError, MarketVecEnv
 from openclaw_rl.rock.vector import make_vec_env
+from openclaw_rl.roll.allocator import keep_freed_memory
 from openclaw_rl.roll.checkpoint import (
     CheckpointError, checkpoint_path, find_checkpoint, load_checkpoint, load_policy_weights, save_checkpoint,
 )
@@ -88,7 +89,7 @@ def build(config: RunConfig, device: torch.device) -> tuple[MarketVecEnv | None,
     """The run's parts. With ``trainer.workers > 1`` or ``backend != local`` the rollouts come from a
     ``RolloutPool`` (the envs live in its workers: ``envs`` is ``None``), else from a ``Collector`` here."""
     policy = ActorCritic.for_env(config.env, config.policy).to(device)
-    learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample)
+    learner = Learner(policy, config.algo, config.ipa, config.seed, config.resample, config.trainer.compile)
     if config.trainer.workers > 1 or config.trainer.backend != "local":
         return None, policy, RolloutPool(config, policy, device), learner
     envs = make_vec_env(config.env)
@@ -126,6 +127,7 @@ def run_training(config: RunConfig, run_dir: Path) -> TrainResult:
         log.warning("env.data.split=%s: the run trains on bars beyond the train split (its validation objective is "
                     "in-sample; the benchmark refuses it on any split it trained on)", config.env.data.split)
     torch.manual_seed(config.seed)
+    keep_freed_memory()  # the updates' activations reuse their pages (roll/allocator.py)
     load = OtherLoad()  # the machine's load while the run is built chooses trainer.threads=auto
     _, policy, collector, learner = build(config, device)
     threads, load = resolve_threads(trainer.threads, device, load)
