@@ -35,7 +35,7 @@ from openclaw_rl.rock import MarketEnv
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.cores import FIRST_READING, OtherLoad, free_threads
 from openclaw_rl.roll.policy import ActorCritic, torch_threads
-from openclaw_rl.roll.trainer import log as trainer_log, run_training
+from openclaw_rl.roll.trainer import build, log as trainer_log, run_training
 
 ROLLOUT, EPOCHS, MINIBATCHES = 128, 4, 4
 STEADY_SPS = re.compile(r"update \d+/\d+ done: step \d+, SPS ([\d,]+)")
@@ -81,6 +81,21 @@ def ours_compiled(n_envs: int, steps: int) -> tuple[float, float, float]:
     total = config_.num_updates * config_.batch_steps
     steady = statistics.median(per_update[1:])
     return total / wall, steady, wall - total / steady
+
+
+def rollout_ceiling(n_envs: int, rollouts: int = 4) -> float:
+    """Env steps/s of the default collector alone (policy acting, env stepping, buffers), no update, on the
+    threads ``auto`` picks now: with the update's ceiling, it bounds a whole run."""
+    load = OtherLoad()
+    time.sleep(FIRST_READING)
+    torch.manual_seed(0)
+    envs, _, collector, _ = build(config(n_envs, n_envs * ROLLOUT), torch.device("cpu"))
+    with torch_threads(free_threads(load.read())):
+        collector.collect(ROLLOUT, version=0)  # warm-up
+        start = time.perf_counter()
+        for version in range(rollouts):
+            collector.collect(ROLLOUT, version=version)
+        return rollouts * n_envs * ROLLOUT / (time.perf_counter() - start)
 
 
 def ceiling(n_envs: int, updates: int = 4) -> tuple[float, int]:
@@ -136,31 +151,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=262144, help="env steps per run")
     parser.add_argument("--envs", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--compile-steps", type=int, default=1_048_576,
+                        help="env steps per trainer.compile=true run (at least a few updates after the compiling one)")
     args = parser.parse_args()
     rows = []
     for n in args.envs:
         row = {"n_envs": n, "ours": ours(n, args.steps), "sb3": stable_baselines(n, args.steps)}
         row["ceiling"], row["ceiling_threads"] = ceiling(n)
-        row["compiled"], row["compiled_steady"], row["compile_s"] = ours_compiled(n, args.steps)
+        row["rollout_ceiling"] = rollout_ceiling(n)
+        row["bound"] = 1 / (1 / row["ceiling"] + 1 / row["rollout_ceiling"])  # both ceilings, one after the other
+        row["compiled"], row["compiled_steady"], row["compile_s"] = ours_compiled(n, args.compile_steps)
         gain = 1 / row["ours"] - 1 / row["compiled_steady"]  # seconds saved per env step once compiled
         row["break_even_steps"] = row["compile_s"] / gain if gain > 0 else math.inf
         rows.append(row)
         print(f"N={n}: ours {row['ours']:,.0f} SPS, SB3 {row['sb3']:,.0f} SPS, ratio {row['ours'] / row['sb3']:.1f}x; "
-              f"eager update ceiling {row['ceiling']:,.0f} ({row['ceiling_threads']} threads); trainer.compile=true "
+              f"eager update ceiling {row['ceiling']:,.0f} ({row['ceiling_threads']} threads), rollout ceiling "
+              f"{row['rollout_ceiling']:,.0f}; trainer.compile=true "
               f"{row['compiled']:,.0f} SPS, {row['compiled_steady']:,.0f} once compiled ({row['compile_s']:.1f} s to "
               f"compile)", flush=True)
     lines = [
         "# PPO training throughput (env steps/s, whole run wall clock)", "",
         f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores, torch {torch.__version__}, by "
         f"`bench/train_sps.py`: {args.steps:,} steps per run, rollout {ROLLOUT}, {EPOCHS} epochs, "
-        f"{MINIBATCHES} minibatches, 64x64 tanh, `trainer.threads=auto`. The ceiling: the bare eager update of the "
-        "same policy and minibatches alone (threads as `auto` picked then); the last column is the whole run's "
-        "share of it.", "",
-        "| N envs | openclaw_rl PPO | Stable-Baselines3 PPO | ratio | eager update ceiling | share |",
-        "|---:|---:|---:|---:|---:|---:|",
+        f"{MINIBATCHES} minibatches, 64x64 tanh, `trainer.threads=auto`. Update ceiling: the bare eager update of "
+        "the same policy and minibatches alone; rollout ceiling: the collector alone (threads as `auto` picked then). "
+        "Bound: both ceilings one after the other, what a run that did nothing else would reach; share: the whole "
+        "run's share of the update ceiling.", "",
+        "| N envs | openclaw_rl PPO | Stable-Baselines3 PPO | ratio | update ceiling | share | rollout ceiling | "
+        "bound (vs SB3) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {r['n_envs']} | {r['ours']:,.0f} | {r['sb3']:,.0f} | {r['ours'] / r['sb3']:.1f}x | "
-              f"{r['ceiling']:,.0f} ({r['ceiling_threads']} thr.) | {r['ours'] / r['ceiling']:.0%} |" for r in rows]
+              f"{r['ceiling']:,.0f} ({r['ceiling_threads']} thr.) | {r['ours'] / r['ceiling']:.0%} | "
+              f"{r['rollout_ceiling']:,.0f} | {r['bound']:,.0f} ({r['bound'] / r['sb3']:.1f}x) |" for r in rows]
     lines += [
         "", "With `trainer.compile=true` (the learner's minibatch pass through `torch.compile`, inductor's cache as "
         "this machine had it): the whole run, compilation included; the steady state (the median update after the "
@@ -171,7 +194,8 @@ def main() -> None:
     lines += [f"| {r['n_envs']} | {r['compiled']:,.0f} | {r['compiled_steady']:,.0f} | "
               f"{r['compiled_steady'] / r['sb3']:.1f}x | {r['compiled_steady'] / r['ceiling']:.0%} | "
               f"{r['compile_s']:.1f} s | {r['break_even_steps']:,.0f} steps |" for r in rows]
-    payload = {"machine": machine(), "date": str(datetime.date.today()), "steps": args.steps, "rows": rows}
+    payload = {"machine": machine(), "date": str(datetime.date.today()), "steps": args.steps,
+               "compile_steps": args.compile_steps, "rows": rows}
     print(f"wrote {write_results('train_sps', payload, chr(10).join(lines) + chr(10))}")
 
 
