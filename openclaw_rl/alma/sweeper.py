@@ -48,6 +48,7 @@ from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import PROMOTE, Proposer, aggregate, is_finite, operator_credit, promotable, rungs
 from openclaw_rl.alma.space import SearchSpace, SpaceError
+from openclaw_rl.alma.compose import TrialConfigs
 from openclaw_rl.alma.trial import run_trial, run_trial_in_ray
 from openclaw_rl.cli import closest_key
 from openclaw_rl.errors import ConfigError, DataError
@@ -131,7 +132,8 @@ class ALMASweeperImpl:
         self.lock.acquire()
         self.backend = None
         try:
-            shared = (self.hydra_context, self.task_function, self.config)
+            self.configs = TrialConfigs(self.hydra_context.config_loader, self.config)
+            shared = (self.hydra_context, self.task_function, self.configs)
             if c.backend == "ray":  # connects (or fails, naming the key) before any trial starts
                 self.backend = RayBackend(run_trial_in_ray, (Singleton.get_state(), *shared), c.n_workers,
                                           c.cpus_per_trial, c.gpus_per_trial, c.ray_address)
@@ -383,6 +385,9 @@ class ALMASweeperImpl:
         result = self._folder(trial) / "result.json"
         result.parent.mkdir(parents=True, exist_ok=True)
         (result.parent / WORKER_RECORD).unlink(missing_ok=True)  # the new worker writes its own
+        if isinstance(self.backend, LocalBackend):  # the fork brings them composed
+            for overrides in per_task:
+                self.configs.compose_choices(overrides)
         process = self.backend.start(f"alma-{trial.kind}-{trial.id}", trial.id, per_task, str(self.sweep_dir), subdirs,
                                      result, self.backend.threads)
         log.info("%s %s %d (%s): %s", "resumed" if resume else "started", trial.kind, trial.id, trial.mutation,

@@ -18,6 +18,7 @@ from hydra.core.utils import run_job, setup_globals
 from omegaconf import open_dict
 
 from openclaw_rl.alma.backends import record_worker
+from openclaw_rl.alma.compose import TrialConfigs
 from openclaw_rl.alma.search import is_finite
 from openclaw_rl.atomic import atomic_write
 
@@ -29,8 +30,8 @@ def share_cores(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def run_trial(hydra_context, task_function, config, trial_id: int, per_task: list[list[str]], sweep_dir: str,
-              subdirs: list[str], result: Path, threads: int) -> None:
+def run_trial(hydra_context, task_function, configs: TrialConfigs, trial_id: int, per_task: list[list[str]],
+              sweep_dir: str, subdirs: list[str], result: Path, threads: int) -> None:
     """A trial's worker (a forked process: its copy of the sweep lock dropped at the fork, ``alma.lock``;
     or a Ray task): run the task function once per task; write scores or the error."""
     record_worker(result.parent)
@@ -38,7 +39,7 @@ def run_trial(hydra_context, task_function, config, trial_id: int, per_task: lis
     scores, outcome = [], None
     try:
         for k, overrides in enumerate(per_task):
-            sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+            sweep_config = configs(overrides)
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = f"{trial_id}_{k}"
                 sweep_config.hydra.job.num = trial_id
@@ -59,7 +60,7 @@ def run_trial(hydra_context, task_function, config, trial_id: int, per_task: lis
 def run_trial_in_ray(shared: tuple, *args) -> None:
     """A trial as a Ray task: Hydra's global state (its config store, resolvers) as the sweeper had it,
     as a fork would have brought it (so does Hydra's joblib launcher), then ``run_trial``."""
-    singleton_state, hydra_context, task_function, config = shared
+    singleton_state, hydra_context, task_function, configs = shared
     setup_globals()
     Singleton.set_state(singleton_state)
-    run_trial(hydra_context, task_function, config, *args)
+    run_trial(hydra_context, task_function, configs, *args)

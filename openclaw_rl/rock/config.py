@@ -6,7 +6,9 @@ arguments) into a checked ``EnvConfig``; every error names the key and what is a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -37,7 +39,7 @@ def typed(cls, values: Mapping[str, Any], prefix: str):
     (the same one Hydra composes with): an unknown key or a value of the wrong type is a ``ConfigError``
     that names the key."""
     try:
-        schema = OmegaConf.structured(cls)
+        schema = copy.deepcopy(_schema(cls))  # _assign_market sets the copy's market
         return OmegaConf.to_object(OmegaConf.merge(schema, _assign_market(schema, _plain(values))))
     except ConfigKeyError as err:
         key, parent = ".".join(filter(None, (prefix, err.full_key))), err.object_type
@@ -50,6 +52,12 @@ def typed(cls, values: Mapping[str, Any], prefix: str):
             raise ConfigError(f"{key}: {err.msg.splitlines()[0]}") from None
         article = "an" if expected[1][0] in "AEIOU" else "a"
         raise ConfigError(f"{key}: must be {article} {expected[1].lower()}, got {err.value!r}") from None
+
+
+@functools.cache
+def _schema(cls):
+    """``cls``'s OmegaConf schema, built once (it takes longer than copying it)."""
+    return OmegaConf.structured(cls)
 
 
 def _plain(value):
