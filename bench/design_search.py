@@ -29,7 +29,7 @@ trial, a TPE segment, the no-search run), its training span (train.log, from its
 to its last line, the end-of-run evaluation included) over its wall time (the archive's started..ended for
 an ALMA trial, the subprocess for the others); the median over the arm's runs. Sweeps run one at a time.
 
-    python bench/design_search.py [--seeds 5] [--first-seed 20] [--tasks ...] [--arms ...]
+    python bench/design_search.py [--seeds 5] [--first-seed 20] [--tasks ...] [--arms ...] [--results NAME]
     python bench/design_search.py --quick   # a check that the script works: 2 seeds, 4 x 8,192 steps
 
 Writes bench/results/NAME.{json,md} after every sweep (NAME: design_search, or design_search_quick).
@@ -382,9 +382,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=list(SPACES), default=list(SPACES))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--quick", action="store_true", help="2 seeds, 4 trial-lengths of 8,192 steps")
+    parser.add_argument("--results", help="bench/results/RESULTS.{json,md} (default: design_search[_quick])")
     args = parser.parse_args()
-    budget = Budget("design_search_quick", 2, 4, 8192, 2, args.first_seed, True) if args.quick \
-        else Budget("design_search", args.seeds, 20, 40960, 5, args.first_seed, False)
+    budget = Budget(args.results or "design_search_quick", 2, 4, 8192, 2, args.first_seed, True) if args.quick \
+        else Budget(args.results or "design_search", args.seeds, 20, 40960, 5, args.first_seed, False)
     torch.set_num_threads(1)  # scoring as training: one thread
     try:
         import optuna

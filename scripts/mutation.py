@@ -48,6 +48,11 @@ REMEMBERING = ("tests/test_memory.py",)
 WORKERS = "openclaw_rl/roll/workers.py"
 POOLING = ("tests/test_workers.py",)
 SEARCH = "openclaw_rl/alma/search.py"
+COMPOSE = "openclaw_rl/alma/compose.py"
+COMPOSING = ("tests/test_alma_compose.py",)
+ALLOCATOR = "openclaw_rl/roll/allocator.py"
+ALLOCATING = ("tests/test_allocator.py",)
+COMPILING = ("tests/test_compile.py",)
 SEARCHING = ("tests/test_alma.py",)
 MARKETS = "openclaw_rl/rock/markets.py"
 MODELLING = ("tests/test_markets.py",)
@@ -236,6 +241,21 @@ MUTANTS = [
            "candidates = [t for t in top if t.id not in continued]", "candidates = list(top)", SEARCHING),
     Mutant("rung_ignores_inheritance", "a child that inherits its parent's weights counts as trained from scratch",
            SEARCH, "(trial.mutation == PROMOTE or inherit_weights)", "(trial.mutation == PROMOTE)", SEARCHING),
+    Mutant("promoted_trials_expanded", "ALMA's rule picks a promoted trial (its design trained longer) as a parent",
+           SEARCH, "return evaluated if inherit_weights else [t for t in evaluated if t.mutation != PROMOTE]",
+           "return evaluated", SEARCHING),
+    Mutant("trial_config_values_dropped", "a trial's value overrides are not applied to the cached composition",
+           COMPOSE, "ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if self._is_value(o)], config)",
+           "pass", COMPOSING),
+    Mutant("trial_config_stale_task_list", "a trial's config records the cached composition's overrides, not its own",
+           COMPOSE, "config.hydra.overrides.task = [o.input_line for o in task]", "pass", COMPOSING),
+    Mutant("trial_config_groups_as_values", "a group choice is applied as a value to the cached composition",
+           COMPOSE, "and not self.loader.repository.group_exists(override.key_or_group))", ")", COMPOSING),
+    Mutant("allocator_trim_only", "only the trim threshold is raised (glibc then maps every large block afresh)",
+           ALLOCATOR, "return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and ", "return ", ALLOCATING),
+    Mutant("compile_ignored", "trainer.compile=true runs the eager pass", LEARNER,
+           "torch.compile(self.score_actions, dynamic=False) if compile else self.score_actions",
+           "self.score_actions", COMPILING),
     Mutant("entry_jump_a_bar_late", "a regime's entry jump falls on the bar after the chain enters it", MARKETS,
            "np.not_equal(ahead[2:], ahead[1:-1], out=entered[2:])",
            "np.not_equal(ahead[1:-1], ahead[:-2], out=entered[2:])", MODELLING),

@@ -295,3 +295,28 @@ def test_the_local_backend_imports_what_every_trial_imports_before_it_forks():
             "print(before, 'torch._dynamo' in sys.modules, 'sympy' in sys.modules, 'openclaw_rl.roll.pipeline' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True", "True", "True"]
+
+
+def test_alma_expands_designs_at_the_length_their_children_train(tmp_path):
+    """Under successive halving a promoted trial is its design trained longer: ALMA's rule never picks it as a
+    parent (its children train one length from scratch, and their credit compares them with a parent of that
+    length); with inherited weights a child continues its parent's run, so a promoted one may be its parent."""
+    from openclaw_rl.alma.search import expandable
+    from openclaw_rl.alma.sweeper import ALMASweeperImpl
+
+    trials = [T(1, 0.1, mutation="baseline"), T(2, 0.2, mutation="initial"), T(3, 0.9, parent=2, mutation="promote"),
+              T(4, 0.3, parent=1, mutation="perturb")]
+    assert [t.id for t in expandable(trials, inherit_weights=False)] == [1, 2, 4]
+    assert expandable(trials, inherit_weights=True) == trials
+    space = SearchSpace(SPACE[:3])
+    archive = Archive(tmp_path / "archive.sqlite")
+    designs = space.latin_hypercube(3, np.random.default_rng(0))
+    base = archive.add("search", designs[0], space.overrides(designs[0]), "baseline")
+    other = archive.add("search", designs[1], space.overrides(designs[1]), "initial")
+    promoted = archive.add("search", designs[1], space.overrides(designs[1]), "promote", other)
+    for trial, score in ((base, 0.1), (other, 0.2), (promoted, 5.0)):  # the promoted run scores far above the rest
+        archive.finish(trial, score, [score])
+    sweeper = ALMASweeperImpl(seed=0, promotion={"enabled": True, "eta": 1000.0}, n_initial=2)
+    chosen = {sweeper._next_trial(archive, space, Proposer(space), [], 3 + k).parent for k in range(12)}
+    assert promoted not in chosen and chosen <= {base, other}
+    archive.close()

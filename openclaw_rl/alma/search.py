@@ -153,6 +153,14 @@ def rungs(trials: list[Trial], inherit_weights: bool) -> dict[int, int]:
     return depth
 
 
+def expandable(evaluated: list[Trial], inherit_weights: bool) -> list[Trial]:
+    """The trials ALMA's rule may choose as parents. Without inherited weights each child trains one
+    trial-length from scratch, so a design is judged at that length: a promoted trial (its design trained
+    longer, successive halving's) is left out, and a child's credit compares it with a parent of equal
+    length. With inherited weights a child continues its parent's run, which may be a promoted one."""
+    return evaluated if inherit_weights else [t for t in evaluated if t.mutation != PROMOTE]
+
+
 def promotable(trials: list[Trial], eta: float, inherit_weights: bool) -> Trial | None:
     """ASHA's promotion: from the highest rung down, the best finished trial of the top
     ``floor(n / eta)`` of its rung's ``n`` finished trials that was not continued yet (None: no trial

@@ -46,7 +46,8 @@ from openclaw_rl.alma.backends import WORKER_RECORD, Ending, LocalBackend, Orpha
 from openclaw_rl.alma.config import AGGREGATES, BACKENDS, LAUNCHERS, PROPOSERS, ALMASweeperConf
 from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
-from openclaw_rl.alma.search import PROMOTE, Proposer, aggregate, is_finite, operator_credit, promotable, rungs
+from openclaw_rl.alma.search import (PROMOTE, Proposer, aggregate, expandable, is_finite, operator_credit, promotable,
+                                      rungs)
 from openclaw_rl.alma.space import SearchSpace, SpaceError
 from openclaw_rl.alma.compose import TrialConfigs
 from openclaw_rl.alma.trial import run_trial, run_trial_in_ray
@@ -313,10 +314,11 @@ class ALMASweeperImpl:
             else:
                 return None
             return archive.get(archive.add("search", design, space.overrides(design), "initial" if not evaluated else "random"))
-        baseline = next((t.score for t in evaluated if t.mutation == "baseline"), float(np.median([t.score for t in evaluated])))
+        parents = expandable(evaluated, c.inherit_weights)
+        baseline = next((t.score for t in parents if t.mutation == "baseline"), float(np.median([t.score for t in parents])))
         ended = [t for t in everything if t.status in ("finished", "failed", "pruned")]
         credit = operator_credit(everything, ended)  # a failed or pruned child is a try its operator did not win
-        proposal = proposer.propose(evaluated, baseline, credit, designs, rng)
+        proposal = proposer.propose(parents, baseline, credit, designs, rng)
         if proposal is None:
             return None
         design, operator, parent, other = proposal
