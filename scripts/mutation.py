@@ -254,7 +254,7 @@ MUTANTS = [
     Mutant("allocator_trim_only", "only the trim threshold is raised (glibc then maps every large block afresh)",
            ALLOCATOR, "return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and ", "return ", ALLOCATING),
     Mutant("compile_ignored", "trainer.compile=true runs the eager pass", LEARNER,
-           "torch.compile(self.score_actions, dynamic=False) if compile else self.score_actions",
+           "torch.compile(self.score_actions, dynamic=False) if compiled else self.score_actions",
            "self.score_actions", COMPILING),
     Mutant("entry_jump_a_bar_late", "a regime's entry jump falls on the bar after the chain enters it", MARKETS,
            "np.not_equal(ahead[2:], ahead[1:-1], out=entered[2:])",

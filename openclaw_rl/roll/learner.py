@@ -25,12 +25,12 @@ class Learner:
     """
 
     def __init__(self, policy: ActorCritic, algo: AlgoConfig, ipa: IPAConfig, seed: int,
-                 resample: ResampleConfig = ResampleConfig(), compile: bool = False):
+                 resample: ResampleConfig = ResampleConfig(), compiled: bool = False):
         self.policy, self.algo, self.ipa, self.resample = policy, algo.with_defaults(), ipa, resample
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=algo.lr, eps=1e-5)
         self.rng = np.random.default_rng(seed)  # minibatch order; its state is checkpointed
         # trainer.compile: the minibatches' pass, one shape per run (and per thread count: torch guards on it)
-        self.score_minibatch = torch.compile(self.score_actions, dynamic=False) if compile else self.score_actions
+        self.score_minibatch = torch.compile(self.score_actions, dynamic=False) if compiled else self.score_actions
 
     def learning_rate(self, update: int, num_updates: int) -> float:
         """Linear annealing to 0 over the run (a pure function of the update index)."""
