@@ -8,7 +8,7 @@ trial, is then scored by ``run_benchmark`` on the task's test split: the sweep's
 
 Sweepers:
 
-- ``alma``: ALMA's defaults, every trial from scratch;
+- ``alma``: ALMA's rule (``proposer=alma``), every trial from scratch;
 - ``alma_two_level``: ``inherit_weights=true``, a child starts from its parent's final weights
   (``trainer.init_from``) while ALMA changes the design, or keeps it with the ``continue`` operator;
   ``n_initial=4`` designs from scratch;
@@ -91,10 +91,10 @@ class Budget:
 
 HALVING = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4"]  # new designs from scratch
 ALMA_SETTINGS = {  # hydra/sweeper=alma's settings per sweeper of ours (the others are Optuna's)
-    "alma": [],
+    "alma": ["hydra.sweeper.proposer=alma"],
     # two levels: children inherit weights; fewer designs from scratch leave more generations
-    "alma_two_level": ["hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"],
-    "alma_promotion": HALVING,
+    "alma_two_level": ["hydra.sweeper.proposer=alma", "hydra.sweeper.inherit_weights=true", "hydra.sweeper.n_initial=4"],
+    "alma_promotion": [*HALVING, "hydra.sweeper.proposer=alma"],
     "random_promotion": [*HALVING, "hydra.sweeper.proposer=random"],
 }
 

@@ -119,7 +119,7 @@ def alma_sweep(task: str, trials: int, steps: int, algo: str, sweep_dir: Path, p
     (the sweep's trials then run with ``algo.anneal_lr=false``; the design is retrained with the default)."""
     halving = ["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.n_initial=4", "algo.anneal_lr=false"] if promotion else []
     command = [sys.executable, "-m", "openclaw_rl.train", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/sweeper=alma",
-               f"hydra.sweeper.budget={trials}", "hydra.sweeper.seed=0", f"hydra.sweeper.n_workers={WORKERS}",
+               "hydra.sweeper.proposer=alma", f"hydra.sweeper.budget={trials}", "hydra.sweeper.seed=0", f"hydra.sweeper.n_workers={WORKERS}",
                f"hydra.sweeper.tasks=[{','.join(repr(f'seed={seed}') for seed in SWEEP_SEEDS)}]",
                *common_overrides(task, steps, algo), *halving, *SPACE]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)

@@ -316,7 +316,17 @@ def test_alma_expands_designs_at_the_length_their_children_train(tmp_path):
     promoted = archive.add("search", designs[1], space.overrides(designs[1]), "promote", other)
     for trial, score in ((base, 0.1), (other, 0.2), (promoted, 5.0)):  # the promoted run scores far above the rest
         archive.finish(trial, score, [score])
-    sweeper = ALMASweeperImpl(seed=0, promotion={"enabled": True, "eta": 1000.0}, n_initial=2)
+    sweeper = ALMASweeperImpl(seed=0, promotion={"enabled": True, "eta": 1000.0}, n_initial=2, proposer="alma")
     chosen = {sweeper._next_trial(archive, space, Proposer(space), [], 3 + k).parent for k in range(12)}
     assert promoted not in chosen and chosen <= {base, other}
     archive.close()
+
+
+def test_inherited_weights_need_alma_s_rule_and_random_is_the_default():
+    from openclaw_rl.alma.sweeper import ALMASweeperImpl
+
+    assert ALMASweeperImpl().conf.proposer == "random"
+    with pytest.raises(SpaceError, match=r"hydra.sweeper.inherit_weights: children inherit their parents' weights "
+                                         r"under ALMA's rule only .*set hydra.sweeper.proposer=alma"):
+        ALMASweeperImpl(inherit_weights=True)
+    assert ALMASweeperImpl(inherit_weights=True, proposer="alma").conf.inherit_weights

@@ -43,7 +43,7 @@ def sweep(sweep_dir, *args, check=True):
 def test_tasks_holdout_inheritance_and_failed_trials(tmp_path):
     sweep(tmp_path, "hydra.sweeper.budget=6", "hydra.sweeper.n_initial=3", "hydra.sweeper.n_workers=2",
           "hydra.sweeper.tasks=['env.regime=bull','env.regime=crash']", "hydra.sweeper.holdout_tasks=['env.regime=sideways']",
-          "hydra.sweeper.holdout_top_k=1", "hydra.sweeper.inherit_weights=true", "hydra.sweeper.max_failure_rate=1.0",
+          "hydra.sweeper.holdout_top_k=1", "hydra.sweeper.inherit_weights=true", "hydra.sweeper.proposer=alma", "hydra.sweeper.max_failure_rate=1.0",
           "algo.lr=tag(log, interval(1e-4, 1e-2))", "algo.num_minibatches=choice(4, 3)")
     archive = Archive(tmp_path / "archive.sqlite")
     search = archive.trials(kind="search")
@@ -378,7 +378,7 @@ def test_sweeper_settings_are_checked_up_front(setting, message):
 @pytest.mark.parametrize("args,message", [
     (["hydra.sweeper.tasks=['env.regime=nope']"], "task 'env.regime=nope': env.regime: unknown regime 'nope'"),
     (["env.n_envs=10"], "the overrides every trial shares: algo.num_minibatches: must divide env.n_envs=10"),
-    (["hydra.sweeper.inherit_weights=true", "hydra.sweeper.inherit_key=trainer.nope"],
+    (["hydra.sweeper.inherit_weights=true", "hydra.sweeper.proposer=alma", "hydra.sweeper.inherit_key=trainer.nope"],
      "the overrides every trial shares do not compose: Could not override 'trainer.nope'"),
     (["hydra.sweeper.promotion.enabled=true", "hydra.sweeper.promotion.key=algo.lr"],
      "hydra.sweeper.promotion.key: algo.lr is searched; it must be a fixed positive integer"),

@@ -40,8 +40,10 @@ class ALMASweeperConf:
     budget: int = 32  # search trials
     n_workers: int = 2  # trials running at once (local processes or Ray tasks)
     seed: int = 0
-    n_initial: int = 8  # the baseline design plus space-filling designs before ALMA's rule takes over
-    proposer: str = "alma"  # alma: ALMA's archive rule | random: uniform designs (the ablation of the rule)
+    n_initial: int = 8  # the baseline design plus space-filling designs before the proposer takes over
+    # random: uniform designs | alma: ALMA's archive rule (parents, mutation operators, their credit). Random is the
+    # default: ALMA's rule has not beaten it (bench/results/design_search{,_round2}.md)
+    proposer: str = "random"
     tau: float = 0.5  # softmax temperature of parent selection
     score_scale: Optional[float] = None  # sigmoid scale of score - baseline; null: the archive's spread
     mutation_scale: float = 0.2  # numeric perturbation, as a fraction of the range (in log scale for tag(log))

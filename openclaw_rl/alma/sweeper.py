@@ -102,6 +102,9 @@ class ALMASweeperImpl:
         need(not (c.launcher == "hydra" and c.pruning.enabled), "pruning.enabled",
              "pruning needs the local workers (hydra.sweeper.launcher=local): a Hydra launcher blocks per round")
         need(c.proposer in PROPOSERS, "proposer", f"unknown {c.proposer!r}; allowed: {', '.join(PROPOSERS)}")
+        need(not (c.inherit_weights and c.proposer != "alma"), "inherit_weights",
+             "children inherit their parents' weights under ALMA's rule only (random designs have no parent): "
+             "set hydra.sweeper.proposer=alma")
         need(c.backend in BACKENDS, "backend", f"unknown {c.backend!r}; allowed: {', '.join(BACKENDS)}")
         need(not (c.backend == "ray" and c.launcher == "hydra"), "backend",
              "ray runs the steady-state workers: it needs hydra.sweeper.launcher=local, not hydra")
