@@ -38,7 +38,7 @@ bench-rllib: $(RLLIB_VENV)/.installed
 # fails here, not on a user's machine.
 FLOAT_SENSITIVE := tests/test_ipa.py tests/test_learner.py tests/test_memory.py tests/test_resample.py \
 	tests/test_rollout.py tests/test_checkpoint.py tests/test_sft.py tests/test_api.py tests/test_workers.py \
-	tests/test_trajectories.py tests/test_learner_mutants.py
+	tests/test_trajectories.py tests/test_learner_mutants.py tests/test_compile.py
 
 test: install
 	$(PY) -m pytest
