@@ -4,6 +4,9 @@ weights (within float tolerance: other kernels), and refuses the design it canno
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,14 @@ from torch._dynamo.utils import counters
 from openclaw_rl.rock import ConfigError
 from openclaw_rl.roll.config import RunConfig
 from openclaw_rl.roll.trainer import build
+
+
+@pytest.fixture(autouse=True)
+def inductor_cache_per_kernel_set(monkeypatch):
+    """Inductor's cache of one ``ATEN_CPU_CAPABILITY`` (its cache key omits it: code generated with vector
+    intrinsics, reused under ``default``, does not compile), kept between runs."""
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "native")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"openclaw-inductor-{capability}"))
 
 
 def small(continuous: bool, **trainer) -> RunConfig:
