@@ -19,6 +19,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from openclaw_rl.alma.archive import Archive
+from openclaw_rl.alma.search import OPERATORS
 from openclaw_rl.roll.checkpoint import load_checkpoint
 from openclaw_rl.alma.space import SpaceError
 from openclaw_rl.alma.sweeper import ALMASweeperImpl, Running
@@ -62,6 +63,7 @@ def test_tasks_holdout_inheritance_and_failed_trials(tmp_path):
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     best = max((t for t in search if t.status == "finished"), key=lambda t: t.score)
     assert results["best_evaluated_result"] == best.score
+    assert results["proposer"] == "alma" and set(results["operator_credit"]) == {*OPERATORS, "continue"}
     assert results["holdout_transfer"][0]["trial"] == best.id
     assert len(results["holdout_transfer"][0]["holdout_task_scores"]) == 1
     assert 0 < results["worker_utilization"] <= 1
@@ -127,7 +129,9 @@ def test_successive_halving_continues_the_better_trial_exactly_from_its_checkpoi
     events.Reload()
     steps = [e.step for e in events.Scalars("charts/SPS")]
     assert steps == sorted(steps) and steps[0] == 512 and steps[-1] == 4096  # one curve, the parent's part included
-    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_trial"]
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["proposer"] == "random" and "operator_credit" not in results  # the default: no operators to credit
+    best = results["best_trial"]
     trained = {first.id: 2048, second.id: 2048, third.id: 4096}[best["id"]]  # the overrides that train it from scratch
     assert [o for o in best["overrides"] if o.startswith("trainer.total_steps=")] == [f"trainer.total_steps={trained}"]
 

@@ -25,7 +25,7 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
     search = archive.trials(kind="search")
     finished = [t for t in search if t.status == "finished" and is_finite(t.score)]
     counts = {status: sum(t.status == status for t in search) for status in ("finished", "failed", "pruned", "interrupted", "running")}
-    results: dict = {"name": "alma", "objective": objective, "trials": counts}
+    results: dict = {"name": "alma", "proposer": conf.proposer, "objective": objective, "trials": counts}
     if finished:
         best = max(finished, key=lambda t: t.score)
         by_id = {t.id: t for t in search}
@@ -36,8 +36,10 @@ def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | 
             "best_trial": {"id": best.id, "overrides": trained_overrides(archive, best, conf),
                            "task_scores": best.task_scores, "run_dir": best.run_dir},
             "baseline_result": None if baseline is None else baseline.score,
-            "operator_credit": operator_credit(search, [t for t in search if t.status in ("finished", "failed", "pruned")]),
         })
+        if conf.proposer == "alma":  # its operators' credit (random proposals have none)
+            ended = [t for t in search if t.status in ("finished", "failed", "pruned")]
+            results["operator_credit"] = operator_credit(search, ended)
     holdout = [t for t in archive.trials(kind="holdout") if t.status == "finished"]
     if holdout:
         by_id = {t.id: t for t in search}
