@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from openclaw_rl.alma.archive import Archive  # noqa: E402
+from openclaw_rl.alma.config import ALMASweeperConf  # noqa: E402
 from openclaw_rl.alma.results import best_so_far_figure, write_results  # noqa: E402
 from openclaw_rl.backtest.plots import backtest_title, episode_dates, equity_figure, growth_and_drawdown  # noqa: E402
 from openclaw_rl.backtest.run import backtest_strategy  # noqa: E402
@@ -118,9 +119,9 @@ def test_best_so_far_marks_the_baseline_initial_and_proposed_trials(tmp_path):
     (ax,) = best_so_far_figure(resumed.trials(kind="search")).axes
     np.testing.assert_allclose(line(ax, "baseline design").get_ydata(), [0.12])
     assert ax.get_ylabel() == "objective"
-    assert write_results(resumed, tmp_path / "resumed", None)["baseline_result"] == 0.12
+    assert write_results(resumed, tmp_path / "resumed", ALMASweeperConf())["baseline_result"] == 0.12
 
-    results = write_results(archive, tmp_path, None, objective="sharpe")
+    results = write_results(archive, tmp_path, ALMASweeperConf(proposer="alma"), objective="sharpe")
     assert results["objective"] == "sharpe" and not (tmp_path / "best_so_far.png").exists()  # after each trial: no figure
-    write_results(archive, tmp_path, None, utilization=0.9, objective="sharpe")  # the sweep's end
+    write_results(archive, tmp_path, ALMASweeperConf(proposer="alma"), utilization=0.9, objective="sharpe")  # the sweep's end
     assert (tmp_path / "best_so_far.png").stat().st_size > 0

@@ -13,11 +13,12 @@ import numpy as np
 import yaml
 
 from openclaw_rl.alma.archive import COLUMNS, Archive
+from openclaw_rl.alma.config import ALMASweeperConf
 from openclaw_rl.alma.search import is_finite, operator_credit, rungs
 from openclaw_rl.atomic import atomic_write
 
 
-def write_results(archive: Archive, sweep_dir: Path, conf, utilization: float | None = None,
+def write_results(archive: Archive, sweep_dir: Path, conf: ALMASweeperConf, utilization: float | None = None,
                   objective: str = "objective") -> dict:
     """Write the sweep's results into ``sweep_dir``; ``objective`` names the score (the task's
     ``eval.objective``) on the best-so-far plot. After each trial: the YAML and CSV; with
@@ -72,13 +73,13 @@ def best_so_far(trials) -> np.ndarray:
     return np.array(out)
 
 
-def trained_overrides(archive: Archive, trial, conf) -> list[str]:
+def trained_overrides(archive: Archive, trial, conf: ALMASweeperConf) -> list[str]:
     """The overrides that train ``trial``'s weights from scratch: its design's, with successive halving's
     length key at the trial-lengths behind its weights (a promoted trial trained several; per task when the
     tasks' lengths differ, the first task's here). With ``inherit_weights`` its weights also began as its
     parent's, which no override reproduces."""
     lengths = json.loads(archive.get_meta("lengths") or "[]")
-    if conf is None or not conf.promotion.enabled or not lengths:
+    if not conf.promotion.enabled or not lengths:
         return list(trial.overrides)
     depth = rungs(archive.trials(kind="search"), conf.inherit_weights)[trial.id]
     key = conf.promotion.key
