@@ -43,13 +43,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from openclaw_rl.alma.archive import Archive, Trial
 from openclaw_rl.alma.backends import WORKER_RECORD, Ending, LocalBackend, Orphan, RayBackend, TrialWorker
+from openclaw_rl.alma.compose import TrialConfigs
 from openclaw_rl.alma.config import AGGREGATES, BACKENDS, LAUNCHERS, PROPOSERS, ALMASweeperConf
 from openclaw_rl.alma.lock import SweepLock
 from openclaw_rl.alma.results import write_results
 from openclaw_rl.alma.search import (PROMOTE, Proposer, aggregate, expandable, is_finite, operator_credit, promotable,
                                       rungs)
 from openclaw_rl.alma.space import SearchSpace, SpaceError
-from openclaw_rl.alma.compose import TrialConfigs
 from openclaw_rl.alma.trial import run_trial, run_trial_in_ray
 from openclaw_rl.cli import closest_key
 from openclaw_rl.errors import ConfigError, DataError
