@@ -253,6 +253,8 @@ MUTANTS = [
            COMPOSE, "and not self.loader.repository.group_exists(override.key_or_group))", ")", COMPOSING),
     Mutant("allocator_trim_only", "only the trim threshold is raised (glibc then maps every large block afresh)",
            ALLOCATOR, "return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and ", "return ", ALLOCATING),
+    Mutant("compiling_update_read_as_load", "auto reads the compiling update's compiler workers as other load",
+           "openclaw_rl/roll/trainer.py", "    if compiled_now:\n        return\n", "", ("tests/test_run_dir.py",)),
     Mutant("compile_ignored", "trainer.compile=true runs the eager pass", LEARNER,
            "torch.compile(self.score_actions, dynamic=False) if compiled else self.score_actions",
            "self.score_actions", COMPILING),

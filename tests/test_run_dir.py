@@ -156,6 +156,21 @@ def test_threads_auto_follows_the_cores_other_processes_leave_free(tmp_path, mon
     assert trainer.resolve_threads("auto", torch.device("cpu"))[0] == 1
 
 
+def test_threads_auto_keeps_the_count_the_compiling_update_ran_on(tmp_path, monkeypatch):
+    """With trainer.compile the first update compiles, its compiler's worker processes busy: auto does not read
+    them as another process's load (torch would compile again for a new count); later updates follow the load."""
+    monkeypatch.setattr(trainer, "free_threads", cores.free_threads)
+    monkeypatch.setattr(cores, "TORCH_THREADS", 4)
+    monkeypatch.setattr(cores, "CORES", 4)
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)  # what is compiled does not matter here
+    readings = iter([0.0, 3.0, 0.0, 2.0, 0.0])  # the build; the compiling update; an idle one; a busy one; the last
+    monkeypatch.setattr(cores.OtherLoad, "read", lambda self: next(readings))
+    monkeypatch.setattr(cores.OtherLoad, "age", lambda self: 1.0)
+    seen = threads_of_updates(monkeypatch)
+    run(config(trainer={"threads": "auto", "total_steps": 4 * B, "compile": True}), tmp_path / "compiled")
+    assert seen == [4, 4, 4, 2]
+
+
 def test_the_machine_reading_sees_a_busy_process():
     """One process spinning on a core reads as about one busy core (this process's own work is not counted)."""
     load = cores.OtherLoad()

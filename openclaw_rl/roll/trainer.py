@@ -59,11 +59,15 @@ def resolve_threads(spec: str | int, device: torch.device,
     return free_threads(load.read()), load
 
 
-def follow_load(load: OtherLoad | None) -> None:
-    """After an update: as many threads as cores the other processes left free during it (``auto``)."""
+def follow_load(load: OtherLoad | None, compiled_now: bool = False) -> None:
+    """After an update: as many threads as cores the other processes left free during it (``auto``). An update
+    that compiled (``trainer.compile``) keeps the count: its compiler's worker processes are no other load, and
+    torch compiles again for each new count."""
     if load is None:
         return
     others = load.read()
+    if compiled_now:
+        return
     threads = free_threads(others)
     if threads != torch.get_num_threads():  # charts/torch_threads shows every update's
         log.debug("torch threads: %d -> %d (other processes kept %.1f of %d cores busy)", torch.get_num_threads(),
@@ -180,13 +184,14 @@ def _train(config: RunConfig, run_dir: Path, device: torch.device, resume_from: 
     scan_markets = markets_at_start(config.env, scan_seeds(config)) if config.resample.scan_every else None
     progress = Progress(num_updates, "update", log, initial=update, bar=BAR[config.trainer.progress])
     history = []
+    first = update  # this process's first update (trainer.compile: the one that compiles)
     try:
         while update < num_updates:
             start = time.perf_counter()
             batch, episodes = collector.collect(config.trainer.rollout_steps, version=update)
             stats = learner.update(batch, update, num_updates)
             stats["charts/torch_threads"] = torch.get_num_threads()  # this update's (trainer.threads=auto varies it)
-            follow_load(load)
+            follow_load(load, compiled_now=config.trainer.compile and update == first)
             update += 1
             global_step += config.batch_steps
             stats["charts/SPS"] = config.batch_steps / (time.perf_counter() - start)
