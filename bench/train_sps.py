@@ -51,18 +51,8 @@ def config(n_envs: int, steps: int, compile: bool = False) -> RunConfig:
     })
 
 
-def ours(n_envs: int, steps: int) -> float:
-    config_ = config(n_envs, steps)
-    with tempfile.TemporaryDirectory() as run_dir:
-        start = time.perf_counter()
-        run_training(config_, run_dir)
-        return config_.num_updates * config_.batch_steps / (time.perf_counter() - start)
-
-
-def ours_compiled(n_envs: int, steps: int) -> tuple[float, float, float]:
-    """``trainer.compile=true``: the whole run's env steps/s (compilation included), the steady state's (the
-    median update after the first, rollout included, from train.log) and the seconds compiling cost."""
-    config_ = config(n_envs, steps, compile=True)
+def timed_run(config_: RunConfig) -> tuple[float, list[float]]:
+    """A training run's wall seconds and each update's env steps/s (its log line's SPS)."""
     lines: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
@@ -77,20 +67,38 @@ def ours_compiled(n_envs: int, steps: int) -> tuple[float, float, float]:
     finally:
         trainer_log.removeHandler(handler)
         trainer_log.setLevel(level)
-    per_update = [float(x.replace(",", "")) for x in STEADY_SPS.findall("\n".join(lines))]
+    return wall, [float(x.replace(",", "")) for x in STEADY_SPS.findall("\n".join(lines))]
+
+
+def ours(n_envs: int, steps: int) -> float:
+    config_ = config(n_envs, steps)
+    return config_.num_updates * config_.batch_steps / timed_run(config_)[0]
+
+
+def ours_compiled(n_envs: int, steps: int) -> tuple[float, float, float]:
+    """``trainer.compile=true``: the whole run's env steps/s (compilation included), the steady state's (the
+    median update after the first, rollout included, from its log lines) and the seconds compiling cost."""
+    config_ = config(n_envs, steps, compile=True)
+    wall, per_update = timed_run(config_)
     total = config_.num_updates * config_.batch_steps
     steady = statistics.median(per_update[1:])
     return total / wall, steady, wall - total / steady
 
 
+def auto_threads() -> int:
+    """The threads ``trainer.threads=auto`` picks now (from a reading as long as the trainer's first)."""
+    load = OtherLoad()
+    time.sleep(FIRST_READING)
+    return free_threads(load.read())
+
+
 def rollout_ceiling(n_envs: int, rollouts: int = 4) -> float:
     """Env steps/s of the default collector alone (policy acting, env stepping, buffers), no update, on the
     threads ``auto`` picks now: with the update's ceiling, it bounds a whole run."""
-    load = OtherLoad()
-    time.sleep(FIRST_READING)
+    threads = auto_threads()
     torch.manual_seed(0)
-    envs, _, collector, _ = build(config(n_envs, n_envs * ROLLOUT), torch.device("cpu"))
-    with torch_threads(free_threads(load.read())):
+    _, _, collector, _ = build(config(n_envs, n_envs * ROLLOUT), torch.device("cpu"))
+    with torch_threads(threads):
         collector.collect(ROLLOUT, version=0)  # warm-up
         start = time.perf_counter()
         for version in range(rollouts):
@@ -100,9 +108,7 @@ def rollout_ceiling(n_envs: int, rollouts: int = 4) -> float:
 
 def ceiling(n_envs: int, updates: int = 4) -> tuple[float, int]:
     """Env steps/s of the bare eager update, and the threads it ran on (what ``auto`` picks now)."""
-    load = OtherLoad()
-    time.sleep(FIRST_READING)
-    threads = free_threads(load.read())
+    threads = auto_threads()
     run = config(n_envs, n_envs * ROLLOUT)
     torch.manual_seed(0)
     policy = ActorCritic.for_env(run.env, run.policy)

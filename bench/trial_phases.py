@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from common import machine, write_results
-from design_search import ALMA_SETTINGS, ROOT, SPACES, stamps, train_command, trial_overrides
+from design_search import ALMA_SETTINGS, ROOT, SPACES, stamps, train_command, training_span, trial_overrides
 
 PHASES = ("start", "build", "train", "exit")
 
@@ -46,9 +46,8 @@ def sweep_phases(task: str, trials: int, seed: int, work: Path) -> list[dict]:
     out = []
     for trial, started, ended in rows:
         text = (sweep_dir / f"trial_{trial:04d}" / "task_0" / "train.log").read_text()
-        times = stamps(text)
-        threads = stamps(text[text.rfind("\n", 0, text.rfind("torch threads:")) + 1:])[0]
-        phases = {"start": times[0] - started, "build": threads - times[0], "train": times[-1] - threads,
+        times, train = stamps(text), training_span(text)
+        phases = {"start": times[0] - started, "build": times[-1] - train - times[0], "train": train,
                   "exit": ended - times[-1]}
         out.append({"trial": trial, "wall": ended - started, **phases, "train_share": phases["train"] / (ended - started)})
     return out

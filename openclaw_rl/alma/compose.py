@@ -30,9 +30,9 @@ class TrialConfigs:
 
     def __call__(self, overrides: list[str]) -> DictConfig:
         """``loader.load_sweep_config(master, overrides)``."""
-        parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
-        config = copy.deepcopy(self._composed([o for o in parsed if not self._is_value(o)]))
-        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if self._is_value(o)], config)
+        parsed, structural, values = self._split(overrides)
+        config = copy.deepcopy(self._composed(structural))
+        ConfigLoaderImpl._apply_overrides_to_config(values, config)
         task = [o for o in parsed if not o.is_hydra_override()]
         config.hydra.overrides.task = [o.input_line for o in task]
         naming = config.hydra.job.config.override_dirname
@@ -45,10 +45,16 @@ class TrialConfigs:
         """Compose ``overrides``' group choices now (the sweeper, before a fork). One that does not compose
         is left to the trial's worker, whose composition fails it as the trial's error."""
         try:
-            parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
-            self._composed([o for o in parsed if not self._is_value(o)])
+            self._composed(self._split(overrides)[1])
         except Exception:  # noqa: BLE001  Hydra's override and composition errors: the trial's to report
             return
+
+    def _split(self, overrides: list[str]) -> tuple[list[Override], list[Override], list[Override]]:
+        """The parsed overrides; those Hydra's composition takes (group choices, ...); the values it applies after."""
+        parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
+        is_value = [self._is_value(o) for o in parsed]
+        return (parsed, [o for o, value in zip(parsed, is_value) if not value],
+                [o for o, value in zip(parsed, is_value) if value])
 
     def _composed(self, structural: list[Override]) -> DictConfig:
         key = tuple(o.input_line for o in structural)
