@@ -81,6 +81,10 @@ ARMS = {
     # Round 3, named after rounds 1-2's test: the critic on PPO's lambda-returns instead of the chunk's Monte Carlo rest.
     "ipa_step_vtarget": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true",
                          "algo.grad_clip=separate", "algo.clip_vloss=false", "ipa.value_target=step"],
+    # Round 4, named after round 3: the critic's spikes (outcome rewards) bounded by a Huber value loss; PPO beside it.
+    "ipa_huber": ["algo=ipa", "ipa.discount=time", "ipa.baseline=gae", "algo.norm_adv=true", "algo.grad_clip=separate",
+                  "algo.clip_vloss=false", "algo.value_loss=huber", "algo.huber_delta=1.0"],
+    "ppo_huber": ["algo=ppo", "algo.value_loss=huber", "algo.huber_delta=1.0"],
 }
 SEEDS = 5
 PEER = "ppo"  # the gate's side A

@@ -459,6 +459,8 @@ def test_nan_loss_stops_with_a_clear_error():
     ({"ipa": {"topr_split": "step"}}, r"ipa\.topr_split: unknown split 'step'; allowed: trajectory, advantage"),
     ({"ipa": {"mismatch_low": 3.0}}, r"ipa\.mismatch_low: must be in \[0, ipa\.mismatch_high=2\.0\), got 3\.0"),
     ({"algo": {"lr": -1e-3}}, r"algo\.lr: must be > 0, got -0\.001"),
+    ({"algo": {"value_loss": "l1"}}, r"algo\.value_loss: unknown value loss 'l1'; allowed: mse, huber"),
+    ({"algo": {"huber_delta": 0.0}}, r"algo\.huber_delta: must be > 0, got 0\.0"),
     ({"algo": {"num_minibatches": 3}}, r"algo\.num_minibatches: must divide env\.n_envs=8"),
     ({"trainer": {"total_steps": 0}}, r"trainer\.total_steps: must be >= 1 \(rounded up to whole rollouts\), got 0"),
     ({"algo": {"name": "grpo"}}, r"trainer\.group_size: grpo with a group baseline needs trainer\.group_size >= 2"),

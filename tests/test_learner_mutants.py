@@ -46,6 +46,25 @@ def test_clipped_value_loss_takes_the_larger_error_and_only_when_clip_vloss_is_o
     assert plain.item() == pytest.approx(0.5 * (1.0 + 0.25 + 0.81) / 3)
 
 
+def test_huber_value_loss_is_squared_within_delta_and_linear_beyond_it():
+    # errors 0.5 (inside delta 2: 0.125, gradient 0.5), -3 (beyond: 2 * (3 - 1) = 4, gradient -2), 10 (18, gradient 2);
+    # step 3: padding. MSE would give 0.125, 4.5, 50 and gradients 0.5, -3, 10.
+    new = column(0.5, -3.0, 10.0, 7.0).requires_grad_()
+    target = column(0.0, 0.0, 0.0, 0.0)
+    weight = column(1.0, 1.0, 1.0, 0.0)
+    huber = AlgoConfig(value_loss="huber", huber_delta=2.0, clip_vloss=False)
+    loss = value_loss(huber, new, new.detach(), target, weight)
+    assert loss.item() == pytest.approx((0.125 + 4.0 + 18.0) / 3)
+    assert torch.autograd.grad(loss, new)[0][:, 0].tolist() == pytest.approx([0.5 / 3, -2.0 / 3, 2.0 / 3, 0.0])
+    mse = value_loss(AlgoConfig(value_loss="mse", clip_vloss=False), new, new.detach(), target, weight)
+    assert mse.item() == pytest.approx((0.125 + 4.5 + 50.0) / 3)
+    # clipped too: old value 0, new 10, clip 0.2 -> the clipped value 0.2 is nearer the target 0 -> the new one's
+    # loss (18) counts; old 9, new 10, target 20 -> the clipped 9.2 is farther: 2 * (10.8 - 1) = 19.6 counts
+    clipped = AlgoConfig(value_loss="huber", huber_delta=2.0, clip_vloss=True, clip_coef=0.2)
+    loss = value_loss(clipped, column(10.0, 10.0), column(0.0, 9.0), column(0.0, 20.0), column(1.0, 1.0))
+    assert loss.item() == pytest.approx((18.0 + 19.6) / 2)
+
+
 def test_value_term_is_vf_coef_times_the_loss_over_every_real_step_teacher_steps_included():
     # env 1 replays a teacher at t=0, 1 and is padding at t=2: the critic learns the teacher steps too
     teacher = [[F, X], [F, X], [F, F]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from openclaw_rl.ipa.chunks import (
     chunk_boundaries, chunk_first, chunk_ids, chunk_means, episode_outcomes, returns_to_go,
@@ -171,12 +172,19 @@ def policy_loss(
 
 def value_loss(algo: AlgoConfig, values: torch.Tensor, values_old: torch.Tensor, value_targets: torch.Tensor,
                weight: torch.Tensor) -> torch.Tensor:
-    """Half the squared error of the critic (clipped around ``values_old`` with ``algo.clip_vloss``)."""
-    error = (values - value_targets) ** 2
+    """The critic's loss, ``weight``-averaged: half the squared error (``algo.value_loss=mse``) or the Huber loss
+    (``huber``: the same within ``algo.huber_delta``, linear beyond), of the values clipped around ``values_old``
+    too with ``algo.clip_vloss`` (the larger of the two losses counts)."""
+
+    def loss(v: torch.Tensor) -> torch.Tensor:
+        if algo.value_loss == "huber":
+            return F.huber_loss(v, value_targets, reduction="none", delta=algo.huber_delta)
+        return 0.5 * (v - value_targets) ** 2
+
+    error = loss(values)
     if algo.clip_vloss:
-        clipped = values_old + (values - values_old).clamp(-algo.clip_coef, algo.clip_coef)
-        error = torch.max(error, (clipped - value_targets) ** 2)
-    return 0.5 * (error * weight).sum() / weight.sum().clamp(min=1.0)
+        error = torch.max(error, loss(values_old + (values - values_old).clamp(-algo.clip_coef, algo.clip_coef)))
+    return (error * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def loss_terms(algo: AlgoConfig, ipa: IPAConfig, resample: ResampleConfig, mb: Batch,

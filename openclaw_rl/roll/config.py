@@ -28,6 +28,7 @@ ALGO_DEFAULTS = {
 BASELINES = ("none", "value", "group", "gae")
 DISCOUNTS = ("time", "chunk")
 VALUE_TARGETS = ("chunk", "step")
+VALUE_LOSSES = ("mse", "huber")
 GRAD_CLIPS = ("global", "separate")
 OBJECTIVES = ("log_return", "excess_log_return", "sharpe", "episodic_return")
 DEVICES = ("auto", "cpu", "cuda")
@@ -53,6 +54,10 @@ class AlgoConfig:
     gae_lambda: float = 0.95  # ppo's GAE; ipa.baseline=gae: per chunk
     clip_coef: float = 0.2
     clip_vloss: bool | None = None  # clip the value loss around the old values by clip_coef; null: the algo's
+    # the critic's loss per step: mse (half the squared error: CleanRL, SB3) | huber (squared within huber_delta,
+    # linear beyond: an outlier target moves the critic at most huber_delta per unit gradient)
+    value_loss: str = "mse"
+    huber_delta: float = 1.0  # in reward units (after reward_scale)
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
@@ -239,6 +244,8 @@ class RunConfig:
              f"unknown discount {self.ipa.discount!r}; allowed: {', '.join(DISCOUNTS)}")
         need(self.ipa.value_target in VALUE_TARGETS, "ipa.value_target",
              f"unknown value target {self.ipa.value_target!r}; allowed: {', '.join(VALUE_TARGETS)}")
+        need(a.value_loss in VALUE_LOSSES, "algo.value_loss",
+             f"unknown value loss {a.value_loss!r}; allowed: {', '.join(VALUE_LOSSES)}")
         need(a.grad_clip in GRAD_CLIPS, "algo.grad_clip", f"unknown clipping {a.grad_clip!r}; allowed: {', '.join(GRAD_CLIPS)}")
         need(self.ipa.fixed_k >= 1, "ipa.fixed_k", f"must be >= 1, got {self.ipa.fixed_k}")
         need(self.ipa.mismatch_high > 0, "ipa.mismatch_high", f"must be > 0, got {self.ipa.mismatch_high}")
@@ -250,7 +257,7 @@ class RunConfig:
         need(a.reward_scale > 0, "algo.reward_scale", f"must be > 0, got {a.reward_scale}")
         need(0 < a.gamma <= 1, "algo.gamma", f"must be in (0, 1], got {a.gamma}")
         need(0 <= a.gae_lambda <= 1, "algo.gae_lambda", f"must be in [0, 1], got {a.gae_lambda}")
-        for key in ("clip_coef", "max_grad_norm"):
+        for key in ("clip_coef", "max_grad_norm", "huber_delta"):
             need(getattr(a, key) > 0, f"algo.{key}", f"must be > 0, got {getattr(a, key)}")
         for key in ("vf_coef", "ent_coef"):
             need(getattr(a, key) >= 0, f"algo.{key}", f"must be >= 0, got {getattr(a, key)}")
