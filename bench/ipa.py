@@ -14,6 +14,8 @@ Phases, in order (each writes ``bench/results/ipa_PHASE.{json,md}``; run dirs un
     python bench/ipa.py validate            # every checkpoint on the validation split: the only input to choices
     python bench/ipa.py test                # once, after the choice is committed: every checkpoint on the test split
     python bench/ipa.py train --quick       # a check that the script works (tiny budgets, 2 seeds, bench/runs/ipa_quick)
+    python bench/ipa.py train --first-seed 5 --arms ppo ipa_huber   # fresh seeds 5-9 (round 5); then
+    python bench/ipa.py validate --first-seed 5 --arms ...          # writes ipa_validation_seeds5-9
 
 Per arm and setting: the aggregate (normalized excess) and per-task excess log returns, mean over
 seeds with a 95% t-interval; the gradient norm before clipping (max over the run's minibatches, median
@@ -99,11 +101,11 @@ def run_dir(root: Path, setting: str, arm: str, seed: int) -> Path:
     return root / setting / arm / f"seed{seed}"
 
 
-def train(root: Path, settings: dict[str, Setting], arms: list[str], seeds: int) -> None:
+def train(root: Path, settings: dict[str, Setting], arms: list[str], seeds: range) -> None:
     """Every (setting, arm, seed) run without a summary yet: trained from scratch, its gradient norms summarized."""
     for name, setting in settings.items():
         for arm in arms:
-            for seed in range(seeds):
+            for seed in seeds:
                 folder = run_dir(root, name, arm, seed)
                 if (folder / "summary.json").exists():
                     continue
@@ -120,14 +122,14 @@ def train(root: Path, settings: dict[str, Setting], arms: list[str], seeds: int)
                       f"{summary['grad_spike']:.1f}", flush=True)
 
 
-def score(root: Path, settings: dict[str, Setting], arms: list[str], seeds: int, split: str) -> dict:
+def score(root: Path, settings: dict[str, Setting], arms: list[str], seeds: range, split: str) -> dict:
     """Every checkpoint on ``split`` (bench dirs beside the run dirs, replaced): per setting, arm -> runs."""
     scored: dict[str, dict[str, list[dict]]] = {}
     for name, setting in settings.items():
         scored[name] = {}
         for arm in arms:
             runs = []
-            for seed in range(seeds):
+            for seed in seeds:
                 folder = run_dir(root, name, arm, seed)
                 out = folder.parent / f"{split}-seed{seed}"
                 shutil.rmtree(out, ignore_errors=True)
@@ -159,7 +161,7 @@ def report(payload: dict) -> str:
              f"Measured {payload['date']} on {payload['machine']['cores']} CPU cores (torch threads 1) by "
              f"`bench/ipa.py {split if split == 'test' else 'validate'}`, suite {payload['suite_version']}, protocol: "
              "bench/PROTOCOL.md. Every number is over training seeds "
-             f"0..{payload['seeds'] - 1} (mean, 95% t-interval). Aggregate: the suite's normalized excess, mean over "
+             f"{payload['seeds'][0]}..{payload['seeds'][-1]} (mean, 95% t-interval). Aggregate: the suite's normalized excess, mean over "
              "the tier's tasks; tasks: excess log return over buy-and-hold. Gradient norms before clipping: the max "
              "over the run's minibatches over the median over updates (mean over seeds).", ""]
     for name, arms in payload["scored"].items():
@@ -204,11 +206,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("phase", choices=("train", "validate", "test"))
     parser.add_argument("--quick", action="store_true", help="tiny budgets, 2 seeds: checks the script works")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="train and score seeds FIRST..FIRST+4 (results: ipa_SPLIT_seedsFIRST-LAST unless FIRST is 0)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    settings, seeds = (QUICK, 2) if args.quick else (SETTINGS, SEEDS)
+    settings, count = (QUICK, 2) if args.quick else (SETTINGS, SEEDS)
+    seeds = range(args.first_seed, args.first_seed + count)
     root = REPO / "bench" / "runs" / ("ipa_quick" if args.quick else "ipa")
     if args.phase == "train":
         train(root, settings, args.arms, seeds)
@@ -217,11 +222,12 @@ def main() -> None:
         sys.exit(f"--arms must include {PEER}, the gate's side A")
     scored = score(root, settings, args.arms, seeds, "validation" if args.phase == "validate" else "test")
     payload = {"machine": machine(), "date": str(datetime.date.today()), "suite_version": SUITE_VERSION,
-               "split": "validation" if args.phase == "validate" else "test", "seeds": seeds,
+               "split": "validation" if args.phase == "validate" else "test", "seeds": list(seeds),
                "settings": {name: {"tier": s.tier, "steps": s.steps, "overrides": list(s.overrides)}
                             for name, s in settings.items()},
                "arms": {arm: ARMS[arm] for arm in args.arms}, "scored": scored, "gates": gates(scored)}
-    name = f"ipa_{payload['split']}" + ("_quick" if args.quick else "")
+    name = (f"ipa_{payload['split']}" + (f"_seeds{seeds[0]}-{seeds[-1]}" if seeds[0] else "")
+            + ("_quick" if args.quick else ""))
     print(f"wrote {write_results(name, payload, report(payload))}")
 
 
