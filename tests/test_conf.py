@@ -44,7 +44,8 @@ def test_algo_choice_gives_the_same_config_from_every_entry(algo):
     assert cli == as_dict == as_object
     assert cli.algo.norm_adv == (algo in ("ipa", "ppo", "reinforce"))
     assert cli.algo.update_epochs == (1 if algo == "reinforce" else 4)
-    assert (cli.algo.clip_vloss, cli.algo.grad_clip) == ((False, "separate") if algo == "ipa" else (True, "global"))
+    assert (cli.algo.clip_vloss, cli.algo.grad_clip, cli.algo.value_loss) == (
+        (False, "separate", "huber") if algo == "ipa" else (True, "global", "mse"))
 
 
 def test_explicit_values_beat_the_algo_defaults():

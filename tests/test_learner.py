@@ -472,6 +472,17 @@ def test_bad_run_config_names_the_key(values, message):
         small(**values)
 
 
+def test_designs_from_before_value_losses_trained_on_the_squared_error_and_resume_refuses_a_silent_switch():
+    from openclaw_rl.roll.config import design_differences
+
+    today = RunConfig.from_mapping({"algo": {"name": "ipa"}}).design()
+    assert today["algo"]["value_loss"] == "huber" and RunConfig.from_design(today, "new.pt").design() == today
+    old = {**today, "algo": {k: v for k, v in today["algo"].items() if k != "value_loss"}}
+    upgraded = RunConfig.from_design(old, "old.pt").design()
+    assert design_differences(upgraded, today) == ["algo.value_loss: 'mse' != 'huber'"]
+    assert RunConfig.from_mapping({"algo": {"name": "ppo"}}).algo.value_loss == "mse"
+
+
 def test_defaults_are_valid():
     defaults = dataclasses.asdict(RunConfig.from_mapping({}))
     assert defaults["algo"]["name"] == "ipa" and defaults["ipa"]["topr_split"] == "trajectory"

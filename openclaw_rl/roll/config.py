@@ -17,13 +17,16 @@ from openclaw_rl.strategies.v7 import STRATEGIES
 
 ALGOS = ("ipa", "ppo", "grpo", "reinforce")
 # What an algorithm sets when its config leaves the key null: its defining defaults, in one place.
-# IPA's: the variant bench/ipa.py chose on validation (bench/results/ipa_validation.md; the paper's own config is
-# ipa.discount=chunk ipa.baseline=none algo.norm_adv=false algo.clip_vloss=true algo.grad_clip=global).
+# IPA's: the variant bench/ipa.py chose on validation (bench/PROTOCOL.md, rounds 1-5; the paper's own config is
+# ipa.discount=chunk ipa.baseline=none algo.norm_adv=false algo.clip_vloss=true algo.grad_clip=global algo.value_loss=mse).
 ALGO_DEFAULTS = {
-    "ipa": {"norm_adv": True, "update_epochs": 4, "clip_vloss": False, "grad_clip": "separate"},
-    "ppo": {"norm_adv": True, "update_epochs": 4, "clip_vloss": True, "grad_clip": "global"},  # CleanRL's details
-    "grpo": {"norm_adv": False, "update_epochs": 4, "clip_vloss": True, "grad_clip": "global"},  # group-normalized
-    "reinforce": {"norm_adv": True, "update_epochs": 1, "clip_vloss": True, "grad_clip": "global"},  # one pass
+    "ipa": {"norm_adv": True, "update_epochs": 4, "clip_vloss": False, "grad_clip": "separate", "value_loss": "huber"},
+    "ppo": {"norm_adv": True, "update_epochs": 4, "clip_vloss": True, "grad_clip": "global",  # CleanRL's details
+            "value_loss": "mse"},
+    "grpo": {"norm_adv": False, "update_epochs": 4, "clip_vloss": True, "grad_clip": "global",  # group-normalized
+             "value_loss": "mse"},
+    "reinforce": {"norm_adv": True, "update_epochs": 1, "clip_vloss": True, "grad_clip": "global",  # one pass
+                  "value_loss": "mse"},
 }
 BASELINES = ("none", "value", "group", "gae")
 DISCOUNTS = ("time", "chunk")
@@ -55,8 +58,9 @@ class AlgoConfig:
     clip_coef: float = 0.2
     clip_vloss: bool | None = None  # clip the value loss around the old values by clip_coef; null: the algo's
     # the critic's loss per step: mse (half the squared error: CleanRL, SB3) | huber (squared within huber_delta,
-    # linear beyond: an outlier target moves the critic at most huber_delta per unit gradient)
-    value_loss: str = "mse"
+    # linear beyond: an outlier target moves the critic at most huber_delta per unit gradient); null: the algo's
+    # (ipa: huber, the others: mse)
+    value_loss: str | None = None
     huber_delta: float = 1.0  # in reward units (after reward_scale)
     vf_coef: float = 0.5
     ent_coef: float = 0.01
@@ -208,8 +212,10 @@ class RunConfig:
     @classmethod
     def from_design(cls, design: Mapping[str, Any], source: str) -> "RunConfig":
         """The config of a checkpoint's stored design (``source`` names it in errors). Designs written
-        before memory designs (``policy.recurrent``, ``policy.gru_hidden``) load when they had none."""
+        before memory designs (``policy.recurrent``, ``policy.gru_hidden``) load when they had none; those
+        written before ``algo.value_loss`` trained on the squared error."""
         design = json.loads(json.dumps(design))
+        design.setdefault("algo", {}).setdefault("value_loss", "mse")
         policy = design.get("policy", {})
         if policy.pop("recurrent", False):
             raise ConfigError(f"{source}: policy.recurrent=true was replaced by policy/memory=gru, whose GRU reads the "
