@@ -50,7 +50,7 @@ from openclaw_rl.data.trajectories import generate
 from openclaw_rl.episodes import strategy_actor
 from openclaw_rl.roll.pipeline import run
 from openclaw_rl.roll.config import TRAIN_SEED_STRIDE
-from openclaw_rl.roll.trainer import TORCH_THREADS
+from openclaw_rl.roll.cores import TORCH_THREADS
 
 TOTAL_STEPS = 500_000
 SEEDS = 5
