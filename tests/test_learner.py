@@ -472,7 +472,7 @@ def test_bad_run_config_names_the_key(values, message):
         small(**values)
 
 
-def test_designs_from_before_value_losses_trained_on_the_squared_error_and_resume_refuses_a_silent_switch():
+def test_designs_from_before_value_losses_read_as_the_squared_error_so_a_resume_sees_the_switch():
     from openclaw_rl.roll.config import design_differences
 
     today = RunConfig.from_mapping({"algo": {"name": "ipa"}}).design()
