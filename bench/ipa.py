@@ -217,7 +217,8 @@ def main() -> None:
     parser.add_argument("phase", choices=("train", "validate", "test"))
     parser.add_argument("--quick", action="store_true", help="tiny budgets, 2 seeds: checks the script works")
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="train and score 5 seeds (2 with --quick) from FIRST (results: ipa_SPLIT_seedsFIRST-LAST unless FIRST is 0)")
+                        help="train and score 5 seeds (2 with --quick) from FIRST "
+                             "(results: ipa_SPLIT_seedsFIRST-LAST unless FIRST is 0)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
