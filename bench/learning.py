@@ -11,7 +11,8 @@ median over updates (of each update's mean), and their ratio (spikes).
 Every run's config is composed by Hydra from command-line overrides (``openclaw_rl.api.make_config``),
 so each run is exactly what ``openclaw-train <the same overrides>`` runs: the algorithms' own defaults
 (e.g. PPO's advantage normalization) included. All runs share env, network, rollout, epochs,
-minibatches and trainer.group_size=4 (GRPO needs groups); only ``algo`` changes.
+minibatches, trainer.group_size=4 (GRPO needs groups) and one torch thread (results that do not depend
+on the machine's load); only ``algo`` changes.
 
     python bench/learning.py [--steps 1000000] [--seeds 5]
     python bench/learning.py --steps 4096 --seeds 1 --trend-seeds 1 --n-envs 8 --eval-envs 8 --results learning_smoke
@@ -42,7 +43,7 @@ SPARSE = ["env.reward=terminal_excess", "env.episode_bars=252"]
 
 def shared(args) -> list[str]:
     """The overrides every run shares (besides algo, seed, steps and the task's), then ``--override``s."""
-    return [f"env.n_envs={args.n_envs}", "trainer.group_size=4", "trainer.progress=log",
+    return [f"env.n_envs={args.n_envs}", "trainer.group_size=4", "trainer.threads=1", "trainer.progress=log",
             "trainer.checkpoint_every=1000000", f"eval.n_envs={args.eval_envs}", *args.override]
 
 
@@ -84,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1_000_000, help="env steps per training run")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the sparse-reward task")
-    parser.add_argument("--trend-seeds", type=int, default=3, help="seeds of the trending-market task")
+    parser.add_argument("--trend-seeds", type=int, default=5, help="seeds of the trending-market task")
     parser.add_argument("--n-envs", type=int, default=64, help="training envs (env.n_envs)")
     parser.add_argument("--eval-envs", type=int, default=256, help="held-out markets (eval.n_envs)")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--skip-trend", action="store_true", help="only the sparse-reward task")
     parser.add_argument("--results", default="learning", help="bench/results/RESULTS.{json,md}")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as every run (trainer.threads=1): the same rounding whatever the machine's load
     if args.skip_trend:
         args.trend_seeds = 0
     trend = {algo: [train(algo, s, TREND, args) for s in range(args.trend_seeds)] for algo in args.algos}
@@ -110,7 +112,8 @@ def main() -> None:
         f"Measured {datetime.date.today()} on {machine()['cores']} CPU cores by `bench/learning.py`: {args.steps:,} env "
         f"steps per run. Every config is composed by Hydra from command-line overrides, exactly what "
         f"`openclaw-train` runs with them (each algorithm's own defaults included), e.g. `{example}`. Shared: "
-        f"{args.n_envs} envs, the default network, rollout, epochs and minibatches, trainer.group_size=4; held-out "
+        f"{args.n_envs} envs, the default network, rollout, epochs and minibatches, trainer.group_size=4, one torch "
+        f"thread; held-out "
         f"evaluation on {args.eval_envs} markets (seeds disjoint from training), greedy actions. Mean ± std over "
         "seeds. Gradient norms are before clipping: the max over every minibatch of a run, the median over updates.", "",
     ]
