@@ -11,7 +11,7 @@ import torch
 from openclaw_rl.ipa.chunks import chunk_mean, returns_to_go
 from openclaw_rl.rock import ConfigError, EnvConfig
 from openclaw_rl.roll.algorithms import compute_targets, gae, group_mean_std, loss_terms
-from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig, RunConfig
+from openclaw_rl.roll.config import AlgoConfig, IPAConfig, ResampleConfig, RunConfig, design_differences
 import openclaw_rl.roll.learner as learner_module
 from openclaw_rl.roll.learner import Learner, TrainingDiverged, clip_gradients
 from openclaw_rl.roll.policy import ActorCritic, PolicyConfig, Tanh, torch_threads
@@ -473,8 +473,6 @@ def test_bad_run_config_names_the_key(values, message):
 
 
 def test_designs_from_before_value_losses_read_as_the_squared_error_so_a_resume_sees_the_switch():
-    from openclaw_rl.roll.config import design_differences
-
     today = RunConfig.from_mapping({"algo": {"name": "ipa"}}).design()
     assert today["algo"]["value_loss"] == "huber" and RunConfig.from_design(today, "new.pt").design() == today
     old = {**today, "algo": {k: v for k, v in today["algo"].items() if k != "value_loss"}}

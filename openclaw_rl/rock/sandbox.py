@@ -103,7 +103,7 @@ def _refused(host: str, port: int, token: str | None) -> bool:
     """Whether the Ray head (its GCS) at ``host:port`` refuses a call that carries ``token`` (``None``: none).
     Anything but a refusal (an answer, not a GCS, an old Ray) is left to ``ray.init`` to judge."""
     try:
-        import grpc  # Ray's own dependency
+        import grpc  # Ray's own dependency, distribution grpcio (the ray and dev extras declare it)
     except ImportError:
         return False
     metadata = [("authorization", f"Bearer {token}")] if token else None
